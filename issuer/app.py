@@ -1,0 +1,74 @@
+"""create_app(settings): routes, error rendering, and a lifespan that opens Services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import Route
+
+from issuer.errors import OAuthError, ProblemError
+from issuer.http import discovery, openapi, token
+from issuer.http.responses import handle_http_exception, handle_oauth_error, handle_problem, handle_unexpected
+from issuer.services import Clock, Services, open_services
+from issuer.settings import Settings
+
+log = logging.getLogger("issuer")
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/.well-known/oauth-authorization-server", discovery.oauth_metadata, methods=["GET"]),
+        Route("/.well-known/openid-configuration", discovery.oauth_metadata, methods=["GET"]),
+        Route("/.well-known/jwks.json", discovery.jwks, methods=["GET"]),
+        Route("/oauth2/token", token.token, methods=["POST"]),
+        Route("/healthz", discovery.healthz, methods=["GET"]),
+        Route("/readyz", discovery.readyz, methods=["GET"]),
+        Route("/openapi.json", openapi.openapi_endpoint, methods=["GET"]),
+    ]
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[Any]], name: str) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except Exception:  # noqa: BLE001 - a background job must outlive a failed run
+            log.exception("background job %s failed; will retry", name)
+
+
+def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        services = await open_services(settings, clock=clock)
+        try:
+            await services.keys.ensure_initial()
+            await services.keyring.refresh()
+            tasks = [
+                asyncio.create_task(_every(settings.keyring_refresh_interval, services.keyring.refresh, "keyring")),
+            ]
+            try:
+                yield {"services": services}
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            await services.close()
+
+    return Starlette(
+        routes=routes(),
+        lifespan=lifespan,
+        exception_handlers={
+            OAuthError: handle_oauth_error,
+            ProblemError: handle_problem,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+    )

@@ -1,0 +1,254 @@
+"""The ``issuer`` command: serve, migrate, and manage clients, users and keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from issuer.errors import ConfigurationError
+from issuer.logs import configure_logging
+from issuer.services import Services, open_services
+from issuer.settings import Settings
+from keys.envelope import new_kek
+from keys.lifecycle import NoSuchKey, NotYetSafe
+
+Command = Callable[[Services, argparse.Namespace], Awaitable[int]]
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+# -- clients ---------------------------------------------------------------------------------
+
+
+async def clients_create(services: Services, args: argparse.Namespace) -> int:
+    client, secret = await services.clients.create(
+        args.name, tuple(args.grant_type), tuple(args.scope or ()), tuple(args.audience or ()), public=args.public
+    )
+    out = {"client_id": client.client_id, "client_secret": secret, "name": client.name}
+    if args.json:
+        _print_json(out)
+    else:
+        print(f"client_id:     {client.client_id}")
+        if secret is not None:
+            print(f"client_secret: {secret}")
+            print("(the secret is shown only now; it is stored only as a keyed hash)")
+    return 0
+
+
+async def clients_list(services: Services, args: argparse.Namespace) -> int:
+    clients = []
+    after = ""
+    while batch := await services.store.list_clients(limit=500, after=after):
+        clients.extend(batch)
+        after = batch[-1].client_id
+    rows = [
+        {
+            "client_id": c.client_id,
+            "name": c.name,
+            "type": "public" if c.is_public else "confidential",
+            "grant_types": list(c.grant_types),
+            "scopes": list(c.scopes),
+            "audiences": list(c.audiences),
+            "created_at": _when(c.created_at),
+        }
+        for c in clients
+    ]
+    if args.json:
+        _print_json(rows)
+    else:
+        _table(
+            [[r["client_id"], r["name"], r["type"], ",".join(r["grant_types"]), " ".join(r["scopes"])] for r in rows],
+            ["CLIENT_ID", "NAME", "TYPE", "GRANTS", "SCOPES"],
+        )
+    return 0
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+
+def _next(row: dict[str, Any]) -> str:
+    nxt = row["next_transition"]
+    return "-" if nxt is None else f"{nxt['to']} at {nxt['at'] or 'on request'}"
+
+
+async def keys_list(services: Services, args: argparse.Namespace) -> int:
+    from issuer.keyinfo import describe_keys
+
+    rows = describe_keys(await services.store.list_keys(), services.keys.policy, services.clock())
+    if args.json:
+        _print_json(rows)
+    else:
+        _table(
+            [[r["kid"], r["alg"], r["state"], r["created_at"], r["activated_at"] or "-", _next(r)] for r in rows],
+            ["KID", "ALG", "STATE", "CREATED", "ACTIVATED", "NEXT"],
+        )
+    return 0
+
+
+async def keys_rotate(services: Services, args: argparse.Namespace) -> int:
+    try:
+        await services.keys.rotate(force=args.force)
+    except NotYetSafe as exc:
+        print(
+            f"not yet safe: the pending key may sign from {_when(exc.safe_at)} "
+            "(use --force only for an emergency)",
+            file=sys.stderr,
+        )
+        return 3
+    return await keys_list(services, argparse.Namespace(json=False))
+
+
+async def keys_revoke(services: Services, args: argparse.Namespace) -> int:
+    try:
+        await services.keys.revoke(args.kid)
+    except NoSuchKey:
+        print(f"no published key {args.kid}", file=sys.stderr)
+        return 4
+    return await keys_list(services, argparse.Namespace(json=False))
+
+
+async def keys_rewrap(services: Services, args: argparse.Namespace) -> int:
+    from issuer.serversecrets import rewrap_all
+
+    keys = await services.keys.rewrap()
+    secrets_ = await rewrap_all(services.store, services.envelope)
+    print(f"re-encrypted {keys} signing key(s) and {secrets_} server secret(s) under the first key-encryption key")
+    return 0
+
+
+# -- plumbing --------------------------------------------------------------------------------
+
+
+def _run(command: Command, args: argparse.Namespace) -> int:
+    async def main() -> int:
+        services = await open_services(Settings(), run_migrations=True if args.command == "migrate" else None)
+        try:
+            await services.keys.ensure_initial()
+            return await command(services, args)
+        finally:
+            await services.close()
+
+    return asyncio.run(main())
+
+
+async def _migrate(services: Services, args: argparse.Namespace) -> int:
+    print("database is up to date")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    if settings.is_sqlite and args.workers > 1:
+        print("warning: SQLite with several workers shares no rate limits; use PostgreSQL + Redis", file=sys.stderr)
+    uvicorn.run(
+        "issuer.asgi:build",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=20,
+    )
+    return 0
+
+
+def _config_table(args: argparse.Namespace) -> int:
+    print("| Variable | Default | Description |\n|---|---|---|")
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if hasattr(default, "get_secret_value"):
+            default = default.get_secret_value()
+        if isinstance(default, list):
+            default = ",".join(default)
+        shown = f"`{default}`" if default not in ("", None) else "(empty)"
+        print(f"| `ISSUER_{name.upper()}` | {shown} | {field.description} |")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="issuer", description="OAuth 2.0 token issuer")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(plain=_serve)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=_migrate)
+    sub.add_parser("config-table", help="print the settings as a Markdown table").set_defaults(plain=_config_table)
+
+    clients = sub.add_parser("clients", help="manage OAuth clients").add_subparsers(dest="sub", required=True)
+    create = clients.add_parser("create", help="register a client; prints its secret once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--grant-type", nargs="+", required=True, metavar="G")
+    create.add_argument("--scope", nargs="+", metavar="S")
+    create.add_argument("--audience", nargs="+", metavar="A")
+    create.add_argument("--public", action="store_true", help="no secret (password/refresh grants only)")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(func=clients_create)
+    listing = clients.add_parser("list")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=clients_list)
+
+    keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="sub", required=True)
+    klist = keys.add_parser("list")
+    klist.add_argument("--json", action="store_true")
+    klist.set_defaults(func=keys_list)
+    rotate = keys.add_parser("rotate", help="pending → active → retired, once safe")
+    rotate.add_argument("--force", action="store_true", help="emergency: rotate even before caches have the key")
+    rotate.set_defaults(func=keys_rotate)
+    revoke = keys.add_parser("revoke", help="unpublish a compromised key at once")
+    revoke.add_argument("kid")
+    revoke.set_defaults(func=keys_revoke)
+    keys.add_parser("rewrap", help="re-encrypt stored keys under the first key-encryption key").set_defaults(
+        func=keys_rewrap
+    )
+    keys.add_parser("new-kek", help="print a new random key-encryption key").set_defaults(
+        plain=lambda args: print(new_kek()) or 0
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if getattr(args, "plain", None):
+            return int(args.plain(args))
+        configure_logging("WARNING")
+        return _run(args.func, args)
+    except ValidationError as exc:
+        print(f"invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    except (ConfigurationError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

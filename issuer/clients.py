@@ -1,0 +1,155 @@
+"""Client registry: server-generated secrets checked by peppered HMAC-SHA256, and a short-lived
+in-memory cache so the token endpoint does not touch the database per request.
+
+A server-generated 256-bit secret cannot be guessed, so it needs no slow hash; the pepper
+(kept encrypted under the key-encryption keys) makes a stolen table useless on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import replace
+
+from issuer.errors import InvalidClient
+from issuer.models import Client
+from issuer.scopes import is_resource_uri, is_scope_token
+from issuer.storage.base import ClientStore
+
+GRANT_TYPES = ("client_credentials", "password", "refresh_token")
+_CACHE_LIMIT = 10_000
+
+
+class ClientValidationError(ValueError):
+    pass
+
+
+def validate_client_fields(
+    name: str, grant_types: tuple[str, ...], scopes: tuple[str, ...], audiences: tuple[str, ...], public: bool
+) -> None:
+    if not name or len(name) > 200 or not name.isprintable():
+        raise ClientValidationError("name must be 1 to 200 printable characters")
+    if not grant_types:
+        raise ClientValidationError("at least one grant type is required")
+    unknown = [g for g in grant_types if g not in GRANT_TYPES]
+    if unknown:
+        raise ClientValidationError(f"unsupported grant type(s): {', '.join(unknown)}")
+    if public and "client_credentials" in grant_types:
+        raise ClientValidationError("a public client cannot use client_credentials")
+    bad_scopes = [s for s in scopes if not is_scope_token(s)]
+    if bad_scopes:
+        raise ClientValidationError(f"invalid scope token(s): {' '.join(bad_scopes)}")
+    bad_aud = [a for a in audiences if not is_resource_uri(a)]
+    if bad_aud:
+        raise ClientValidationError(f"audiences must be absolute URIs: {' '.join(bad_aud)}")
+
+
+class ClientRegistry:
+    def __init__(self, store: ClientStore, pepper: bytes, clock: Callable[[], float], cache_ttl: float = 5.0) -> None:
+        self._store = store
+        self._pepper = pepper
+        self._clock = clock
+        self._ttl = cache_ttl
+        self._cache: dict[str, tuple[Client | None, float]] = {}
+        self._loading: dict[str, asyncio.Future[Client | None]] = {}
+        self._dummy = self.hash_secret(secrets.token_urlsafe(32))
+
+    def hash_secret(self, secret: str) -> bytes:
+        return hmac.new(self._pepper, secret.encode(), hashlib.sha256).digest()
+
+    async def create(
+        self,
+        name: str,
+        grant_types: tuple[str, ...],
+        scopes: tuple[str, ...],
+        audiences: tuple[str, ...] = (),
+        *,
+        public: bool = False,
+    ) -> tuple[Client, str | None]:
+        grant_types, scopes, audiences = (tuple(dict.fromkeys(v)) for v in (grant_types, scopes, audiences))
+        validate_client_fields(name, grant_types, scopes, audiences, public)
+        secret = None if public else secrets.token_urlsafe(32)
+        now = self._clock()
+        client = Client(
+            client_id=secrets.token_urlsafe(16),
+            name=name,
+            secret_hash=None if secret is None else self.hash_secret(secret),
+            grant_types=grant_types,
+            scopes=scopes,
+            audiences=audiences,
+            created_at=now,
+            updated_at=now,
+        )
+        await self._store.create_client(client)
+        return client, secret
+
+    async def update(self, client: Client, **changes: object) -> Client:
+        updated = replace(client, **changes, updated_at=self._clock())  # type: ignore[arg-type]
+        validate_client_fields(
+            updated.name, updated.grant_types, updated.scopes, updated.audiences, updated.is_public
+        )
+        await self._store.update_client(updated)
+        self.invalidate(client.client_id)
+        return updated
+
+    async def rotate_secret(self, client: Client) -> tuple[Client, str]:
+        secret = secrets.token_urlsafe(32)
+        updated = replace(client, secret_hash=self.hash_secret(secret), updated_at=self._clock())
+        await self._store.update_client(updated)
+        self.invalidate(client.client_id)
+        return updated, secret
+
+    async def delete(self, client_id: str) -> bool:
+        deleted = await self._store.delete_client(client_id)
+        self.invalidate(client_id)
+        return deleted
+
+    async def get(self, client_id: str) -> Client | None:
+        """Cached for ``cache_ttl``; an entry up to twice that old is served while one
+        background read refreshes it, so expiry never stalls a burst of requests."""
+        now = self._clock()
+        hit = self._cache.get(client_id)
+        if hit is not None:
+            age = now - hit[1]
+            if age < self._ttl:
+                return hit[0]
+            if age < 2 * self._ttl:
+                if client_id not in self._loading:
+                    self._loading[client_id] = asyncio.ensure_future(self._load(client_id))
+                return hit[0]
+        loading = self._loading.get(client_id)
+        if loading is None:
+            loading = self._loading[client_id] = asyncio.ensure_future(self._load(client_id))
+        return await asyncio.shield(loading)
+
+    async def _load(self, client_id: str) -> Client | None:
+        try:
+            client = await self._store.get_client(client_id)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[client_id] = (client, self._clock())
+            return client
+        finally:
+            self._loading.pop(client_id, None)
+
+    def invalidate(self, client_id: str | None = None) -> None:
+        if client_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(client_id, None)
+
+    async def authenticate(self, client_id: str, secret: str | None) -> Client:
+        """The same error for an unknown client, a wrong secret, or a missing one."""
+        client = await self.get(client_id) if 0 < len(client_id) <= 256 else None
+        if client is None or client.secret_hash is None:
+            if secret is not None:
+                hmac.compare_digest(self.hash_secret(secret), self._dummy)
+            if client is not None and secret is None:
+                return client  # a public client identifies itself by client_id alone
+            raise InvalidClient("client authentication failed")
+        if secret is None or not hmac.compare_digest(self.hash_secret(secret), client.secret_hash):
+            raise InvalidClient("client authentication failed")
+        return client

@@ -1,0 +1,66 @@
+"""Client credentials from a request (RFC 6749 §2.3.1): ``client_secret_basic``,
+``client_secret_post``, or ``none`` (public clients send only ``client_id``)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from starlette.requests import Request
+
+from issuer.clients import ClientRegistry
+from issuer.errors import InvalidClient, InvalidRequest
+from issuer.models import Client
+from issuer.params import Params
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    client_id: str
+    secret: str | None
+    method: str
+
+
+def _challenge(realm: str) -> dict[str, str]:
+    return {"WWW-Authenticate": f'Basic realm="{realm}", charset="UTF-8"'}
+
+
+def read_credentials(request: Request, params: Params, realm: str) -> Credentials:
+    header = request.headers.get("authorization")
+    body_id, body_secret = params.get("client_id"), params.get("client_secret")
+    if header is not None:
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            raise InvalidClient("only HTTP Basic client authentication is accepted here", headers=_challenge(realm))
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+            raw_id, sep, raw_secret = decoded.partition(":")
+            if not sep:
+                raise ValueError
+            client_id, secret = unquote_plus(raw_id, errors="strict"), unquote_plus(raw_secret, errors="strict")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise InvalidClient("malformed HTTP Basic credentials", headers=_challenge(realm)) from None
+        if body_secret is not None:
+            raise InvalidRequest("use only one client authentication method")
+        if body_id is not None and body_id != client_id:
+            raise InvalidRequest("client_id in the body differs from the authenticated client")
+        return Credentials(client_id, secret, "client_secret_basic")
+    if body_id is None:
+        raise InvalidClient("client authentication required", headers=_challenge(realm))
+    if body_secret is not None:
+        return Credentials(body_id, body_secret, "client_secret_post")
+    return Credentials(body_id, None, "none")
+
+
+async def authenticate_client(request: Request, params: Params, clients: ClientRegistry, realm: str) -> Client:
+    credentials = read_credentials(request, params, realm)
+    try:
+        return await clients.authenticate(credentials.client_id, credentials.secret)
+    except InvalidClient as exc:
+        if credentials.method == "client_secret_basic":
+            exc.headers.update(_challenge(realm))
+        raise

@@ -1,0 +1,62 @@
+"""Discovery (RFC 8414, OpenID Connect Discovery 1.0 §4), the JWKS, and health probes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from issuer.grants import GRANTS
+from issuer.http.clientauth import AUTH_METHODS
+from issuer.http.responses import json_response, problem
+from issuer.services import Services
+from keys.jwks import etag_matches
+
+
+def metadata(services: Services, scopes: list[str]) -> dict[str, Any]:
+    url = services.settings.url
+    return {
+        "issuer": url,
+        "token_endpoint": f"{url}/oauth2/token",
+        "jwks_uri": f"{url}/.well-known/jwks.json",
+        "grant_types_supported": sorted(GRANTS),
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "response_types_supported": [],
+        "scopes_supported": scopes,
+        "service_documentation": f"{url}/openapi.json",
+    }
+
+
+async def oauth_metadata(request: Request) -> Response:
+    services: Services = request.state.services
+    body = metadata(services, await services.scopes_supported())
+    return json_response(body, headers={"Cache-Control": "public, max-age=60"})
+
+
+async def jwks(request: Request) -> Response:
+    services: Services = request.state.services
+    keyring = services.keyring
+    document = keyring.jwks
+    max_age = keyring.max_age()
+    headers = {
+        "Cache-Control": f"public, max-age={max_age}, stale-if-error={max(max_age, 60)}",
+        "ETag": document.etag,
+        "Vary": "Accept-Encoding",
+    }
+    if etag_matches(request.headers.get("if-none-match"), document.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(document.body, 200, headers, "application/jwk-set+json")
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+async def readyz(request: Request) -> Response:
+    services: Services = request.state.services
+    checks = await services.readiness()
+    ok = all(v == "ok" for v in checks.values())
+    if not ok:
+        return problem(503, "Service Unavailable", "a dependency is not ready", checks=checks)
+    return json_response({"status": "ready", "checks": checks}, headers={"Cache-Control": "no-store"})

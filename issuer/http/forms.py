@@ -1,0 +1,80 @@
+"""Reading request bodies strictly: content type, size limit, encoding, structure."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+from issuer.errors import BodyTooLarge as BodyTooLargeError
+from issuer.errors import InvalidRequest, ProblemError
+from issuer.params import Params
+
+_MAX_FIELDS = 64
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _media_type(request: Request) -> tuple[str, dict[str, str]]:
+    raw = request.headers.get("content-type", "")
+    media, _, rest = raw.partition(";")
+    options = {}
+    for part in rest.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key:
+            options[key.lower()] = value.strip('"').lower()
+    return media.strip().lower(), options
+
+
+async def read_form(request: Request, limit: int) -> Params:
+    media, options = _media_type(request)
+    if media != "application/x-www-form-urlencoded" or options.get("charset", "utf-8") != "utf-8":
+        raise InvalidRequest("the body must be application/x-www-form-urlencoded (UTF-8)")
+    try:
+        body = await read_body(request, limit)
+    except BodyTooLarge:
+        raise BodyTooLargeError(f"the body exceeds {limit} bytes") from None
+    try:
+        pairs = parse_qsl(
+            body.decode("ascii"), keep_blank_values=True, max_num_fields=_MAX_FIELDS, errors="strict"
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("the body is not valid form encoding") from None
+    if any("\x00" in n or "\x00" in v for n, v in pairs):
+        raise InvalidRequest("the body contains NUL characters")
+    return Params(pairs)
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    media, _ = _media_type(request)
+    if media != "application/json":
+        raise ProblemError(415, "Unsupported Media Type", "the body must be application/json")
+    try:
+        body = await read_body(request, limit)
+    except BodyTooLarge:
+        raise ProblemError(413, "Content Too Large", f"the body exceeds {limit} bytes") from None
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise ProblemError(400, "Bad Request", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ProblemError(400, "Bad Request", "the body must be a JSON object")
+    return data

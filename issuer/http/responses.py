@@ -1,0 +1,63 @@
+"""Rendering, in one place: RFC 6749 §5.2 errors, RFC 9457 problems, and no-store JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from issuer.errors import OAuthError, ProblemError
+
+log = logging.getLogger("issuer.http")
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None, media: str = "application/json") -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status, headers, media)
+
+
+def no_store_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return json_response(body, status, {**NO_STORE, **(headers or {})})
+
+
+def oauth_error(exc: OAuthError) -> Response:
+    body = {"error": exc.error}
+    if exc.description:
+        body["error_description"] = exc.description
+    return no_store_json(body, exc.status_code, exc.headers)
+
+
+def problem(status: int, title: str, detail: str = "", headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return json_response(body, status, {**NO_STORE, **(headers or {})}, "application/problem+json")
+
+
+async def handle_oauth_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OAuthError)
+    return oauth_error(exc)
+
+
+async def handle_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProblemError)
+    extra = {"errors": exc.errors} if exc.errors else {}
+    return problem(exc.status, exc.title, exc.detail, exc.headers, **extra)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    from http import HTTPStatus
+
+    return problem(exc.status_code, HTTPStatus(exc.status_code).phrase, headers=dict(exc.headers or {}))
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, "Internal Server Error")

@@ -1,0 +1,38 @@
+"""The token endpoint (RFC 6749 §3.2) as a list of small steps:
+parse the form, find the grant, authenticate the client, check it may use the grant, run it."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from issuer.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from issuer.grants import GRANTS, GrantRequest
+from issuer.http.clientauth import authenticate_client
+from issuer.http.forms import read_form
+from issuer.http.responses import no_store_json
+from issuer.services import Services
+
+
+def client_ip(request: Request, services: Services) -> str:
+    if services.settings.trust_forwarded_for:
+        forwarded = request.headers.get("x-forwarded-for")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.client.host if request.client else "unknown"
+
+
+async def token(request: Request) -> Response:
+    services: Services = request.state.services
+    params = await read_form(request, services.settings.max_body_bytes)
+    grant_type = params.get("grant_type")
+    if grant_type is None:
+        raise InvalidRequest("missing parameter: grant_type")
+    grant = GRANTS.get(grant_type)
+    if grant is None:
+        raise UnsupportedGrantType(f"grant_type {grant_type[:64]!r} is not supported")
+    client = await authenticate_client(request, params, services.clients, services.settings.url)
+    if grant_type not in client.grant_types:
+        raise UnauthorizedClient(f"this client may not use {grant_type}")
+    body = await grant(services, GrantRequest(client, params, client_ip(request, services)))
+    return no_store_json(body)

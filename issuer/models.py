@@ -1,0 +1,71 @@
+"""Frozen values that cross layer boundaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: str
+    name: str
+    secret_hash: bytes | None = field(repr=False)
+    grant_types: tuple[str, ...]
+    scopes: tuple[str, ...]
+    audiences: tuple[str, ...]
+    created_at: float
+    updated_at: float
+
+    @property
+    def is_public(self) -> bool:
+        return self.secret_hash is None
+
+    @property
+    def auth_method(self) -> str:
+        return "none" if self.is_public else "client_secret_basic"
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    username: str
+    email: str | None
+    password_hash: str = field(repr=False)
+    roles: tuple[str, ...]
+    disabled: bool
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class RefreshFamily:
+    family_id: str
+    client_id: str
+    user_id: str
+    created_at: float
+    expires_at: float
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    token_hash: bytes = field(repr=False)
+    family_id: str
+    generation: int
+    scope: str
+    audience: str
+    issued_at: float
+    expires_at: float
+    consumed_at: float | None = None
+    successor_ciphertext: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: float
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, object]
+    remote_addr: str

@@ -1,0 +1,173 @@
+"""Everything an issuer process holds, opened once from Settings and closed once.
+
+The app's lifespan and every CLI command open the same ``Services``; nothing connects or
+reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from ipaddress import ip_address
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from issuer.clients import ClientRegistry
+from issuer.errors import ConfigurationError
+from issuer.serversecrets import load_or_create
+from issuer.settings import Settings
+from issuer.storage import SqlStorage, open_database
+from issuer.storage.migrate import migrate, pending_migrations
+from issuer.tokens.access import AccessTokens
+from keys.envelope import Envelope, EnvelopeError, new_kek, parse_keks
+from keys.keyring import Keyring
+from keys.lifecycle import Policy
+from keys.manager import KeyManager
+
+log = logging.getLogger("issuer")
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    store: SqlStorage
+    envelope: Envelope
+    keyring: Keyring
+    keys: KeyManager
+    clients: ClientRegistry
+    access_tokens: AccessTokens
+    signing_pool: ThreadPoolExecutor
+
+    _scopes: tuple[float, list[str]] = (float("-inf"), [])
+
+    async def close(self) -> None:
+        self.signing_pool.shutdown(wait=False)
+        await self.store.db.close()
+
+    async def scopes_supported(self) -> list[str]:
+        """Every scope some client may request, recomputed at most once a minute."""
+        at, scopes = self._scopes
+        if self.clock() - at > 60:
+            scopes = await self.store.all_scopes()
+            self._scopes = (self.clock(), scopes)
+        return scopes
+
+    async def readiness(self) -> dict[str, str]:
+        checks = {}
+        try:
+            await self.store.db.ping()
+            checks["database"] = "ok"
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            checks["database"] = "unreachable"
+        return checks
+
+
+def key_policy(settings: Settings) -> Policy:
+    return Policy(
+        jwks_max_age=settings.jwks_max_age,
+        clock_skew=settings.clock_skew,
+        refresh_interval=settings.keyring_refresh_interval,
+        token_ttl=settings.access_token_ttl,
+        rotation_interval=settings.key_rotation_interval,
+    )
+
+
+def _dev_kek(settings: Settings) -> str:
+    path = Path(settings.data_dir) / "dev-key-encryption-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(new_kek())
+    log.warning(
+        "using a generated development key-encryption key at %s; set ISSUER_KEY_ENCRYPTION_KEYS "
+        "for anything but local development",
+        path,
+    )
+    return path.read_text().strip()
+
+
+def resolve_keks(settings: Settings) -> Envelope:
+    value = settings.key_encryption_keys.get_secret_value()
+    if not value:
+        if not settings.is_sqlite:
+            raise ConfigurationError(
+                "ISSUER_KEY_ENCRYPTION_KEYS is required with PostgreSQL. Make one with `issuer keys new-kek` "
+                "and set ISSUER_KEY_ENCRYPTION_KEYS=<that value>."
+            )
+        if settings.env == "production":
+            raise ConfigurationError("production refuses a generated key-encryption key: set ISSUER_KEY_ENCRYPTION_KEYS")
+        value = _dev_kek(settings)
+    try:
+        return Envelope(parse_keks(value))
+    except EnvelopeError as exc:
+        raise ConfigurationError(f"ISSUER_KEY_ENCRYPTION_KEYS: {exc}") from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_production(settings: Settings) -> None:
+    if settings.env != "production":
+        return
+    problems = []
+    if settings.is_sqlite:
+        problems.append("ISSUER_DATABASE_URL must be PostgreSQL (SQLite is the development default)")
+    if not settings.key_encryption_keys.get_secret_value():
+        problems.append("ISSUER_KEY_ENCRYPTION_KEYS must be set")
+    parts = urlsplit(settings.url)
+    if parts.scheme != "https" and not _is_loopback(parts.hostname or ""):
+        problems.append("ISSUER_URL must be https:// (plain http is allowed only on loopback)")
+    if problems:
+        raise ConfigurationError("production mode refuses development defaults: " + "; ".join(problems))
+
+
+async def open_services(settings: Settings, *, clock: Clock = time.time, run_migrations: bool | None = None) -> Services:
+    check_production(settings)
+    envelope = resolve_keks(settings)
+    db = await open_database(settings.effective_database_url)
+    try:
+        if run_migrations if run_migrations is not None else settings.is_sqlite:
+            await migrate(db)
+        else:
+            missing = await pending_migrations(db)
+            if missing:
+                raise ConfigurationError(f"the database needs migrations {missing}: run `issuer migrate`")
+        store = SqlStorage(db)
+        try:
+            pepper = await load_or_create(store, envelope, "client-secret-pepper", clock())
+        except EnvelopeError as exc:
+            raise ConfigurationError(
+                f"cannot decrypt stored secrets ({exc}); is the right ISSUER_KEY_ENCRYPTION_KEYS set?"
+            ) from None
+        policy = key_policy(settings)
+        signing_pool = ThreadPoolExecutor(settings.signing_threads, thread_name_prefix="sign")
+        keyring = Keyring(store, envelope, policy, clock, signing_pool)
+        manager = KeyManager(store, envelope, policy, settings.signing_alg, clock)
+        return Services(
+            settings=settings,
+            clock=clock,
+            store=store,
+            envelope=envelope,
+            keyring=keyring,
+            keys=manager,
+            clients=ClientRegistry(store, pepper, clock),
+            access_tokens=AccessTokens(keyring, settings.url, settings.access_token_ttl, clock),
+            signing_pool=signing_pool,
+        )
+    except BaseException:
+        await db.close()
+        raise

@@ -1,0 +1,130 @@
+"""Settings, read once from the environment (prefix ``ISSUER_``) or a ``.env`` file.
+
+Every field carries a description; ``issuer config-table`` renders them as the README's
+configuration table, so the documentation cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ISSUER_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production"] = Field(
+        "development",
+        description="`production` refuses to start with development defaults "
+        "(generated key-encryption key, SQLite, plain-http issuer URL off loopback).",
+    )
+    url: str = Field(
+        "http://127.0.0.1:8000", description="Issuer identifier: the `iss` claim and base of every endpoint URL."
+    )
+    data_dir: Path = Field(
+        Path(".issuer-data"), description="Where the embedded mode keeps its SQLite file and development key."
+    )
+    database_url: str = Field(
+        "", description="`postgresql://…` or `sqlite:///path`. Empty: a SQLite file in the data directory."
+    )
+    redis_url: str = Field(
+        "", description="`redis://…` for shared rate limits, revocation cache and key-change notifications."
+    )
+    redis_prefix: str = Field("issuer:", description="Prefix of every Redis key and channel this issuer uses.")
+    key_encryption_keys: SecretStr = Field(
+        SecretStr(""),
+        description="Comma-separated base64url 32-byte keys; the first encrypts, all decrypt. "
+        "Required with PostgreSQL. Make one: `issuer keys new-kek`.",
+    )
+    signing_alg: Literal["RS256", "ES256"] = Field("RS256", description="Algorithm of newly generated signing keys.")
+    access_token_ttl: int = Field(900, ge=30, le=86400, description="Access-token lifetime in seconds.")
+    jwks_max_age: int = Field(
+        300, ge=0, le=86400, description="Upper bound of the JWKS `Cache-Control: max-age`, in seconds."
+    )
+    clock_skew: int = Field(60, ge=0, le=600, description="Allowed clock skew between us and verifiers, seconds.")
+    key_rotation_interval: int = Field(
+        0, ge=0, description="Rotate signing keys automatically every N seconds (0: only on request)."
+    )
+    keyring_refresh_interval: float = Field(
+        5.0, gt=0, le=300, description="How often each instance re-reads the key set from the database, seconds."
+    )
+    signing_threads: int = Field(
+        2, ge=1, le=64, description="Threads that sign RS256 tokens beside the event loop (RSA releases the GIL)."
+    )
+    max_body_bytes: int = Field(16384, ge=1024, le=1048576, description="Largest request body accepted, bytes.")
+    open_registration: bool = Field(True, description="Whether `POST /register` is open to anyone.")
+    roles: CommaList = Field(
+        ["user", "manager", "admin"], description="Role hierarchy, lowest first; a role includes those before it."
+    )
+    argon2_time_cost: int = Field(2, ge=1, le=20, description="argon2id iterations (OWASP minimum: 2 at 19 MiB).")
+    argon2_memory_kib: int = Field(19456, ge=7168, le=1048576, description="argon2id memory in KiB.")
+    argon2_parallelism: int = Field(1, ge=1, le=16, description="argon2id lanes.")
+    password_hash_threads: int = Field(
+        2, ge=1, le=64, description="Worker threads for password hashing, kept off the event loop."
+    )
+    refresh_token_idle_ttl: int = Field(
+        1209600, ge=60, description="A refresh token expires if unused this long, seconds (default 14 days)."
+    )
+    refresh_token_absolute_ttl: int = Field(
+        2592000, ge=60, description="A refresh-token family ends this long after login, seconds (default 30 days)."
+    )
+    refresh_reuse_grace: int = Field(
+        10, ge=0, le=300, description="Seconds in which a retried refresh gets the same successor (0: off)."
+    )
+    rate_limit_login_per_user: int = Field(
+        10, ge=0, description="Password attempts per username per minute (0: off)."
+    )
+    rate_limit_login_per_ip: int = Field(60, ge=0, description="Password attempts per client IP per minute (0: off).")
+    rate_limit_token_per_client: int = Field(
+        1000, ge=0, description="Token-endpoint requests per client per second (0: off)."
+    )
+    trust_forwarded_for: bool = Field(
+        False, description="Take the client IP from `X-Forwarded-For` (only behind a trusted proxy)."
+    )
+    cors_origins: CommaList = Field([], description="Origins allowed to call the token endpoints from a browser.")
+    log_level: str = Field("INFO", description="Log level of the JSON logs.")
+
+    _split_lists = field_validator("roles", "cors_origins", mode="before")(_split)
+
+    @field_validator("url")
+    @classmethod
+    def _url_has_no_trailing_slash(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError("ISSUER_URL must be an http(s) URL without query or fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _rotation_outlasts_caches(self) -> Settings:
+        if self.key_rotation_interval and self.key_rotation_interval < self.jwks_max_age + self.clock_skew:
+            raise ValueError(
+                "ISSUER_KEY_ROTATION_INTERVAL must be at least ISSUER_JWKS_MAX_AGE + ISSUER_CLOCK_SKEW, "
+                "so a pending key is in every JWKS cache before it signs"
+            )
+        if len(self.roles) < 1:
+            raise ValueError("ISSUER_ROLES needs at least one role")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'issuer.sqlite3'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite:")
+
+    def endpoint(self, path: str) -> str:
+        return self.url + path

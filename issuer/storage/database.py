@@ -1,0 +1,39 @@
+"""The small SQL surface both backends offer. Queries are written once, with ``$n`` placeholders."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal, Protocol
+
+Row = Mapping[str, Any]
+
+
+class Executor(Protocol):
+    async def fetch(self, sql: str, *args: Any) -> Sequence[Row]: ...
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run a statement; return the number of rows it changed."""
+        ...
+
+
+class Database(Executor, Protocol):
+    dialect: Literal["postgres", "sqlite"]
+
+    def transaction(self) -> AbstractAsyncContextManager[Executor]: ...
+
+    def advisory_lock(self, name: str) -> AbstractAsyncContextManager[bool]:
+        """Try to take a cluster-wide lock without waiting; yields whether it was taken."""
+        ...
+
+    async def run_script(self, script: str) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class DatabaseUnavailable(Exception):
+    pass

@@ -1,0 +1,106 @@
+"""Embedded SQLite backend (aiosqlite) for the zero-setup default.
+
+One connection per process; an asyncio lock serialises statements so a transaction is
+never interleaved with another coroutine's statements. Write transactions start with
+``BEGIN IMMEDIATE`` so several processes on one file also serialise correctly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import aiosqlite
+
+from issuer.storage.database import Executor, Row
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+@lru_cache(maxsize=512)
+def _translate(sql: str) -> str:
+    return _PLACEHOLDER.sub(r"?\1", sql).replace(" FOR UPDATE", "")
+
+
+class _Tx:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
+        async with self._conn.execute(_translate(sql), args) as cur:
+            return await cur.fetchall()  # type: ignore[return-value]
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        async with self._conn.execute(_translate(sql), args) as cur:
+            return await cur.fetchone()  # type: ignore[return-value]
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        async with self._conn.execute(_translate(sql), args) as cur:
+            return cur.rowcount
+
+
+class SqliteDatabase:
+    dialect: Literal["sqlite"] = "sqlite"
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self._tx = _Tx(conn)
+
+    @classmethod
+    async def connect(cls, path: str) -> SqliteDatabase:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None, timeout=30)
+        conn.row_factory = sqlite3.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA busy_timeout=30000")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        return cls(conn)
+
+    async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
+        async with self._lock:
+            return await self._tx.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        async with self._lock:
+            return await self._tx.fetchrow(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        async with self._lock:
+            return await self._tx.execute(sql, *args)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Executor]:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._tx
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            else:
+                await self._conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def advisory_lock(self, name: str) -> AsyncIterator[bool]:
+        # Exclusion across instances only matters for PostgreSQL; on SQLite the
+        # compare-and-swap in every key transition already keeps concurrent rotations safe.
+        yield True
+
+    async def run_script(self, script: str) -> None:
+        async with self._lock:
+            await self._conn.executescript("BEGIN IMMEDIATE;\n" + script + "\nCOMMIT;")
+
+    async def ping(self) -> None:
+        await self.fetchrow("SELECT 1")
+
+    async def close(self) -> None:
+        await self._conn.close()

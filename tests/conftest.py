@@ -1,0 +1,199 @@
+"""Shared fixtures: real SQLite and PostgreSQL backends, real Redis, the app over ASGI.
+
+PostgreSQL and Redis come from ISSUER_TEST_DATABASE_URL / ISSUER_TEST_REDIS_URL (default: the
+local standard ports). Unreachable services skip with the reason, except under CI=true.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from issuer.app import create_app
+from issuer.settings import Settings
+from issuer.storage import open_database
+from issuer.storage.migrate import migrate
+from keys.envelope import new_kek
+
+PG_ADMIN_URL = os.environ.get("ISSUER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("ISSUER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+TEST_KEK = new_kek()
+
+
+def unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: required services must be up)")
+    pytest.skip(reason)
+
+
+class FakeClock:
+    """A controllable clock; tests move time instead of sleeping."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def _with_db(admin_url: str, name: str) -> str:
+    base, _, _ = admin_url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """One throwaway PostgreSQL database for the session; dropped at the end."""
+    name = f"issuer_test_{secrets.token_hex(6)}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        unavailable(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
+    url = _with_db(PG_ADMIN_URL, name)
+
+    async def migrate_once() -> None:
+        db = await open_database(url)
+        try:
+            await migrate(db)
+        finally:
+            await db.close()
+
+    asyncio.run(migrate_once())
+    try:
+        yield url
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+_TABLES = (
+    "audit_log",
+    "revoked_tokens",
+    "refresh_tokens",
+    "refresh_families",
+    "users",
+    "signing_keys",
+    "clients",
+    "server_secrets",
+)
+
+
+async def _truncate_postgres(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        if exists:
+            await conn.execute(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs once per backend, on an empty schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'issuer.sqlite3'}"
+    url: str = request.getfixturevalue("pg_database")
+    asyncio.run(_truncate_postgres(url))
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'issuer.sqlite3'}"
+
+
+@pytest.fixture
+def redis_url() -> str:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        unavailable(f"Redis unreachable at {REDIS_URL}: {exc}")
+    return REDIS_URL
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "key_encryption_keys": TEST_KEK,
+            "redis_prefix": f"issuer-test-{secrets.token_hex(4)}:",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make
+
+
+@asynccontextmanager
+async def running_app(settings: Settings, clock: Callable[[], float] = time.time) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app with its lifespan, reached over ASGI by an httpx client."""
+    app = create_app(settings, clock=clock)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url=settings.url) as client:
+            client.app_state = manager._state  # type: ignore[attr-defined]
+            yield client
+
+
+@pytest.fixture
+async def client(
+    database_url: str, make_settings: Callable[..., Settings], clock: FakeClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on each backend."""
+    settings = make_settings(database_url=database_url)
+    async with running_app(settings, clock) as http:
+        yield http
+
+
+def services_of(http: httpx.AsyncClient) -> Any:
+    return http.app_state["services"]  # type: ignore[attr-defined]
+
+
+async def make_client(http: httpx.AsyncClient, **kwargs: Any) -> tuple[str, str | None]:
+    """Register an OAuth client through the registry, as the CLI does; returns (id, secret)."""
+    defaults: dict[str, Any] = {
+        "name": "test-client",
+        "grant_types": ("client_credentials",),
+        "scopes": ("read", "write"),
+        "audiences": ("https://api.example.com",),
+    }
+    defaults.update(kwargs)
+    public = defaults.pop("public", False)
+    created, secret = await services_of(http).clients.create(
+        defaults.pop("name"), tuple(defaults.pop("grant_types")), tuple(defaults.pop("scopes")),
+        tuple(defaults.pop("audiences")), public=public,
+    )
+    return created.client_id, secret
