@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from issuer.errors import OAuthError, ProblemError
-from issuer.http import discovery, openapi, token
+from issuer.http import discovery, oauth, openapi, token, users
 from issuer.http.responses import handle_http_exception, handle_oauth_error, handle_problem, handle_unexpected
 from issuer.services import Clock, Services, open_services
 from issuer.settings import Settings
@@ -28,6 +28,12 @@ def routes() -> list[Route]:
         Route("/.well-known/openid-configuration", discovery.oauth_metadata, methods=["GET"]),
         Route("/.well-known/jwks.json", discovery.jwks, methods=["GET"]),
         Route("/oauth2/token", token.token, methods=["POST"]),
+        Route("/oauth2/revoke", oauth.revoke, methods=["POST"]),
+        Route("/oauth2/introspect", oauth.introspect, methods=["POST"]),
+        Route("/userinfo", users.userinfo, methods=["GET", "POST"]),
+        Route("/register", users.register, methods=["POST"]),
+        Route("/account/password", users.change_password, methods=["POST"]),
+        Route("/account/deactivate", users.deactivate, methods=["POST"]),
         Route("/healthz", discovery.healthz, methods=["GET"]),
         Route("/readyz", discovery.readyz, methods=["GET"]),
         Route("/openapi.json", openapi.openapi_endpoint, methods=["GET"]),
@@ -50,9 +56,15 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
         try:
             await services.keys.ensure_initial()
             await services.keyring.refresh()
+            await services.revocations.cache.warm()
             tasks = [
                 asyncio.create_task(_every(settings.keyring_refresh_interval, services.keyring.refresh, "keyring")),
+                asyncio.create_task(_every(max(1, settings.refresh_reuse_grace), services.refresh_tokens.sweep, "sweep")),
             ]
+            if services.redis is None:
+                # Without Redis, other processes' revocations reach this one's cache by polling.
+                warm = services.revocations.cache.warm
+                tasks.append(asyncio.create_task(_every(settings.keyring_refresh_interval, warm, "revocations")))
             try:
                 yield {"services": services}
             finally:

@@ -56,11 +56,16 @@ class UnsupportedTokenType(OAuthError):
     error = "unsupported_token_type"
 
 
-class SlowDown(OAuthError):
-    """Rate limited at an OAuth endpoint: 429 in §5.2 form, with Retry-After."""
+class RateLimited(OAuthError):
+    """Too many requests at an OAuth endpoint: 429 in §5.2 form, with Retry-After."""
 
-    error = "slow_down"
+    error = "temporarily_unavailable"
     status_code = 429
+
+    def __init__(self, retry_after: float) -> None:
+        seconds = max(1, int(retry_after + 0.999))
+        super().__init__("too many requests; retry later", headers={"Retry-After": str(seconds)})
+        self.retry_after = seconds
 
 
 class InvalidToken(OAuthError):

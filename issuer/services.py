@@ -16,7 +16,19 @@ from ipaddress import ip_address
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from redis.asyncio import Redis
+
+from issuer.cache.limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
+from issuer.cache.redisconn import REDIS_ERRORS
+from issuer.cache.redisconn import connect as connect_redis
+from issuer.cache.revocations import LocalRevocationCache, RedisRevocationCache, RevocationCache
 from issuer.clients import ClientRegistry
+from issuer.metrics import Metrics
+from issuer.models import RefreshFamily
+from issuer.passwords import Passwords
+from issuer.tokens.refresh import RefreshPolicy, RefreshTokens
+from issuer.tokens.validate import AccessTokenValidator, Revocations
+from issuer.users import RoleHierarchy, Users
 from issuer.errors import ConfigurationError
 from issuer.serversecrets import load_or_create
 from issuer.settings import Settings
@@ -44,11 +56,21 @@ class Services:
     clients: ClientRegistry
     access_tokens: AccessTokens
     signing_pool: ThreadPoolExecutor
+    users: Users
+    refresh_tokens: RefreshTokens
+    revocations: Revocations
+    validator: AccessTokenValidator
+    limiter: RateLimiter
+    metrics: Metrics
+    redis: Redis | None = None
 
     _scopes: tuple[float, list[str]] = (float("-inf"), [])
 
     async def close(self) -> None:
         self.signing_pool.shutdown(wait=False)
+        self.users.passwords.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.store.db.close()
 
     async def scopes_supported(self) -> list[str]:
@@ -66,6 +88,12 @@ class Services:
             checks["database"] = "ok"
         except Exception:  # noqa: BLE001 - any failure means not ready
             checks["database"] = "unreachable"
+        if self.redis is not None:
+            try:
+                await self.redis.ping()
+                checks["redis"] = "ok"
+            except REDIS_ERRORS:
+                checks["redis"] = "unreachable"
         return checks
 
 
@@ -153,6 +181,31 @@ async def open_services(settings: Settings, *, clock: Clock = time.time, run_mig
             raise ConfigurationError(
                 f"cannot decrypt stored secrets ({exc}); is the right ISSUER_KEY_ENCRYPTION_KEYS set?"
             ) from None
+        metrics = Metrics()
+        redis = connect_redis(settings.redis_url) if settings.redis_url else None
+        limiter: RateLimiter
+        revocation_cache: RevocationCache
+        if redis is not None:
+            limiter = RedisRateLimiter(redis, settings.redis_prefix, clock)
+            revocation_cache = RedisRevocationCache(redis, settings.redis_prefix, store, clock)
+        else:
+            limiter = LocalRateLimiter(clock)
+            revocation_cache = LocalRevocationCache(store, clock)
+        revocations = Revocations(store, revocation_cache, clock)
+        passwords = Passwords(
+            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism, settings.password_hash_threads
+        )
+
+        async def reuse_detected(family: RefreshFamily) -> None:
+            metrics.refresh_reuse.inc()
+
+        refresh_tokens = RefreshTokens(
+            store,
+            envelope,
+            RefreshPolicy(settings.refresh_token_idle_ttl, settings.refresh_token_absolute_ttl, settings.refresh_reuse_grace),
+            clock,
+            on_reuse=reuse_detected,
+        )
         policy = key_policy(settings)
         signing_pool = ThreadPoolExecutor(settings.signing_threads, thread_name_prefix="sign")
         keyring = Keyring(store, envelope, policy, clock, signing_pool)
@@ -167,6 +220,13 @@ async def open_services(settings: Settings, *, clock: Clock = time.time, run_mig
             clients=ClientRegistry(store, pepper, clock),
             access_tokens=AccessTokens(keyring, settings.url, settings.access_token_ttl, clock),
             signing_pool=signing_pool,
+            users=Users(store, store, passwords, RoleHierarchy(settings.roles), clock),
+            refresh_tokens=refresh_tokens,
+            revocations=revocations,
+            validator=AccessTokenValidator(keyring, settings.url, revocations, clock),
+            limiter=limiter,
+            metrics=metrics,
+            redis=redis,
         )
     except BaseException:
         await db.close()

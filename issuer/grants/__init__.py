@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from issuer.grants.base import Grant, GrantRequest
 from issuer.grants.client_credentials import client_credentials
+from issuer.grants.password import password
+from issuer.grants.refresh_token import refresh_token
 
 GRANTS: dict[str, Grant] = {
     "client_credentials": client_credentials,
+    "password": password,
+    "refresh_token": refresh_token,
 }
 
 __all__ = ["GRANTS", "Grant", "GrantRequest"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from issuer.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from issuer.errors import InvalidRequest, OAuthError, RateLimited, UnauthorizedClient, UnsupportedGrantType
 from issuer.grants import GRANTS, GrantRequest
 from issuer.http.clientauth import authenticate_client
 from issuer.http.forms import read_form
@@ -24,6 +24,14 @@ def client_ip(request: Request, services: Services) -> str:
 
 async def token(request: Request) -> Response:
     services: Services = request.state.services
+    try:
+        return await _token(request, services)
+    except OAuthError as exc:
+        services.metrics.token_errors.labels(exc.error).inc()
+        raise
+
+
+async def _token(request: Request, services: Services) -> Response:
     params = await read_form(request, services.settings.max_body_bytes)
     grant_type = params.get("grant_type")
     if grant_type is None:
@@ -34,5 +42,11 @@ async def token(request: Request) -> Response:
     client = await authenticate_client(request, params, services.clients, services.settings.url)
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"this client may not use {grant_type}")
+    limit = services.settings.rate_limit_token_per_client
+    if limit:
+        retry_after = await services.limiter.hit(f"token-client:{client.client_id}", limit, 1)
+        if retry_after is not None:
+            raise RateLimited(retry_after)
     body = await grant(services, GrantRequest(client, params, client_ip(request, services)))
+    services.metrics.tokens_issued.labels(grant_type, client.client_id).inc()
     return no_store_json(body)

@@ -1,0 +1,97 @@
+"""Revoked access-token ids: the database is the source of truth, a cache answers fast.
+
+``contains`` returns True/False when the cache knows, None when it does not (then the
+database decides). The Redis cache is trusted only while its warm marker exists: after a
+Redis restart or flush the marker is gone, so answers fall back to the database until the
+cache has been rebuilt from it. The marker expires every minute, which bounds how long a
+failed cache write can go unnoticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+from issuer.cache.redisconn import REDIS_ERRORS, Throttled
+from issuer.storage.base import RevocationStore
+
+_MARKER_TTL = 60
+
+
+class RevocationCache(Protocol):
+    async def add(self, jti: str, expires_at: float) -> None: ...
+    async def contains(self, jti: str) -> bool | None: ...
+    async def warm(self) -> None: ...
+
+
+class LocalRevocationCache:
+    """For one process: filled from the database at start and on every refresh tick."""
+
+    def __init__(self, store: RevocationStore, clock: Callable[[], float]) -> None:
+        self._store = store
+        self._clock = clock
+        self._revoked: dict[str, float] = {}
+        self._warm = False
+
+    async def add(self, jti: str, expires_at: float) -> None:
+        self._revoked[jti] = expires_at
+
+    async def contains(self, jti: str) -> bool | None:
+        if jti in self._revoked:
+            return True
+        return False if self._warm else None
+
+    async def warm(self) -> None:
+        self._revoked = dict(await self._store.revoked_since(self._clock()))
+        self._warm = True
+
+
+class RedisRevocationCache:
+    def __init__(self, redis: aioredis.Redis, prefix: str, store: RevocationStore, clock: Callable[[], float]) -> None:
+        self._redis = redis
+        self._prefix = prefix + "revoked:"
+        self._marker = prefix + "revoked-warm"
+        self._store = store
+        self._clock = clock
+        self._warming: asyncio.Task[None] | None = None
+        self._warn = Throttled()
+
+    def _ttl_ms(self, expires_at: float) -> int:
+        return max(1, math.ceil((expires_at - self._clock()) * 1000))
+
+    async def add(self, jti: str, expires_at: float) -> None:
+        try:
+            await self._redis.set(self._prefix + jti, b"1", px=self._ttl_ms(expires_at))
+        except REDIS_ERRORS as exc:
+            self._warn.warn("revocation cache write", exc)
+            try:
+                await self._redis.delete(self._marker)  # distrust the cache until rebuilt
+            except REDIS_ERRORS:
+                pass
+
+    async def contains(self, jti: str) -> bool | None:
+        try:
+            marker, hit = await self._redis.mget(self._marker, self._prefix + jti)
+        except REDIS_ERRORS as exc:
+            self._warn.warn("revocation cache read", exc)
+            return None
+        if marker is None:
+            if self._warming is None or self._warming.done():
+                self._warming = asyncio.create_task(self.warm())
+            return None
+        return hit is not None
+
+    async def warm(self) -> None:
+        revoked = await self._store.revoked_since(self._clock())
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for jti, expires_at in revoked:
+                    pipe.set(self._prefix + jti, b"1", px=self._ttl_ms(expires_at))
+                pipe.set(self._marker, b"1", ex=_MARKER_TTL)
+                await pipe.execute()
+        except REDIS_ERRORS as exc:
+            self._warn.warn("revocation cache warm", exc)

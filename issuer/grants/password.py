@@ -1,0 +1,43 @@
+"""RFC 6749 §4.3, for first-party clients explicitly allowed it. Unknown user, wrong password
+and disabled account give the same ``invalid_grant`` in the same time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from issuer.errors import InvalidGrant, RateLimited
+from issuer.grants.base import GrantRequest, bearer_response
+from issuer.scopes import grant_audience, grant_scope, parse_scope
+from issuer.services import Services
+
+
+async def password(services: Services, request: GrantRequest) -> dict[str, Any]:
+    params, client = request.params, request.client
+    username, secret = params.require("username"), params.require("password")
+    scope = grant_scope(parse_scope(params.get("scope")), client.scopes)
+    audience = grant_audience(params.all("resource"), client.audiences, services.settings.url)
+    await limit_login_attempts(services, username, request.remote_addr)
+    user = await services.users.login(username, secret)
+    if user is None:
+        services.metrics.login_failures.inc()
+        raise InvalidGrant("invalid username or password")
+    roles = services.users.roles.effective(user.roles)
+    issued = await services.access_tokens.mint(
+        subject=user.user_id, client_id=client.client_id, scope=scope, audience=audience, extra={"roles": roles}
+    )
+    refresh = await services.refresh_tokens.start(client.client_id, user.user_id, scope, audience)
+    return bearer_response(issued.token, issued.expires_in, scope, refresh_token=refresh)
+
+
+async def limit_login_attempts(services: Services, username: str, ip: str) -> None:
+    """Password guesses are limited per username and per client IP (429 with Retry-After)."""
+    settings = services.settings
+    checks = (
+        (f"login-user:{username.casefold()[:64]}", settings.rate_limit_login_per_user),
+        (f"login-ip:{ip}", settings.rate_limit_login_per_ip),
+    )
+    for key, limit in checks:
+        if limit:
+            retry_after = await services.limiter.hit(key, limit, 60)
+            if retry_after is not None:
+                raise RateLimited(retry_after)

@@ -1,0 +1,33 @@
+"""Prometheus metrics, one registry per process (GET /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.tokens_issued = Counter(
+            "issuer_tokens_issued", "Access tokens issued", ["grant_type", "client_id"], registry=r
+        )
+        self.token_errors = Counter(
+            "issuer_token_endpoint_errors", "Token-endpoint errors by RFC 6749 error code", ["error"], registry=r
+        )
+        self.refresh_reuse = Counter(
+            "issuer_refresh_reuse_detected", "Consumed refresh tokens presented again (family revoked)", registry=r
+        )
+        self.login_failures = Counter("issuer_login_failures", "Failed password logins", registry=r)
+        self.key_rotations = Counter("issuer_key_rotations", "Signing-key schedule changes", ["kind"], registry=r)
+        self.active_key_age = Gauge(
+            "issuer_signing_key_age_seconds", "Age of the active signing key since activation", registry=r
+        )
+        self.keys_by_state = Gauge("issuer_signing_keys", "Signing keys by state", ["state"], registry=r)
+        self.request_latency = Histogram(
+            "issuer_http_request_duration_seconds",
+            "Request latency by route",
+            ["method", "route", "status"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )

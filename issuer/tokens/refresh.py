@@ -1,0 +1,167 @@
+"""Refresh-token families (RFC 6749 §6, RFC 9700 §4.14.2).
+
+A login starts a family. Each refresh consumes the presented token and issues its successor
+(a compare-and-swap, so concurrent refreshes yield exactly one successor). The successor is
+kept sealed beside the consumed token for ``grace`` seconds, so a retry of a lost response
+gets the same successor back instead of a second branch. Any other use of a consumed token
+is reuse: the whole family is revoked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from issuer.errors import InvalidGrant
+from issuer.models import RefreshFamily, RefreshToken
+from issuer.storage.base import RefreshStore
+from keys.envelope import Envelope, EnvelopeError
+
+log = logging.getLogger("issuer.refresh")
+
+
+def hash_refresh_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _aad(token_hash: bytes) -> bytes:
+    return b"refresh-successor:" + token_hash
+
+
+@dataclass(frozen=True)
+class Rotation:
+    refresh_token: str
+    family: RefreshFamily
+    token: RefreshToken
+    retried: bool = False
+
+
+@dataclass(frozen=True)
+class RefreshPolicy:
+    idle_ttl: int
+    absolute_ttl: int
+    grace: int
+
+
+class RefreshTokens:
+    def __init__(
+        self,
+        store: RefreshStore,
+        envelope: Envelope,
+        policy: RefreshPolicy,
+        clock: Callable[[], float],
+        on_reuse: Callable[[RefreshFamily], Awaitable[None]] | None = None,
+    ) -> None:
+        self._store = store
+        self._envelope = envelope
+        self._policy = policy
+        self._clock = clock
+        self._on_reuse = on_reuse
+
+    def _new(self, family: RefreshFamily, generation: int, scope: str, audience: str, now: float) -> tuple[str, RefreshToken]:
+        plain = secrets.token_urlsafe(32)
+        token = RefreshToken(
+            token_hash=hash_refresh_token(plain),
+            family_id=family.family_id,
+            generation=generation,
+            scope=scope,
+            audience=audience,
+            issued_at=now,
+            expires_at=min(now + self._policy.idle_ttl, family.expires_at),
+        )
+        return plain, token
+
+    async def start(self, client_id: str, user_id: str, scope: tuple[str, ...], audience: tuple[str, ...]) -> str:
+        now = self._clock()
+        family = RefreshFamily(
+            family_id=secrets.token_urlsafe(16),
+            client_id=client_id,
+            user_id=user_id,
+            created_at=now,
+            expires_at=now + self._policy.absolute_ttl,
+        )
+        plain, first = self._new(family, 0, " ".join(scope), " ".join(audience), now)
+        await self._store.start_family(family, first)
+        return plain
+
+    async def rotate(
+        self, presented: str, client_id: str, check: Callable[[RefreshToken], None] | None = None
+    ) -> Rotation:
+        """``check`` may refuse the request (e.g. a widened scope) before anything is consumed."""
+        token_hash = hash_refresh_token(presented)
+        found = await self._store.find_token(token_hash) if len(presented) <= 512 else None
+        if found is None:
+            raise InvalidGrant("refresh token is invalid")
+        token, family = found
+        now = self._clock()
+        if family.client_id != client_id:
+            # RFC 6749 §10.4: a token is bound to its client; another client presenting it is not reuse.
+            raise InvalidGrant("refresh token is invalid")
+        if family.revoked_at is not None:
+            raise InvalidGrant("refresh token was revoked")
+        if now >= family.expires_at or (token.consumed_at is None and now >= token.expires_at):
+            raise InvalidGrant("refresh token expired")
+        if check is not None:
+            check(token)
+        if token.consumed_at is None:
+            plain, successor = self._new(family, token.generation + 1, token.scope, token.audience, now)
+            sealed = self._envelope.encrypt(plain.encode(), _aad(token_hash))
+            if await self._store.consume(token_hash, now, successor, sealed):
+                return Rotation(plain, family, successor)
+            refreshed = await self._store.find_token(token_hash)  # lost the race: look again
+            if refreshed is None:
+                raise InvalidGrant("refresh token is invalid")
+            token, family = refreshed
+            if family.revoked_at is not None:
+                raise InvalidGrant("refresh token was revoked")
+        retry = await self._retry(token, family, now)
+        if retry is not None:
+            return retry
+        await self._store.revoke_family(family.family_id, now, "refresh token reuse")
+        log.warning(
+            "refresh token reuse: family revoked",
+            extra={"family_id": family.family_id, "client_id": family.client_id, "generation": token.generation},
+        )
+        if self._on_reuse is not None:
+            await self._on_reuse(family)
+        raise InvalidGrant("refresh token was already used")
+
+    async def _retry(self, token: RefreshToken, family: RefreshFamily, now: float) -> Rotation | None:
+        """Within the grace window, and while the successor is unused, hand the same successor back."""
+        grace = self._policy.grace
+        if not grace or token.consumed_at is None or now - token.consumed_at > grace or token.successor_ciphertext is None:
+            return None
+        successor = await self._store.get_token(family.family_id, token.generation + 1)
+        if successor is None or successor.consumed_at is not None:
+            return None
+        try:
+            plain = self._envelope.decrypt(token.successor_ciphertext, _aad(token.token_hash)).decode()
+        except EnvelopeError:
+            return None
+        if not secrets.compare_digest(hash_refresh_token(plain), successor.token_hash):
+            return None
+        return Rotation(plain, family, successor, retried=True)
+
+    async def lookup(self, presented: str) -> tuple[RefreshToken, RefreshFamily] | None:
+        return await self._store.find_token(hash_refresh_token(presented)) if len(presented) <= 512 else None
+
+    async def revoke_family(self, family_id: str, reason: str) -> bool:
+        return await self._store.revoke_family(family_id, self._clock(), reason)
+
+    def is_live(self, token: RefreshToken, family: RefreshFamily) -> bool:
+        now = self._clock()
+        return (
+            family.revoked_at is None
+            and token.consumed_at is None
+            and now < token.expires_at
+            and now < family.expires_at
+        )
+
+    async def sweep(self) -> None:
+        """Drop sealed successors past the grace window and families past their lifetime."""
+        now = self._clock()
+        await self._store.forget_successors(now - self._policy.grace)
+        await self._store.purge_expired(now)

@@ -1,0 +1,74 @@
+"""RFC 7009 token revocation and RFC 7662 introspection, by token kind.
+
+A refresh token revokes its whole family; an access token's ``jti`` is revoked until its
+``exp``. ``token_type_hint`` only decides which kind is tried first. Tokens that are unknown,
+or belong to another client, change nothing and reveal nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from issuer.models import Client
+from issuer.services import Services
+from issuer.tokens.validate import InvalidAccessToken
+
+_KINDS = ("access_token", "refresh_token")
+
+
+def _order(hint: str | None) -> tuple[str, ...]:
+    return ("refresh_token", "access_token") if hint == "refresh_token" else _KINDS
+
+
+def _looks_like_jwt(token: str) -> bool:
+    return token.count(".") == 2
+
+
+async def revoke_token(services: Services, client: Client, token: str, hint: str | None) -> None:
+    for kind in _order(hint):
+        if kind == "access_token" and _looks_like_jwt(token):
+            try:
+                claims = services.validator.signed_claims(token)
+            except InvalidAccessToken:
+                continue
+            if claims.get("client_id") == client.client_id and claims.get("exp", 0) > services.clock():
+                await services.revocations.revoke(claims["jti"], float(claims["exp"]))
+            return
+        if kind == "refresh_token" and not _looks_like_jwt(token):
+            found = await services.refresh_tokens.lookup(token)
+            if found is not None and found[1].client_id == client.client_id:
+                await services.refresh_tokens.revoke_family(found[1].family_id, "revoked by client")
+            return
+
+
+_INACTIVE: dict[str, Any] = {"active": False}
+
+
+async def introspect_token(services: Services, client: Client, token: str, hint: str | None) -> dict[str, Any]:
+    for kind in _order(hint):
+        if kind == "access_token" and _looks_like_jwt(token):
+            try:
+                claims = await services.validator.validate(token)
+            except InvalidAccessToken:
+                return _INACTIVE
+            return {"active": True, "token_type": "Bearer", **claims}
+        if kind == "refresh_token" and not _looks_like_jwt(token):
+            found = await services.refresh_tokens.lookup(token)
+            if found is None:
+                return _INACTIVE
+            refresh, family = found
+            # Only the client a refresh token was issued to may learn about it.
+            if family.client_id != client.client_id or not services.refresh_tokens.is_live(refresh, family):
+                return _INACTIVE
+            return {
+                "active": True,
+                "token_type": "refresh_token",
+                "client_id": family.client_id,
+                "sub": family.user_id,
+                "scope": refresh.scope,
+                "aud": refresh.audience.split(),
+                "iss": services.settings.url,
+                "iat": int(refresh.issued_at),
+                "exp": int(refresh.expires_at),
+            }
+    return _INACTIVE

@@ -1,0 +1,163 @@
+"""End users: registration rules, the role hierarchy, password login and account changes."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from issuer.models import User
+from issuer.passwords import Passwords
+from issuer.storage.base import Conflict, RefreshStore, UserStore
+
+USERNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{1,62}[A-Za-z0-9])?$")
+EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+
+
+class UserInputError(ValueError):
+    """Per-field validation messages."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class RoleHierarchy:
+    """Ordered lowest first; a role includes every role below it."""
+
+    def __init__(self, roles: Sequence[str]) -> None:
+        self.order = tuple(roles)
+        self._rank = {r: i for i, r in enumerate(self.order)}
+
+    @property
+    def default(self) -> str:
+        return self.order[0]
+
+    def validate(self, roles: Iterable[str]) -> tuple[str, ...]:
+        chosen = tuple(dict.fromkeys(roles))
+        unknown = [r for r in chosen if r not in self._rank]
+        if unknown:
+            raise UserInputError({"roles": f"unknown role(s) {', '.join(unknown)}; known: {', '.join(self.order)}"})
+        return chosen
+
+    def effective(self, roles: Iterable[str]) -> list[str]:
+        top = max((self._rank[r] for r in roles if r in self._rank), default=-1)
+        return list(reversed(self.order[: top + 1]))
+
+
+def check_username(value: object) -> str | None:
+    if not isinstance(value, str) or not USERNAME.match(value):
+        return "3 to 64 characters: letters, digits, '.', '_' or '-', starting and ending with a letter or digit"
+    return None
+
+
+def check_password(value: object) -> str | None:
+    if not isinstance(value, str) or not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
+        return f"{PASSWORD_MIN} to {PASSWORD_MAX} characters"
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    return None
+
+
+def check_email(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 254 or not EMAIL.match(value):
+        return "a valid email address"
+    return None
+
+
+@dataclass(frozen=True)
+class NewUser:
+    username: str
+    password: str
+    email: str | None = None
+
+
+def parse_registration(data: dict[str, object]) -> NewUser:
+    errors = {}
+    unknown = sorted(set(data) - {"username", "password", "email"})
+    if unknown:
+        errors["body"] = f"unknown field(s): {', '.join(unknown)}"
+    for name, check in (("username", check_username), ("password", check_password), ("email", check_email)):
+        message = check(data.get(name))
+        if message:
+            errors[name] = message
+    if errors:
+        raise UserInputError(errors)
+    email = data.get("email")
+    return NewUser(str(data["username"]), str(data["password"]), email if isinstance(email, str) else None)
+
+
+class Users:
+    def __init__(
+        self,
+        store: UserStore,
+        refresh: RefreshStore,
+        passwords: Passwords,
+        roles: RoleHierarchy,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self._refresh = refresh
+        self.passwords = passwords
+        self.roles = roles
+        self._clock = clock
+
+    async def create(
+        self, new: NewUser, roles: Iterable[str] = (), *, password_hash: str | None = None, disabled: bool = False
+    ) -> User:
+        """Raises Conflict if the username or email is taken (case-insensitively)."""
+        now = self._clock()
+        user = User(
+            user_id=secrets.token_urlsafe(16),
+            username=new.username,
+            email=new.email,
+            password_hash=password_hash or await self.passwords.hash(new.password),
+            roles=self.roles.validate(roles) or (self.roles.default,),
+            disabled=disabled,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.store.create_user(user)
+        return user
+
+    async def login(self, username: str, password: str) -> User | None:
+        """The user if the password is right and the account enabled. An unknown user costs
+        the same time as a wrong password (a dummy hash is verified)."""
+        user = await self.store.find_user(username) if len(username) <= 64 else None
+        verdict = await self.passwords.verify(user.password_hash if user else None, password)
+        if user is None or not verdict.ok or user.disabled:
+            return None
+        if verdict.rehash:
+            user = await self.store.update_user(user.user_id, password_hash=verdict.rehash, updated_at=self._clock()) or user
+        return user
+
+    async def change_password(self, user: User, new_password: str) -> None:
+        message = check_password(new_password)
+        if message:
+            raise UserInputError({"new_password": message})
+        now = self._clock()
+        await self.store.update_user(user.user_id, password_hash=await self.passwords.hash(new_password), updated_at=now)
+        await self._refresh.revoke_user_families(user.user_id, now, "password changed")
+
+    async def set_disabled(self, user_id: str, disabled: bool, reason: str) -> User | None:
+        now = self._clock()
+        user = await self.store.update_user(user_id, disabled=disabled, updated_at=now)
+        if user is not None and disabled:
+            await self._refresh.revoke_user_families(user_id, now, reason)
+        return user
+
+    async def set_roles(self, user_id: str, roles: Iterable[str]) -> User | None:
+        chosen = self.roles.validate(roles)
+        if not chosen:
+            raise UserInputError({"roles": "at least one role"})
+        return await self.store.update_user(user_id, roles=chosen, updated_at=self._clock())
+
+    async def revoke_sessions(self, user_id: str, reason: str) -> int:
+        return await self._refresh.revoke_user_families(user_id, self._clock(), reason)
+
+
+__all__ = ["Conflict", "NewUser", "RoleHierarchy", "UserInputError", "Users", "parse_registration"]
