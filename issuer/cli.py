@@ -14,8 +14,10 @@ from pydantic import ValidationError
 
 from issuer.errors import ConfigurationError
 from issuer.logs import configure_logging
+from issuer.models import User
 from issuer.services import Services, open_services
 from issuer.settings import Settings
+from issuer.users import Conflict, UserInputError, parse_registration
 from keys.envelope import new_kek
 from keys.lifecycle import NoSuchKey, NotYetSafe
 
@@ -80,6 +82,92 @@ async def clients_list(services: Services, args: argparse.Namespace) -> int:
             ["CLIENT_ID", "NAME", "TYPE", "GRANTS", "SCOPES"],
         )
     return 0
+
+
+# -- users -----------------------------------------------------------------------------------
+
+
+async def _user_or_fail(services: Services, username: str) -> User | None:
+    user = await services.users.store.find_user(username)
+    if user is None:
+        print(f"no user {username!r}", file=sys.stderr)
+    return user
+
+
+def _user_row(services: Services, user: User) -> dict[str, Any]:
+    return {
+        "user_id": user.user_id,
+        "username": user.username,
+        "email": user.email,
+        "roles": list(user.roles),
+        "disabled": user.disabled,
+        "created_at": _when(user.created_at),
+    }
+
+
+async def users_create(services: Services, args: argparse.Namespace) -> int:
+    if not args.password_stdin:
+        print("pass the password on standard input with --password-stdin", file=sys.stderr)
+        return 2
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        new = parse_registration({"username": args.username, "password": password, "email": args.email})
+        user = await services.users.create(new, args.role or ())
+    except UserInputError as exc:
+        print(f"invalid: {exc}", file=sys.stderr)
+        return 2
+    except Conflict as exc:
+        print(f"that {exc.field} is already taken", file=sys.stderr)
+        return 5
+    _print_json(_user_row(services, user)) if args.json else print(f"user_id: {user.user_id}")
+    return 0
+
+
+async def users_list(services: Services, args: argparse.Namespace) -> int:
+    users: list[User] = []
+    after = ""
+    while batch := await services.users.store.list_users(limit=500, after=after):
+        users.extend(batch)
+        after = batch[-1].username
+    rows = [_user_row(services, u) for u in users]
+    if args.json:
+        _print_json(rows)
+    else:
+        _table(
+            [[r["user_id"], r["username"], r["email"] or "-", ",".join(r["roles"]), "yes" if r["disabled"] else "no"] for r in rows],
+            ["USER_ID", "USERNAME", "EMAIL", "ROLES", "DISABLED"],
+        )
+    return 0
+
+
+async def users_set_role(services: Services, args: argparse.Namespace) -> int:
+    user = await _user_or_fail(services, args.username)
+    if user is None:
+        return 4
+    try:
+        await services.users.set_roles(user.user_id, args.role)
+    except UserInputError as exc:
+        print(f"invalid: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def users_disable(services: Services, args: argparse.Namespace) -> int:
+    user = await _user_or_fail(services, args.username)
+    if user is None:
+        return 4
+    await services.users.set_disabled(user.user_id, args.disabled, "disabled by an administrator")
+    return 0
+
+
+async def users_import(services: Services, args: argparse.Namespace) -> int:
+    from issuer.userimport import import_users
+
+    report = await import_users(services.users, args.file)
+    print(f"imported {report.imported}, already present {report.conflicts}, invalid {len(report.errors)}")
+    for line, message in report.errors:
+        print(f"  line {line}: {message}", file=sys.stderr)
+    return 0 if not report.errors else 1
 
 
 # -- keys ------------------------------------------------------------------------------------
@@ -215,6 +303,31 @@ def parser() -> argparse.ArgumentParser:
     listing = clients.add_parser("list")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=clients_list)
+
+    users = sub.add_parser("users", help="manage end users").add_subparsers(dest="sub", required=True)
+    ucreate = users.add_parser("create", help="create a user; the password is read from standard input")
+    ucreate.add_argument("--username", required=True)
+    ucreate.add_argument("--email")
+    ucreate.add_argument("--role", nargs="+", metavar="R")
+    ucreate.add_argument("--password-stdin", action="store_true", required=True)
+    ucreate.add_argument("--json", action="store_true")
+    ucreate.set_defaults(func=users_create)
+    ulist = users.add_parser("list")
+    ulist.add_argument("--json", action="store_true")
+    ulist.set_defaults(func=users_list)
+    setrole = users.add_parser("set-role", help="replace a user's roles")
+    setrole.add_argument("username")
+    setrole.add_argument("role", nargs="+")
+    setrole.set_defaults(func=users_set_role)
+    disable = users.add_parser("disable", help="refuse logins and revoke every session")
+    disable.add_argument("username")
+    disable.set_defaults(func=users_disable, disabled=True)
+    enable = users.add_parser("enable")
+    enable.add_argument("username")
+    enable.set_defaults(func=users_disable, disabled=False)
+    uimport = users.add_parser("import", help="import users from CSV or JSON lines (username,email,password_hash,roles)")
+    uimport.add_argument("file")
+    uimport.set_defaults(func=users_import)
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="sub", required=True)
     klist = keys.add_parser("list")

@@ -1,0 +1,69 @@
+"""`issuer users import FILE`: users from another app, with their existing password hashes.
+
+CSV with a header row, or JSON lines, with ``username,email,password_hash,roles`` (roles
+separated by spaces, or a JSON list). argon2id and bcrypt (``$2a$``/``$2b$``/``$2y$``) hashes are
+accepted; bcrypt ones are replaced by argon2id on each user's next successful login.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from issuer.passwords import is_supported_hash
+from issuer.users import Conflict, NewUser, UserInputError, Users, check_email, check_username
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    conflicts: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    text = path.read_text(encoding="utf-8")
+    first = text.lstrip()[:1]
+    if first == "{":
+        rows = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append((number, json.loads(line)))
+                except ValueError:
+                    rows.append((number, {"__error__": "not valid JSON"}))
+        return rows
+    reader = csv.DictReader(text.splitlines())
+    return [(number, dict(row)) for number, row in enumerate(reader, 2)]
+
+
+async def import_users(users: Users, file: str) -> ImportReport:
+    report = ImportReport()
+    for number, row in _rows(Path(file)):
+        if "__error__" in row or not isinstance(row, dict):
+            report.errors.append((number, row.get("__error__", "not an object") if isinstance(row, dict) else "not an object"))
+            continue
+        username, email = row.get("username"), row.get("email") or None
+        password_hash = row.get("password_hash")
+        roles = row.get("roles") or []
+        if isinstance(roles, str):
+            roles = roles.replace(";", " ").replace(",", " ").split()
+        problem = check_username(username) or check_email(email)
+        if problem:
+            report.errors.append((number, problem))
+            continue
+        if not isinstance(password_hash, str) or not is_supported_hash(password_hash):
+            report.errors.append((number, "password_hash must be argon2id or bcrypt"))
+            continue
+        try:
+            await users.create(NewUser(str(username), "", email), roles, password_hash=password_hash)
+        except UserInputError as exc:
+            report.errors.append((number, str(exc)))
+        except Conflict:
+            report.conflicts += 1
+        else:
+            report.imported += 1
+    return report
