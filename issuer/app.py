@@ -1,4 +1,5 @@
-"""create_app(settings): routes, error rendering, and a lifespan that opens Services."""
+"""create_app(settings): routes, middleware, error rendering, and a lifespan that opens Services
+and runs the background jobs (keyring refresh, change notifications, key schedule, sweeps)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from issuer.errors import OAuthError, ProblemError
-from issuer.http import discovery, oauth, openapi, token, users
+from issuer.http import admin, discovery, oauth, openapi, token, users
+from issuer.http.middleware import RequestMiddleware
 from issuer.http.responses import handle_http_exception, handle_oauth_error, handle_problem, handle_unexpected
+from issuer.keyschedule import run_schedule_once
 from issuer.services import Clock, Services, open_services
 from issuer.settings import Settings
 
@@ -34,8 +39,25 @@ def routes() -> list[Route]:
         Route("/register", users.register, methods=["POST"]),
         Route("/account/password", users.change_password, methods=["POST"]),
         Route("/account/deactivate", users.deactivate, methods=["POST"]),
+        Route("/admin/keys", admin.list_keys, methods=["GET"]),
+        Route("/admin/keys/rotate", admin.rotate_keys, methods=["POST"]),
+        Route("/admin/keys/{kid}/revoke", admin.revoke_key, methods=["POST"]),
+        Route("/admin/clients", admin.list_clients, methods=["GET"]),
+        Route("/admin/clients", admin.create_client, methods=["POST"]),
+        Route("/admin/clients/{client_id}", admin.get_client, methods=["GET"]),
+        Route("/admin/clients/{client_id}", admin.update_client, methods=["PATCH"]),
+        Route("/admin/clients/{client_id}", admin.delete_client, methods=["DELETE"]),
+        Route("/admin/clients/{client_id}/secret", admin.rotate_client_secret, methods=["POST"]),
+        Route("/admin/users", admin.list_users, methods=["GET"]),
+        Route("/admin/users/{user_id}", admin.get_user, methods=["GET"]),
+        Route("/admin/users/{user_id}/roles", admin.set_user_roles, methods=["PUT"]),
+        Route("/admin/users/{user_id}/disable", admin.disable_user, methods=["POST"]),
+        Route("/admin/users/{user_id}/enable", admin.enable_user, methods=["POST"]),
+        Route("/admin/users/{user_id}/sessions/revoke", admin.revoke_user_sessions, methods=["POST"]),
+        Route("/admin/audit", admin.list_audit, methods=["GET"]),
         Route("/healthz", discovery.healthz, methods=["GET"]),
         Route("/readyz", discovery.readyz, methods=["GET"]),
+        Route("/metrics", discovery.metrics, methods=["GET"]),
         Route("/openapi.json", openapi.openapi_endpoint, methods=["GET"]),
     ]
 
@@ -49,7 +71,25 @@ async def _every(seconds: float, job: Callable[[], Awaitable[Any]], name: str) -
             log.exception("background job %s failed; will retry", name)
 
 
+def _background(services: Services) -> list[asyncio.Task[None]]:
+    settings = services.settings
+    tick = settings.keyring_refresh_interval
+    jobs: list[tuple[float, Callable[[], Awaitable[Any]], str]] = [
+        (tick, services.keyring.refresh, "keyring"),
+        (max(1.0, settings.refresh_reuse_grace), services.refresh_tokens.sweep, "sweep"),
+        (min(tick, 10.0), lambda: run_schedule_once(services), "key-schedule"),
+    ]
+    if services.redis is None:
+        # Without Redis, other processes' revocations reach this one's cache by polling.
+        jobs.append((tick, services.revocations.cache.warm, "revocations"))
+    tasks = [asyncio.create_task(_every(seconds, job, name)) for seconds, job, name in jobs]
+    tasks.append(asyncio.create_task(services.bus.listen(services.on_notification)))
+    return tasks
+
+
 def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
+    holder: dict[str, Services] = {}
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         services = await open_services(settings, clock=clock)
@@ -57,14 +97,8 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             await services.keys.ensure_initial()
             await services.keyring.refresh()
             await services.revocations.cache.warm()
-            tasks = [
-                asyncio.create_task(_every(settings.keyring_refresh_interval, services.keyring.refresh, "keyring")),
-                asyncio.create_task(_every(max(1, settings.refresh_reuse_grace), services.refresh_tokens.sweep, "sweep")),
-            ]
-            if services.redis is None:
-                # Without Redis, other processes' revocations reach this one's cache by polling.
-                warm = services.revocations.cache.warm
-                tasks.append(asyncio.create_task(_every(settings.keyring_refresh_interval, warm, "revocations")))
+            holder["services"] = services
+            tasks = _background(services)
             try:
                 yield {"services": services}
             finally:
@@ -72,10 +106,30 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            holder.pop("services", None)
             await services.close()
 
+    middleware = [
+        Middleware(
+            RequestMiddleware,
+            metrics=lambda: holder["services"].metrics if "services" in holder else None,
+            max_body=settings.max_body_bytes,
+            https=settings.url.startswith("https://"),
+        ),
+    ]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            )
+        )
     return Starlette(
         routes=routes(),
+        middleware=middleware,
         lifespan=lifespan,
         exception_handlers={
             OAuthError: handle_oauth_error,

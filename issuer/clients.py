@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from issuer.errors import InvalidClient
@@ -48,7 +48,15 @@ def validate_client_fields(
 
 
 class ClientRegistry:
-    def __init__(self, store: ClientStore, pepper: bytes, clock: Callable[[], float], cache_ttl: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: ClientStore,
+        pepper: bytes,
+        clock: Callable[[], float],
+        cache_ttl: float = 5.0,
+        on_change: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.on_change = on_change
         self._store = store
         self._pepper = pepper
         self._clock = clock
@@ -92,19 +100,19 @@ class ClientRegistry:
             updated.name, updated.grant_types, updated.scopes, updated.audiences, updated.is_public
         )
         await self._store.update_client(updated)
-        self.invalidate(client.client_id)
+        await self._changed(client.client_id)
         return updated
 
     async def rotate_secret(self, client: Client) -> tuple[Client, str]:
         secret = secrets.token_urlsafe(32)
         updated = replace(client, secret_hash=self.hash_secret(secret), updated_at=self._clock())
         await self._store.update_client(updated)
-        self.invalidate(client.client_id)
+        await self._changed(client.client_id)
         return updated, secret
 
     async def delete(self, client_id: str) -> bool:
         deleted = await self._store.delete_client(client_id)
-        self.invalidate(client_id)
+        await self._changed(client_id)
         return deleted
 
     async def get(self, client_id: str) -> Client | None:
@@ -134,6 +142,11 @@ class ClientRegistry:
             return client
         finally:
             self._loading.pop(client_id, None)
+
+    async def _changed(self, client_id: str) -> None:
+        self.invalidate(client_id)
+        if self.on_change is not None:
+            await self.on_change(client_id)
 
     def invalidate(self, client_id: str | None = None) -> None:
         if client_id is None:

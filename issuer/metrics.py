@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from keys.lifecycle import KeyState, SigningKey, active_key
 
 
 class Metrics:
@@ -31,3 +33,10 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=r,
         )
+
+    def render(self, keys: list[SigningKey], now: float) -> bytes:
+        active = active_key(keys)
+        self.active_key_age.set(now - (active.activated_at or active.created_at) if active else 0)
+        for state in KeyState:
+            self.keys_by_state.labels(state.value).set(sum(1 for k in keys if k.state is state))
+        return generate_latest(self.registry)

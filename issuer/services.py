@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 
+from issuer.cache.bus import Bus
 from issuer.cache.limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from issuer.cache.redisconn import REDIS_ERRORS
 from issuer.cache.redisconn import connect as connect_redis
@@ -62,6 +63,7 @@ class Services:
     validator: AccessTokenValidator
     limiter: RateLimiter
     metrics: Metrics
+    bus: Bus
     redis: Redis | None = None
 
     _scopes: tuple[float, list[str]] = (float("-inf"), [])
@@ -72,6 +74,15 @@ class Services:
         if self.redis is not None:
             await self.redis.aclose()
         await self.store.db.close()
+
+    async def on_notification(self, topic: str) -> None:
+        """Another instance changed something: pick it up now rather than at the next poll."""
+        if topic in ("keys", "*"):
+            await self.keyring.refresh()
+        if topic.startswith("client:"):
+            self.clients.invalidate(topic.removeprefix("client:"))
+        elif topic == "*":
+            self.clients.invalidate()
 
     async def scopes_supported(self) -> list[str]:
         """Every scope some client may request, recomputed at most once a minute."""
@@ -209,7 +220,16 @@ async def open_services(settings: Settings, *, clock: Clock = time.time, run_mig
         policy = key_policy(settings)
         signing_pool = ThreadPoolExecutor(settings.signing_threads, thread_name_prefix="sign")
         keyring = Keyring(store, envelope, policy, clock, signing_pool)
-        manager = KeyManager(store, envelope, policy, settings.signing_alg, clock)
+        bus = Bus(redis, settings.redis_prefix)
+
+        async def keys_changed() -> None:
+            await keyring.refresh()
+            await bus.publish("keys")
+
+        async def client_changed(client_id: str) -> None:
+            await bus.publish("client:" + client_id)
+
+        manager = KeyManager(store, envelope, policy, settings.signing_alg, clock, on_change=keys_changed)
         return Services(
             settings=settings,
             clock=clock,
@@ -217,7 +237,7 @@ async def open_services(settings: Settings, *, clock: Clock = time.time, run_mig
             envelope=envelope,
             keyring=keyring,
             keys=manager,
-            clients=ClientRegistry(store, pepper, clock),
+            clients=ClientRegistry(store, pepper, clock, on_change=client_changed),
             access_tokens=AccessTokens(keyring, settings.url, settings.access_token_ttl, clock),
             signing_pool=signing_pool,
             users=Users(store, store, passwords, RoleHierarchy(settings.roles), clock),
@@ -226,6 +246,7 @@ async def open_services(settings: Settings, *, clock: Clock = time.time, run_mig
             validator=AccessTokenValidator(keyring, settings.url, revocations, clock),
             limiter=limiter,
             metrics=metrics,
+            bus=bus,
             redis=redis,
         )
     except BaseException:

@@ -7,6 +7,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from prometheus_client import CONTENT_TYPE_LATEST
+
 from issuer.grants import GRANTS
 from issuer.http.clientauth import AUTH_METHODS
 from issuer.http.responses import json_response, problem
@@ -65,3 +67,9 @@ async def readyz(request: Request) -> Response:
     if not ok:
         return problem(503, "Service Unavailable", "a dependency is not ready", checks=checks)
     return json_response({"status": "ready", "checks": checks}, headers={"Cache-Control": "no-store"})
+
+
+async def metrics(request: Request) -> Response:
+    services: Services = request.state.services
+    body = services.metrics.render(services.keyring.keys, services.clock())
+    return Response(body, 200, {"Cache-Control": "no-store"}, CONTENT_TYPE_LATEST)

@@ -1,0 +1,307 @@
+"""The management API under /admin, for access tokens from this issuer carrying ``issuer:admin``.
+
+Every change is written to the audit log (who, what, when, from where) before it is answered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from issuer.clients import ClientValidationError
+from issuer.errors import ProblemError
+from issuer.http.bearer import bearer_claims
+from issuer.http.forms import read_json
+from issuer.http.responses import no_store_json
+from issuer.http.token import client_ip
+from issuer.http.users import user_view
+from issuer.keyinfo import describe_keys
+from issuer.models import Client
+from issuer.services import Services
+from issuer.users import UserInputError
+from keys.lifecycle import NoSuchKey, NotYetSafe
+
+ADMIN_SCOPE = "issuer:admin"
+
+
+class _Admin:
+    """The authorised caller of one admin request."""
+
+    def __init__(self, request: Request, services: Services, claims: dict[str, Any]) -> None:
+        self.request = request
+        self.services = services
+        self.actor = str(claims.get("sub"))
+
+    async def audit(self, action: str, target: str, **detail: object) -> None:
+        await self.services.store.append_audit(
+            self.services.clock(), self.actor, action, target, detail, client_ip(self.request, self.services)
+        )
+
+
+async def _admin(request: Request) -> _Admin:
+    services: Services = request.state.services
+    claims = await bearer_claims(request, services, ADMIN_SCOPE)
+    return _Admin(request, services, claims)
+
+
+def _page(request: Request) -> tuple[int, str]:
+    raw = request.query_params.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+        raise ProblemError(400, "Bad Request", "limit must be an integer from 1 to 500")
+    after = request.query_params.get("after", "")
+    if len(after) > 256:
+        raise ProblemError(400, "Bad Request", "after is too long")
+    return int(raw), after
+
+
+def _not_found(what: str) -> ProblemError:
+    return ProblemError(404, "Not Found", f"no such {what}")
+
+
+def _invalid(message: str, errors: dict[str, str] | None = None) -> ProblemError:
+    return ProblemError(422, "Unprocessable Content", message, errors=errors)
+
+
+def _string_list(data: dict[str, Any], name: str, default: list[str] | None = None) -> tuple[str, ...]:
+    value = data.get(name, default)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _invalid(f"{name} must be a list of strings", {name: "a list of strings"})
+    return tuple(value)
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+
+async def list_keys(request: Request) -> Response:
+    admin = await _admin(request)
+    services = admin.services
+    keys = await services.store.list_keys()
+    return no_store_json({"items": describe_keys(keys, services.keys.policy, services.clock())})
+
+
+async def rotate_keys(request: Request) -> Response:
+    admin = await _admin(request)
+    force = request.query_params.get("force", "false").lower()
+    if force not in ("true", "false"):
+        raise ProblemError(400, "Bad Request", "force must be true or false")
+    try:
+        transition = await admin.services.keys.rotate(force=force == "true")
+    except NotYetSafe as exc:
+        raise ProblemError(
+            409,
+            "Conflict",
+            "the pending key has not been published long enough for every JWKS cache to hold it",
+            headers={"Retry-After": str(max(1, int(exc.safe_at - admin.services.clock()) + 1))},
+            errors={"safe_at": int(exc.safe_at)},
+        ) from None
+    admin.services.metrics.key_rotations.labels("forced" if force == "true" else "manual").inc()
+    activated = [c.kid for c in transition.changes if c.to_state.value == "active"]
+    await admin.audit("keys.rotate", ",".join(activated), force=force == "true")
+    return await list_keys(request)
+
+
+async def revoke_key(request: Request) -> Response:
+    admin = await _admin(request)
+    kid = request.path_params["kid"]
+    try:
+        await admin.services.keys.revoke(kid)
+    except NoSuchKey:
+        raise _not_found("published key") from None
+    admin.services.metrics.key_rotations.labels("revoked").inc()
+    await admin.audit("keys.revoke", kid)
+    return await list_keys(request)
+
+
+# -- clients ----------------------------------------------------------------------------------
+
+
+def client_view(client: Client) -> dict[str, Any]:
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "type": "public" if client.is_public else "confidential",
+        "grant_types": list(client.grant_types),
+        "scopes": list(client.scopes),
+        "audiences": list(client.audiences),
+        "created_at": int(client.created_at),
+        "updated_at": int(client.updated_at),
+    }
+
+
+async def list_clients(request: Request) -> Response:
+    admin = await _admin(request)
+    limit, after = _page(request)
+    items = await admin.services.store.list_clients(limit=limit, after=after)
+    nxt = items[-1].client_id if len(items) == limit else None
+    return no_store_json({"items": [client_view(c) for c in items], "next": nxt})
+
+
+async def create_client(request: Request) -> Response:
+    admin = await _admin(request)
+    data = await read_json(request, admin.services.settings.max_body_bytes)
+    name = data.get("name")
+    public = data.get("public", False)
+    if not isinstance(name, str) or not isinstance(public, bool):
+        raise _invalid("name (string) is required; public must be a boolean")
+    try:
+        client, secret = await admin.services.clients.create(
+            name,
+            _string_list(data, "grant_types"),
+            _string_list(data, "scopes", []),
+            _string_list(data, "audiences", []),
+            public=public,
+        )
+    except ClientValidationError as exc:
+        raise _invalid(str(exc)) from None
+    await admin.audit("clients.create", client.client_id, name=name)
+    body = client_view(client)
+    if secret is not None:
+        body["client_secret"] = secret
+    return no_store_json(body, 201)
+
+
+async def _client(admin: _Admin, request: Request) -> Client:
+    client = await admin.services.store.get_client(request.path_params["client_id"])
+    if client is None:
+        raise _not_found("client")
+    return client
+
+
+async def get_client(request: Request) -> Response:
+    admin = await _admin(request)
+    return no_store_json(client_view(await _client(admin, request)))
+
+
+async def update_client(request: Request) -> Response:
+    admin = await _admin(request)
+    client = await _client(admin, request)
+    data = await read_json(request, admin.services.settings.max_body_bytes)
+    allowed = {"name", "grant_types", "scopes", "audiences"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise _invalid(f"cannot change {', '.join(unknown)}")
+    changes: dict[str, Any] = {}
+    if "name" in data:
+        if not isinstance(data["name"], str):
+            raise _invalid("name must be a string", {"name": "a string"})
+        changes["name"] = data["name"]
+    for name in ("grant_types", "scopes", "audiences"):
+        if name in data:
+            changes[name] = tuple(dict.fromkeys(_string_list(data, name)))
+    try:
+        updated = await admin.services.clients.update(client, **changes)
+    except ClientValidationError as exc:
+        raise _invalid(str(exc)) from None
+    await admin.audit("clients.update", client.client_id, fields=sorted(changes))
+    return no_store_json(client_view(updated))
+
+
+async def rotate_client_secret(request: Request) -> Response:
+    admin = await _admin(request)
+    client = await _client(admin, request)
+    if client.is_public:
+        raise _invalid("a public client has no secret")
+    updated, secret = await admin.services.clients.rotate_secret(client)
+    await admin.audit("clients.rotate_secret", client.client_id)
+    return no_store_json({**client_view(updated), "client_secret": secret})
+
+
+async def delete_client(request: Request) -> Response:
+    admin = await _admin(request)
+    client = await _client(admin, request)
+    await admin.services.clients.delete(client.client_id)
+    await admin.audit("clients.delete", client.client_id)
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
+
+# -- users ------------------------------------------------------------------------------------
+
+
+async def list_users(request: Request) -> Response:
+    admin = await _admin(request)
+    limit, after = _page(request)
+    items = await admin.services.users.store.list_users(limit=limit, after=after)
+    nxt = items[-1].username.casefold() if len(items) == limit else None
+    return no_store_json({"items": [user_view(u, admin.services) for u in items], "next": nxt})
+
+
+async def _user_id(admin: _Admin, request: Request) -> str:
+    user = await admin.services.users.store.get_user(request.path_params["user_id"])
+    if user is None:
+        raise _not_found("user")
+    return user.user_id
+
+
+async def get_user(request: Request) -> Response:
+    admin = await _admin(request)
+    user = await admin.services.users.store.get_user(request.path_params["user_id"])
+    if user is None:
+        raise _not_found("user")
+    return no_store_json(user_view(user, admin.services))
+
+
+async def set_user_roles(request: Request) -> Response:
+    admin = await _admin(request)
+    user_id = await _user_id(admin, request)
+    data = await read_json(request, admin.services.settings.max_body_bytes)
+    roles = _string_list(data, "roles")
+    try:
+        user = await admin.services.users.set_roles(user_id, roles)
+    except UserInputError as exc:
+        raise _invalid("invalid roles", exc.errors) from None
+    assert user is not None
+    await admin.audit("users.set_roles", user_id, roles=list(roles))
+    return no_store_json(user_view(user, admin.services))
+
+
+async def disable_user(request: Request) -> Response:
+    return await _set_disabled(request, True)
+
+
+async def enable_user(request: Request) -> Response:
+    return await _set_disabled(request, False)
+
+
+async def _set_disabled(request: Request, disabled: bool) -> Response:
+    admin = await _admin(request)
+    user_id = await _user_id(admin, request)
+    user = await admin.services.users.set_disabled(user_id, disabled, "disabled by an administrator")
+    assert user is not None
+    await admin.audit("users.disable" if disabled else "users.enable", user_id)
+    return no_store_json(user_view(user, admin.services))
+
+
+async def revoke_user_sessions(request: Request) -> Response:
+    admin = await _admin(request)
+    user_id = await _user_id(admin, request)
+    count = await admin.services.users.revoke_sessions(user_id, "revoked by an administrator")
+    await admin.audit("users.revoke_sessions", user_id, families=count)
+    return no_store_json({"revoked_families": count})
+
+
+# -- audit ------------------------------------------------------------------------------------
+
+
+async def list_audit(request: Request) -> Response:
+    admin = await _admin(request)
+    limit, _ = _page(request)
+    raw_before = request.query_params.get("before", "0")
+    if not raw_before.isdigit():
+        raise ProblemError(400, "Bad Request", "before must be an entry id")
+    entries = await admin.services.store.list_audit(limit=limit, before=int(raw_before))
+    items = [
+        {
+            "id": e.id,
+            "at": int(e.at),
+            "actor": e.actor,
+            "action": e.action,
+            "target": e.target,
+            "detail": e.detail,
+            "remote_addr": e.remote_addr,
+        }
+        for e in entries
+    ]
+    nxt = entries[-1].id if len(entries) == limit else None
+    return no_store_json({"items": items, "next": nxt})
