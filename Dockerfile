@@ -13,8 +13,6 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 WORKDIR /src
-# README.md rather than README.md: pyproject names it as the long description, and the
-# build only warns when it is missing, so the image should not fail for it either.
 COPY pyproject.toml README.md ./
 COPY issuer ./issuer
 COPY keys ./keys
