@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from issuer.http.responses import problem
+from issuer.errors import BodyTooLarge
+from issuer.http.responses import oauth_error, problem
 from issuer.metrics import Metrics
 
 log = logging.getLogger("issuer.access")
@@ -50,7 +51,13 @@ class RequestMiddleware:
         length = dict(scope["headers"]).get(b"content-length")
         try:
             if length is not None and (not length.isdigit() or int(length) > self._max_body):
-                response = problem(413, "Content Too Large", f"the body exceeds {self._max_body} bytes")
+                message = f"the body exceeds {self._max_body} bytes"
+                # OAuth endpoints answer in RFC 6749 §5.2 form, everything else as problem details.
+                response = (
+                    oauth_error(BodyTooLarge(message))
+                    if scope["path"].startswith("/oauth2/")
+                    else problem(413, "Content Too Large", message)
+                )
                 await response(scope, receive, send_wrapper)
             else:
                 await self.app(scope, receive, send_wrapper)
