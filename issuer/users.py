@@ -11,7 +11,7 @@ from issuer.models import User
 from issuer.passwords import Passwords
 from issuer.storage.base import Conflict, RefreshStore, UserStore
 
-USERNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{1,62}[A-Za-z0-9])?$")
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,62}[A-Za-z0-9]$")
 EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 

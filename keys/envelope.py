@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import secrets
 from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+_B64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 _VERSION = b"\x01"
 _FP_LEN = 8
 _NONCE_LEN = 12
@@ -34,6 +36,8 @@ def parse_keks(value: str) -> list[bytes]:
     for item in (part.strip() for part in value.split(",")):
         if not item:
             continue
+        if not _B64URL.match(item):
+            raise EnvelopeError("a key-encryption key is not valid base64url")
         try:
             raw = base64.urlsafe_b64decode(item + "=" * (-len(item) % 4))
         except (binascii.Error, ValueError):

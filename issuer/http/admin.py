@@ -74,11 +74,14 @@ def _string_list(data: dict[str, Any], name: str, default: list[str] | None = No
 # -- keys -------------------------------------------------------------------------------------
 
 
-async def list_keys(request: Request) -> Response:
-    admin = await _admin(request)
-    services = admin.services
+async def _key_schedule(services: Services) -> Response:
     keys = await services.store.list_keys()
     return no_store_json({"items": describe_keys(keys, services.keys.policy, services.clock())})
+
+
+async def list_keys(request: Request) -> Response:
+    admin = await _admin(request)
+    return await _key_schedule(admin.services)
 
 
 async def rotate_keys(request: Request) -> Response:
@@ -99,7 +102,8 @@ async def rotate_keys(request: Request) -> Response:
     admin.services.metrics.key_rotations.labels("forced" if force == "true" else "manual").inc()
     activated = [c.kid for c in transition.changes if c.to_state.value == "active"]
     await admin.audit("keys.rotate", ",".join(activated), force=force == "true")
-    return await list_keys(request)
+    # Not list_keys(request): after an emergency rotation the caller's own token may be unverifiable.
+    return await _key_schedule(admin.services)
 
 
 async def revoke_key(request: Request) -> Response:
@@ -111,7 +115,7 @@ async def revoke_key(request: Request) -> Response:
         raise _not_found("published key") from None
     admin.services.metrics.key_rotations.labels("revoked").inc()
     await admin.audit("keys.revoke", kid)
-    return await list_keys(request)
+    return await _key_schedule(admin.services)
 
 
 # -- clients ----------------------------------------------------------------------------------

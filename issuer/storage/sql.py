@@ -103,8 +103,10 @@ def _family(row: Row) -> RefreshFamily:
 
 
 def _unique_field(exc: Exception) -> str:
-    text = (getattr(exc, "constraint_name", None) or "") + " " + str(exc)
-    return "email" if "email" in text else "username" if "username" in text else "id"
+    # PostgreSQL names the constraint; SQLite says "UNIQUE constraint failed: users.<column>".
+    # Never look at the rejected value itself, which may contain any word.
+    name = getattr(exc, "constraint_name", None) or str(exc).rsplit(":", 1)[-1]
+    return "email" if "email_norm" in name else "username" if "username_norm" in name else "id"
 
 
 _INSERT_TOKEN = """
@@ -293,6 +295,8 @@ class SqlStorage:
         unknown = set(changes) - allowed
         if unknown:
             raise ValueError(f"cannot change {sorted(unknown)}")
+        if not changes:
+            return await self.get_user(user_id)
         if "roles" in changes:
             changes["roles"] = _json(changes["roles"])
         if "email" in changes:
