@@ -1,0 +1,163 @@
+"""RefreshStore contract: families, one-time consumption by compare-and-swap, revocation."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from issuer.models import RefreshFamily, RefreshToken
+from issuer.storage import SqlStorage
+from tests.contract.conftest import new_family, new_token
+
+NOW = 1_700_000_000.0
+
+
+async def started(
+    storage: SqlStorage, *, user_id: str = "user-1", client_id: str = "client-1", ttl: float = 3600.0
+) -> tuple[RefreshFamily, RefreshToken]:
+    family = new_family(user_id=user_id, client_id=client_id, ttl=ttl)
+    first = new_token(family, 0)
+    await storage.start_family(family, first)
+    return family, first
+
+
+async def test_start_family_and_find_token(storage: SqlStorage) -> None:
+    family, first = await started(storage)
+    found = await storage.find_token(first.token_hash)
+    assert found == (first, family)
+    assert await storage.get_token(family.family_id, 0) == first
+    assert await storage.get_token(family.family_id, 1) is None
+    assert await storage.find_token(secrets.token_bytes(32)) is None
+
+
+async def test_consume_marks_consumed_and_inserts_successor(storage: SqlStorage) -> None:
+    family, first = await started(storage)
+    successor = new_token(family, 1, now=NOW + 10)
+    assert await storage.consume(first.token_hash, NOW + 10, successor, b"sealed-1") is True
+    consumed = await storage.get_token(family.family_id, 0)
+    assert consumed is not None
+    assert consumed.consumed_at == NOW + 10
+    assert consumed.successor_ciphertext == b"sealed-1"
+    assert await storage.find_token(successor.token_hash) == (successor, family)
+
+
+async def test_second_consume_of_the_same_token_fails_and_changes_nothing(storage: SqlStorage) -> None:
+    family, first = await started(storage)
+    assert await storage.consume(first.token_hash, NOW + 10, new_token(family, 1), b"sealed-a") is True
+    late = new_token(family, 1)
+    assert await storage.consume(first.token_hash, NOW + 20, late, b"sealed-b") is False
+    consumed = await storage.get_token(family.family_id, 0)
+    assert consumed is not None
+    assert consumed.consumed_at == NOW + 10
+    assert consumed.successor_ciphertext == b"sealed-a"
+    assert await storage.find_token(late.token_hash) is None
+
+
+async def test_consume_in_a_revoked_family_fails(storage: SqlStorage) -> None:
+    family, first = await started(storage)
+    assert await storage.revoke_family(family.family_id, NOW + 5, "test") is True
+    successor = new_token(family, 1)
+    assert await storage.consume(first.token_hash, NOW + 10, successor, b"sealed") is False
+    token = await storage.get_token(family.family_id, 0)
+    assert token is not None and token.consumed_at is None
+    assert await storage.find_token(successor.token_hash) is None
+
+
+async def test_consume_of_an_unknown_token_fails(storage: SqlStorage) -> None:
+    family, _ = await started(storage)
+    successor = new_token(family, 1)
+    assert await storage.consume(secrets.token_bytes(32), NOW, successor, b"sealed") is False
+    assert await storage.find_token(successor.token_hash) is None
+
+
+async def test_concurrent_consumes_exactly_one_wins(storage: SqlStorage) -> None:
+    family, first = await started(storage)
+    successors = [new_token(family, 1) for _ in range(10)]
+    results = await asyncio.gather(
+        *(storage.consume(first.token_hash, NOW + 1, s, f"sealed-{n}".encode()) for n, s in enumerate(successors))
+    )
+    assert results.count(True) == 1
+    winner = results.index(True)
+    stored = [await storage.find_token(s.token_hash) for s in successors]
+    assert [found is not None for found in stored] == [n == winner for n in range(10)]
+    consumed = await storage.get_token(family.family_id, 0)
+    assert consumed is not None and consumed.successor_ciphertext == f"sealed-{winner}".encode()
+
+
+async def test_grandparent_successor_ciphertext_is_cleared(storage: SqlStorage) -> None:
+    family, gen0 = await started(storage)
+    gen1 = new_token(family, 1)
+    gen2 = new_token(family, 2)
+    assert await storage.consume(gen0.token_hash, NOW + 1, gen1, b"sealed-gen1")
+    assert await storage.consume(gen1.token_hash, NOW + 2, gen2, b"sealed-gen2")
+    t0 = await storage.get_token(family.family_id, 0)
+    t1 = await storage.get_token(family.family_id, 1)
+    assert t0 is not None and t0.successor_ciphertext is None
+    assert t0.consumed_at == NOW + 1
+    assert t1 is not None and t1.successor_ciphertext == b"sealed-gen2"
+
+
+async def test_revoke_family(storage: SqlStorage) -> None:
+    family, first = await started(storage)
+    other, other_first = await started(storage)
+    assert await storage.consume(first.token_hash, NOW + 1, new_token(family, 1), b"sealed")
+    assert await storage.consume(other_first.token_hash, NOW + 1, new_token(other, 1), b"sealed-other")
+    assert await storage.revoke_family(family.family_id, NOW + 2, "reuse detected") is True
+    found = await storage.find_token(first.token_hash)
+    assert found is not None
+    assert found[1].revoked_at == NOW + 2
+    assert found[0].successor_ciphertext is None
+    # revoking again reports nothing changed and keeps the first revocation time
+    assert await storage.revoke_family(family.family_id, NOW + 3, "again") is False
+    found = await storage.find_token(first.token_hash)
+    assert found is not None and found[1].revoked_at == NOW + 2
+    # other families are untouched
+    untouched = await storage.find_token(other_first.token_hash)
+    assert untouched is not None
+    assert untouched[1].revoked_at is None
+    assert untouched[0].successor_ciphertext == b"sealed-other"
+    assert await storage.revoke_family("no-such-family", NOW, "x") is False
+
+
+async def test_revoke_user_families(storage: SqlStorage) -> None:
+    a1, a1_first = await started(storage, user_id="alice")
+    a2, a2_first = await started(storage, user_id="alice", client_id="client-2")
+    b1, b1_first = await started(storage, user_id="bob")
+    for family, first in ((a1, a1_first), (b1, b1_first)):
+        assert await storage.consume(first.token_hash, NOW + 1, new_token(family, 1), b"sealed")
+    assert await storage.revoke_family(a2.family_id, NOW + 1, "logout")
+    assert await storage.revoke_user_families("alice", NOW + 5, "password changed") == 1
+    f1 = await storage.find_token(a1_first.token_hash)
+    f2 = await storage.find_token(a2_first.token_hash)
+    fb = await storage.find_token(b1_first.token_hash)
+    assert f1 is not None and f1[1].revoked_at == NOW + 5 and f1[0].successor_ciphertext is None
+    assert f2 is not None and f2[1].revoked_at == NOW + 1
+    assert fb is not None and fb[1].revoked_at is None and fb[0].successor_ciphertext == b"sealed"
+    assert await storage.revoke_user_families("alice", NOW + 6, "again") == 0
+    assert await storage.revoke_user_families("nobody", NOW + 6, "x") == 0
+
+
+async def test_forget_successors_clears_only_older_consumptions(storage: SqlStorage) -> None:
+    early, early_first = await started(storage)
+    late, late_first = await started(storage)
+    assert await storage.consume(early_first.token_hash, NOW + 10, new_token(early, 1), b"sealed-early")
+    assert await storage.consume(late_first.token_hash, NOW + 50, new_token(late, 1), b"sealed-late")
+    assert await storage.forget_successors(NOW + 30) == 1
+    early_token = await storage.get_token(early.family_id, 0)
+    late_token = await storage.get_token(late.family_id, 0)
+    assert early_token is not None and early_token.successor_ciphertext is None and early_token.consumed_at == NOW + 10
+    assert late_token is not None and late_token.successor_ciphertext == b"sealed-late"
+    assert await storage.forget_successors(NOW + 30) == 0
+
+
+async def test_purge_expired_drops_families_with_their_tokens(storage: SqlStorage) -> None:
+    expired, expired_first = await started(storage, ttl=100.0)
+    live, live_first = await started(storage, ttl=10_000.0)
+    successor = new_token(expired, 1)
+    assert await storage.consume(expired_first.token_hash, NOW + 1, successor, b"sealed")
+    assert await storage.purge_expired(NOW + 200) == 1
+    assert await storage.find_token(expired_first.token_hash) is None
+    assert await storage.find_token(successor.token_hash) is None
+    assert await storage.get_token(expired.family_id, 0) is None
+    assert await storage.find_token(live_first.token_hash) is not None
+    assert await storage.purge_expired(NOW + 200) == 0
