@@ -7,6 +7,7 @@ notification arrives. Private keys are decrypted once per key, not per token.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -138,8 +139,6 @@ def _public_key(key: SigningKey) -> RSAKey | ECKey:
 
 
 def _peek_header(token: str) -> dict[str, Any]:
-    import base64
-
     if token.count(".") != 2 or len(token) > 16384:
         raise ValueError("not a compact JWS")
     segment = token.split(".", 1)[0]
