@@ -5,12 +5,13 @@ older apps verify, and are replaced by argon2id on the next successful login."""
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import bcrypt
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
@@ -22,8 +23,18 @@ class Verdict:
     rehash: str | None = None
 
 
+_BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+
+
 def is_supported_hash(value: str) -> bool:
-    return value.startswith("$argon2id$") or value.startswith(_BCRYPT_PREFIXES)
+    """A well-formed argon2id or bcrypt hash (not merely the right prefix)."""
+    if value.startswith("$argon2id$"):
+        try:
+            extract_parameters(value)
+        except InvalidHashError:
+            return False
+        return True
+    return bool(_BCRYPT_HASH.match(value))
 
 
 class Passwords:

@@ -43,8 +43,11 @@ def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
 async def import_users(users: Users, file: str) -> ImportReport:
     report = ImportReport()
     for number, row in _rows(Path(file)):
-        if "__error__" in row or not isinstance(row, dict):
-            report.errors.append((number, row.get("__error__", "not an object") if isinstance(row, dict) else "not an object"))
+        if not isinstance(row, dict):
+            report.errors.append((number, "not an object"))
+            continue
+        if "__error__" in row:
+            report.errors.append((number, row["__error__"]))
             continue
         username, email = row.get("username"), row.get("email") or None
         password_hash = row.get("password_hash")

@@ -1,0 +1,218 @@
+"""Password hashing (issuer.passwords): argon2id at the configured (OWASP) parameters, legacy
+bcrypt hashes that verify and are replaced, and a dummy verification for unknown users."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import AsyncIterator, Callable
+
+import bcrypt
+import pytest
+from argon2 import PasswordHasher
+
+from issuer.passwords import Passwords, is_supported_hash
+from issuer.settings import Settings
+from issuer.users import NewUser, RoleHierarchy, UserInputError, Users
+from tests.conftest import FakeClock, running_app, services_of
+
+
+@pytest.fixture
+async def passwords() -> AsyncIterator[Passwords]:
+    pw = Passwords(time_cost=1, memory_kib=7168, parallelism=1, threads=2)
+    try:
+        yield pw
+    finally:
+        pw.close()
+
+
+def legacy_bcrypt(password: bytes, prefix: str = "$2b$") -> str:
+    hashed = bcrypt.hashpw(password, bcrypt.gensalt(rounds=4)).decode()
+    return prefix + hashed[4:]
+
+
+def test_default_settings_meet_the_owasp_argon2id_minimum() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.argon2_time_cost >= 2
+    assert settings.argon2_memory_kib >= 19456
+    assert settings.argon2_parallelism >= 1
+
+
+async def test_hashes_are_argon2id_with_the_configured_parameters() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    pw = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism, 1)
+    try:
+        hashed = await pw.hash("correct horse")
+    finally:
+        pw.close()
+    assert hashed.startswith("$argon2id$v=19$")
+    assert f"m={settings.argon2_memory_kib},t={settings.argon2_time_cost},p={settings.argon2_parallelism}" in hashed
+
+
+async def test_each_hash_is_salted(passwords: Passwords) -> None:
+    first, second = await passwords.hash("same password"), await passwords.hash("same password")
+    assert first != second
+    assert (await passwords.verify(first, "same password")).ok
+    assert (await passwords.verify(second, "same password")).ok
+
+
+@pytest.mark.parametrize("password", ["password-123", "pässwörd-ünïcode-✓", "x" * 128, "with spaces and \t tab"])
+async def test_argon2id_verifies_the_right_password_only(passwords: Passwords, password: str) -> None:
+    hashed = await passwords.hash(password)
+
+    right = await passwords.verify(hashed, password)
+    wrong = await passwords.verify(hashed, password + "!")
+
+    assert right.ok and right.rehash is None
+    assert not wrong.ok and wrong.rehash is None
+
+
+async def test_a_hash_with_weaker_parameters_asks_for_a_rehash(passwords: Passwords) -> None:
+    stronger = Passwords(time_cost=2, memory_kib=8192, parallelism=1, threads=1)
+    try:
+        weak = await passwords.hash("password-123")
+        verdict = await stronger.verify(weak, "password-123")
+        wrong = await stronger.verify(weak, "wrong")
+    finally:
+        stronger.close()
+    assert verdict.ok
+    assert verdict.rehash is not None and "m=8192,t=2,p=1" in verdict.rehash
+    assert not wrong.ok and wrong.rehash is None
+
+
+@pytest.mark.parametrize("prefix", ["$2a$", "$2b$", "$2y$"])
+async def test_bcrypt_verifies_and_asks_for_an_argon2id_replacement(passwords: Passwords, prefix: str) -> None:
+    stored = legacy_bcrypt(b"legacy-password", prefix)
+
+    verdict = await passwords.verify(stored, "legacy-password")
+    wrong = await passwords.verify(stored, "legacy-passwordX")
+
+    assert verdict.ok
+    assert verdict.rehash is not None and verdict.rehash.startswith("$argon2id$")
+    assert (await passwords.verify(verdict.rehash, "legacy-password")).ok
+    assert not wrong.ok and wrong.rehash is None
+
+
+async def test_bcrypt_checks_only_the_first_72_bytes_as_legacy_apps_did(passwords: Passwords) -> None:
+    long_password = "L" * 72 + "tail that bcrypt never saw"
+    stored = legacy_bcrypt(long_password.encode()[:72])
+
+    verdict = await passwords.verify(stored, long_password)
+
+    assert verdict.ok
+    assert verdict.rehash is not None
+    replacement = await passwords.verify(verdict.rehash, long_password)
+    assert replacement.ok
+    assert not (await passwords.verify(verdict.rehash, "L" * 72)).ok
+
+
+@pytest.mark.parametrize(
+    "stored", ["$argon2id$v=19$m=7168,t=1,p=1$garbage", "$2b$04$tooshort", "$2b$99$" + "a" * 53, "", "plain-text"]
+)
+async def test_malformed_stored_hashes_fail_without_raising(passwords: Passwords, stored: str) -> None:
+    verdict = await passwords.verify(stored, "anything")
+    assert not verdict.ok and verdict.rehash is None
+
+
+async def test_no_stored_hash_fails_after_spending_a_real_verification(passwords: Passwords) -> None:
+    real = await passwords.hash("password-123")
+    await passwords.verify(real, "warm-up")
+
+    async def timed(stored: str | None) -> float:
+        began = time.perf_counter()
+        verdict = await passwords.verify(stored, "not-the-password")
+        assert not verdict.ok and verdict.rehash is None
+        return time.perf_counter() - began
+
+    unknown, wrong = [], []
+    for _ in range(15):
+        unknown.append(await timed(None))
+        wrong.append(await timed(real))
+    ratio = statistics.median(unknown) / statistics.median(wrong)
+    assert 0.5 < ratio < 2.0, ratio
+    assert not (await passwords.verify(None, "")).ok
+
+
+@pytest.mark.parametrize(
+    ("value", "supported"),
+    [
+        (PasswordHasher(time_cost=1, memory_cost=7168).hash("x"), True),
+        ("$2a$04$" + "a" * 53, True),
+        ("$2b$12$" + "a" * 53, True),
+        ("$2y$10$" + "a" * 53, True),
+        ("$argon2i$v=19$m=7168,t=1,p=1$c2FsdHNhbHQ$aGFzaA", False),
+        ("$argon2d$v=19$m=7168,t=1,p=1$c2FsdHNhbHQ$aGFzaA", False),
+        ("pbkdf2_sha256$260000$salt$hash", False),
+        ("$1$md5crypt$", False),
+        ("plain-password", False),
+        ("", False),
+    ],
+)
+def test_supported_hash_formats(value: str, supported: bool) -> None:
+    assert is_supported_hash(value) is supported
+
+
+# -- through Users, on both databases ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def users(
+    database_url: str, make_settings: Callable[..., Settings], clock: FakeClock
+) -> AsyncIterator[Users]:
+    settings = make_settings(database_url=database_url, argon2_time_cost=1, argon2_memory_kib=7168, signing_alg="ES256")
+    async with running_app(settings, clock) as http:
+        yield services_of(http).users
+
+
+async def test_login_checks_the_password_and_the_account(users: Users) -> None:
+    alice = await users.create(NewUser("alice", "password-123"))
+    await users.create(NewUser("off", "password-123"), disabled=True)
+
+    assert (await users.login("alice", "password-123")) == alice
+    assert await users.login("Alice", "password-123") == alice
+    assert await users.login("alice", "password-124") is None
+    assert await users.login("nobody", "password-123") is None
+    assert await users.login("off", "password-123") is None
+    assert await users.login("a" * 65, "password-123") is None
+
+
+async def test_stored_hash_is_argon2id_and_never_the_password(users: Users) -> None:
+    user = await users.create(NewUser("bob", "password-123"))
+    stored = await users.store.get_user(user.user_id)
+    assert stored is not None
+    assert stored.password_hash.startswith("$argon2id$")
+    assert "password-123" not in stored.password_hash
+    assert "password-123" not in repr(stored)
+
+
+async def test_bcrypt_user_is_upgraded_on_login_and_keeps_working(users: Users) -> None:
+    user = await users.create(NewUser("carol", ""), password_hash=legacy_bcrypt(b"old-app-password"))
+
+    assert await users.login("carol", "wrong") is None
+    assert (await users.store.get_user(user.user_id)).password_hash.startswith("$2b$")  # type: ignore[union-attr]
+    assert await users.login("carol", "old-app-password") is not None
+    upgraded = (await users.store.get_user(user.user_id)).password_hash  # type: ignore[union-attr]
+    assert upgraded.startswith("$argon2id$")
+    assert await users.login("carol", "old-app-password") is not None
+
+
+async def test_change_password_validates_and_replaces_the_hash(users: Users) -> None:
+    user = await users.create(NewUser("dave", "password-123"))
+    with pytest.raises(UserInputError) as raised:
+        await users.change_password(user, "short")
+    assert set(raised.value.errors) == {"new_password"}
+    assert await users.login("dave", "password-123") is not None
+
+    await users.change_password(user, "a-new-password")
+    assert await users.login("dave", "password-123") is None
+    assert await users.login("dave", "a-new-password") is not None
+
+
+def test_role_hierarchy() -> None:
+    roles = RoleHierarchy(["user", "manager", "admin"])
+    assert roles.default == "user"
+    assert roles.effective(["admin"]) == ["admin", "manager", "user"]
+    assert roles.effective(["manager", "user"]) == ["manager", "user"]
+    assert roles.effective([]) == []
+    with pytest.raises(UserInputError):
+        roles.validate(["root"])

@@ -1,0 +1,262 @@
+"""POST /register: the new user, duplicate and invalid input, closed registration, and the
+role hierarchy as it appears in tokens."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from issuer.settings import Settings
+from issuer.users import NewUser
+from tests.conftest import FakeClock, make_client, running_app, services_of
+
+# Small argon2 parameters and quick-to-generate EC keys keep each app start cheap.
+FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 7168, "signing_alg": "ES256"}
+
+
+@pytest.fixture
+async def http(database_url: str, make_settings: Callable[..., Settings], clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_app(make_settings(database_url=database_url, **FAST), clock) as app:
+        yield app
+
+
+async def register(http: httpx.AsyncClient, **body: Any) -> httpx.Response:
+    return await http.post("/register", json=body)
+
+
+async def login(http: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
+    client_id, _ = await make_client(http, name="app", grant_types=("password", "refresh_token"), public=True)
+    return await http.post(
+        "/oauth2/token",
+        data={"grant_type": "password", "client_id": client_id, "username": username, "password": password},
+    )
+
+
+def unverified(token: str) -> dict[str, Any]:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body
+
+
+async def test_registration_returns_the_user_with_the_default_role_and_no_hash(http: httpx.AsyncClient) -> None:
+    password = "correct horse battery"
+    response = await register(http, username="alice", password=password, email="alice@example.com")
+
+    assert response.status_code == 201, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["username"] == "alice"
+    assert body["email"] == "alice@example.com"
+    assert body["roles"] == ["user"]
+    assert isinstance(body["user_id"], str) and len(body["user_id"]) >= 16
+    assert body["user_id"] != "alice"
+    assert not {"password", "password_hash", "hash"} & set(body)
+    assert "$argon2" not in response.text and password not in response.text
+
+    stored = await services_of(http).users.store.find_user("alice")
+    assert stored is not None and stored.user_id == body["user_id"]
+    assert stored.password_hash.startswith("$argon2id$")
+
+
+async def test_registered_user_can_log_in_and_the_token_subject_is_the_user_id(http: httpx.AsyncClient) -> None:
+    created = (await register(http, username="bob", password="s3cret-password")).json()
+    response = await login(http, "bob", "s3cret-password")
+    assert response.status_code == 200, response.text
+    claims = unverified(response.json()["access_token"])
+    assert claims["sub"] == created["user_id"]
+    assert claims["roles"] == ["user"]
+
+
+async def test_email_is_optional(http: httpx.AsyncClient) -> None:
+    response = await register(http, username="no-mail", password="password-123")
+    assert response.status_code == 201, response.text
+    assert response.json()["email"] is None
+
+
+@pytest.mark.parametrize(
+    ("second", "field"),
+    [
+        ({"username": "alice", "email": "other@example.com"}, "username"),
+        ({"username": "ALICE", "email": "other@example.com"}, "username"),
+        ({"username": "Alice", "email": None}, "username"),
+        ({"username": "alice2", "email": "alice@example.com"}, "email"),
+        ({"username": "alice3", "email": "ALICE@Example.COM"}, "email"),
+    ],
+)
+async def test_duplicate_username_or_email_is_a_conflict_case_insensitively(
+    http: httpx.AsyncClient, second: dict[str, Any], field: str
+) -> None:
+    first = await register(http, username="alice", password="password-one", email="alice@example.com")
+    assert first.status_code == 201, first.text
+
+    body = {"password": "password-two", **{k: v for k, v in second.items() if v is not None}}
+    response = await http.post("/register", json=body)
+
+    problem = assert_problem(response, 409)
+    assert problem["errors"] == {field: "taken"}
+    users = await services_of(http).users.store.list_users(limit=10)
+    assert [u.username for u in users] == ["alice"]
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({"username": "shorty", "password": "7chars!"}, {"password"}),
+        ({"username": "longpw", "password": "x" * 129}, {"password"}),
+        ({"username": "nulpw", "password": "pass\x00word-123"}, {"password"}),
+        ({"username": "intpw", "password": 12345678}, {"password"}),
+        ({"username": "nopw"}, {"password"}),
+        ({"username": "ab", "password": "password-123"}, {"username"}),
+        ({"username": "-leading", "password": "password-123"}, {"username"}),
+        ({"username": "trailing.", "password": "password-123"}, {"username"}),
+        ({"username": "with space", "password": "password-123"}, {"username"}),
+        ({"username": "u" * 65, "password": "password-123"}, {"username"}),
+        ({"username": "ünïcode", "password": "password-123"}, {"username"}),
+        ({"password": "password-123"}, {"username"}),
+        ({"username": "mail1", "password": "password-123", "email": "not-an-email"}, {"email"}),
+        ({"username": "mail2", "password": "password-123", "email": "a@localhost"}, {"email"}),
+        ({"username": "mail3", "password": "password-123", "email": "a b@example.com"}, {"email"}),
+        ({"username": "mail4", "password": "password-123", "email": 42}, {"email"}),
+        ({"username": "extra", "password": "password-123", "roles": ["admin"]}, {"body"}),
+        ({"username": "-x", "password": "short", "email": "bad", "admin": True}, {"username", "password", "email", "body"}),
+    ],
+)
+async def test_invalid_fields_are_reported_one_message_per_field(
+    http: httpx.AsyncClient, body: dict[str, Any], fields: set[str]
+) -> None:
+    response = await http.post("/register", json=body)
+
+    problem = assert_problem(response, 422)
+    assert set(problem["errors"]) == fields
+    assert all(isinstance(message, str) and message for message in problem["errors"].values())
+    assert await services_of(http).users.store.list_users(limit=10) == []
+
+
+async def test_unknown_field_message_names_the_field(http: httpx.AsyncClient) -> None:
+    response = await register(http, username="carol", password="password-123", is_admin=True)
+    problem = assert_problem(response, 422)
+    assert "is_admin" in problem["errors"]["body"]
+
+
+@pytest.mark.parametrize("username", ["x", "7"])
+async def test_single_character_username_is_refused_as_the_rule_says(http: httpx.AsyncClient, username: str) -> None:
+    """The rule (and its message) is 3 to 64 characters."""
+    response = await register(http, username=username, password="password-123")
+    problem = assert_problem(response, 422)
+    assert "3 to 64" in problem["errors"]["username"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"username": "abc", "password": "8chars!!"},
+        {"username": "a" * 64, "password": "p" * 128, "email": "first.last+tag@sub.example.org"},
+        {"username": "a.b_c-d", "password": "password-123"},
+    ],
+)
+async def test_boundary_values_are_accepted(http: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    response = await http.post("/register", json=body)
+    assert response.status_code == 201, response.text
+    assert (await login(http, body["username"], body["password"])).status_code == 200
+
+
+async def test_a_rejected_registration_stores_nothing(http: httpx.AsyncClient) -> None:
+    assert (await register(http, username="dave", password="short")).status_code == 422
+    response = await register(http, username="dave", password="long-enough")
+    assert response.status_code == 201, response.text
+
+
+async def test_concurrent_registrations_of_one_name_create_exactly_one_user(http: httpx.AsyncClient) -> None:
+    responses = await asyncio.gather(
+        *(register(http, username="Racer" if i % 2 else "racer", password=f"password-{i:03d}") for i in range(8))
+    )
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201] + [409] * 7, [r.text for r in responses]
+    assert [u.username.lower() for u in await services_of(http).users.store.list_users(limit=10)] == ["racer"]
+
+
+async def test_oversized_body_is_413(http: httpx.AsyncClient) -> None:
+    limit = services_of(http).settings.max_body_bytes
+    response = await register(http, username="big", password="password-123", email="b@example.com", padding="x" * limit)
+    assert_problem(response, 413)
+    assert await services_of(http).users.store.find_user("big") is None
+
+
+async def test_wrong_content_type_is_415(http: httpx.AsyncClient) -> None:
+    response = await http.post("/register", data={"username": "erin", "password": "password-123"})
+    assert_problem(response, 415)
+    assert await services_of(http).users.store.find_user("erin") is None
+
+
+async def test_malformed_json_is_400(http: httpx.AsyncClient) -> None:
+    response = await http.post(
+        "/register", content=b'{"username": "frank", "password": ', headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 400)
+
+
+@pytest.mark.parametrize("payload", [b'["frank", "password-123"]', b'"frank"', b"42", b"null"])
+async def test_json_that_is_not_an_object_is_rejected(http: httpx.AsyncClient, payload: bytes) -> None:
+    response = await http.post("/register", content=payload, headers={"content-type": "application/json"})
+    problem = assert_problem(response, 400)
+    assert "object" in problem["detail"]
+    assert await services_of(http).users.store.list_users(limit=10) == []
+
+
+async def test_closed_registration_is_403_and_creates_nobody(
+    database_url: str, make_settings: Callable[..., Settings], clock: FakeClock
+) -> None:
+    settings = make_settings(database_url=database_url, open_registration=False, **FAST)
+    async with running_app(settings, clock) as http:
+        response = await register(http, username="mallory", password="password-123")
+        assert_problem(response, 403)
+        assert await services_of(http).users.store.find_user("mallory") is None
+
+
+@pytest.mark.parametrize(
+    ("roles", "effective"),
+    [
+        ((), ["user"]),
+        (("user",), ["user"]),
+        (("manager",), ["manager", "user"]),
+        (("admin",), ["admin", "manager", "user"]),
+        (("user", "manager"), ["manager", "user"]),
+    ],
+)
+async def test_roles_claim_carries_the_effective_roles_of_the_hierarchy(
+    http: httpx.AsyncClient, roles: tuple[str, ...], effective: list[str]
+) -> None:
+    await services_of(http).users.create(NewUser("grace", "password-123", "grace@example.com"), roles)
+    response = await login(http, "grace", "password-123")
+    assert response.status_code == 200, response.text
+    assert unverified(response.json()["access_token"])["roles"] == effective
+
+    userinfo = await http.get("/userinfo", headers={"Authorization": f"Bearer {response.json()['access_token']}"})
+    assert userinfo.status_code == 200, userinfo.text
+    assert userinfo.json()["roles"] == effective
+
+
+async def test_a_configured_hierarchy_sets_the_default_role_and_inheritance(
+    database_url: str, make_settings: Callable[..., Settings], clock: FakeClock
+) -> None:
+    settings = make_settings(database_url=database_url, roles=["reader", "editor", "owner"], **FAST)
+    async with running_app(settings, clock) as http:
+        created = await register(http, username="heidi", password="password-123")
+        assert created.status_code == 201, created.text
+        assert created.json()["roles"] == ["reader"]
+
+        services = services_of(http)
+        await services.users.set_roles(created.json()["user_id"], ["editor"])
+        response = await login(http, "heidi", "password-123")
+        assert unverified(response.json()["access_token"])["roles"] == ["editor", "reader"]
