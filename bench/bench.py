@@ -181,25 +181,29 @@ class Instance:
         return f"http://{HOST}:{self.port}"
 
 
-def run_cli(inst: Instance, *argv: str, timeout: float = 120.0) -> str:
+def run_cli(inst: Instance, *argv: str, timeout: float = 120.0, stdin: str | None = None) -> str:
     proc = subprocess.run([PYTHON, "-m", "issuer.cli", *argv], env=inst.env, cwd=inst.data_dir,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, input=stdin)
     if proc.returncode != 0:
         raise RuntimeError(f"issuer {' '.join(argv[:2])} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc.stdout
 
 
 @contextlib.contextmanager
-def issuer_instance(args: argparse.Namespace, **extra_env: str) -> Iterator[Instance]:
+def issuer_instance(args: argparse.Namespace, database_url: str | None = None, **extra_env: str
+                    ) -> Iterator[Instance]:
     """A temp data dir and the environment the CLI and server share. Other ISSUER_* variables of the
     calling shell are dropped so nothing leaks in; ISSUER_KEY_ENCRYPTION_KEYS is kept only with
-    --database-url (a persistent PostgreSQL already holds keys wrapped under some KEK)."""
+    --database-url (a persistent PostgreSQL already holds keys wrapped under some KEK).
+    `database_url` (a throw-away database made by the scenario) wins over --database-url and gets a
+    fresh KEK."""
     data_dir = Path(tempfile.mkdtemp(prefix="issuer-bench-"))
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ISSUER_")}
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         port = free_port()
-        database_url = args.database_url or f"sqlite:///{data_dir / 'issuer.sqlite3'}"
+        persistent = not database_url and bool(args.database_url)
+        database_url = database_url or args.database_url or f"sqlite:///{data_dir / 'issuer.sqlite3'}"
         env.update({
             "ISSUER_DATA_DIR": str(data_dir),
             "ISSUER_DATABASE_URL": database_url,
@@ -208,7 +212,7 @@ def issuer_instance(args: argparse.Namespace, **extra_env: str) -> Iterator[Inst
             "ISSUER_LOG_LEVEL": "WARNING",
         })
         inst = Instance(data_dir, env, database_url, port)
-        kek = os.environ.get("ISSUER_KEY_ENCRYPTION_KEYS") if args.database_url else None
+        kek = os.environ.get("ISSUER_KEY_ENCRYPTION_KEYS") if persistent else None
         env["ISSUER_KEY_ENCRYPTION_KEYS"] = kek or run_cli(inst, "keys", "new-kek").strip()
         env.update(extra_env)
         run_cli(inst, "migrate")  # a no-op on a fresh SQLite file; needed on PostgreSQL

@@ -3,8 +3,9 @@
 ``contains`` returns True/False when the cache knows, None when it does not (then the
 database decides). The Redis cache is trusted only while its warm marker exists: after a
 Redis restart or flush the marker is gone, so answers fall back to the database until the
-cache has been rebuilt from it. The marker expires every minute, which bounds how long a
-failed cache write can go unnoticed.
+cache has been rebuilt from it. A failed cache write makes this instance answer from the
+database for a minute; the marker expires every minute, which bounds how long another
+instance can miss a revocation whose cache write failed while Redis itself stayed up.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class RedisRevocationCache:
         self._clock = clock
         self._warming: asyncio.Task[None] | None = None
         self._warn = Throttled()
+        self._distrust_until = float("-inf")
 
     def _ttl_ms(self, expires_at: float) -> int:
         return max(1, math.ceil((expires_at - self._clock()) * 1000))
@@ -68,12 +70,16 @@ class RedisRevocationCache:
             await self._redis.set(self._prefix + jti, b"1", px=self._ttl_ms(expires_at))
         except REDIS_ERRORS as exc:
             self._warn.warn("revocation cache write", exc)
+            # This instance answers from the database until the marker has surely expired.
+            self._distrust_until = self._clock() + _MARKER_TTL
             try:
                 await self._redis.delete(self._marker)  # distrust the cache until rebuilt
             except REDIS_ERRORS:
                 pass
 
     async def contains(self, jti: str) -> bool | None:
+        if self._clock() < self._distrust_until:
+            return None
         try:
             marker, hit = await self._redis.mget(self._marker, self._prefix + jti)
         except REDIS_ERRORS as exc:
