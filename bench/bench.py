@@ -5,10 +5,35 @@ Run from the repository with the project's venv:
 
     /work/venv/bin/python bench/bench.py [--seconds N] [--connections C] [--database-url URL]
                                          [--peer] [--pin] [--scenario NAME|all] [--loadgen auto|wrk|python]
+                                         [--login-connections N] [--cc-rate R] [--pg-admin-url URL]
+
+Scenarios: client_credentials (default), refresh, logins, flood; `--scenario all` runs them in turn.
 
 Each scenario builds a throw-away issuer (temp data dir, fresh key-encryption key, one registered
 client), starts ONE uvicorn worker as a subprocess on 127.0.0.1, drives it from a separate process
 (wrk, or a small asyncio load generator when wrk is missing) and returns a dict of figures.
+
+Each scenario prints its figures beside an in-run baseline and a CPU line (server, load generator,
+PostgreSQL where used, and "other processes": anything above ~0.15 cores there means the machine was
+busy and the figures are noisy).
+
+``refresh``: refresh-token rotations/s on PostgreSQL (a throw-away database bench_<random>, created
+through --pg-admin-url and dropped WITH (FORCE) afterwards, unless --database-url names one). Each of
+--connections connections logs in once, then rotates its own chain (the new refresh token from each
+response is the next one presented, so none is reused). Driven by the stateful asyncio generator
+below (--_oauthgen, raw HTTP/1.1 keep-alive). Baseline: client_credentials tokens/s of the same
+server measured just before (wrk). Goal >= 1,000 rotations/s with one worker and 0 errors.
+
+``logins``: password-grant logins/s at the configured argon2id cost, beside raw argon2-cffi
+hashes/s with the same parameters (1 thread and ISSUER_PASSWORD_HASH_THREADS threads, before and
+after) and Keycloak's sizing-guide figure of 15 logins/s per vCPU.
+
+``flood``: client_credentials at a fixed open-loop rate (--cc-rate, latency counted from the
+scheduled send time), alone, then beside a flood of --login-connections concurrent password logins
+from another process, then alone again. Goal: p99 with the flood <= 2x the p99 alone.
+
+Rate limits (ISSUER_RATE_LIMIT_LOGIN_PER_USER/_PER_IP, _TOKEN_PER_CLIENT) are 0 in these three.
+ISSUER_ARGON2_* and ISSUER_PASSWORD_HASH_THREADS of the calling shell are passed on to logins/flood.
 
 ``client_credentials`` also measures, in the same run and while the server is idle, how many RS256
 signatures per second one thread makes with the SAME private key the server signs with (read from the
@@ -56,6 +81,7 @@ PEER_PORT = 3000
 PEER_CLIENT = ("s6BhdRkqt3", "gX1fBat3bV")
 SCOPES = ("read:orders", "write:orders")
 AUDIENCE = "https://api.example.com"
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CC_BODY = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": " ".join(SCOPES)})
 
 # Scenario registry ----------------------------------------------------------------------------
@@ -701,6 +727,801 @@ def scenario_client_credentials(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+# Stateful OAuth load: users, public clients, throw-away PostgreSQL, CPU accounting --------------
+
+NO_RATE_LIMITS = {
+    "ISSUER_RATE_LIMIT_LOGIN_PER_USER": "0",
+    "ISSUER_RATE_LIMIT_LOGIN_PER_IP": "0",
+    "ISSUER_RATE_LIMIT_TOKEN_PER_CLIENT": "0",
+}
+# Password-hashing settings a caller may set in the shell; issuer_instance drops ISSUER_* otherwise.
+HASH_ENV = ("ISSUER_ARGON2_TIME_COST", "ISSUER_ARGON2_MEMORY_KIB", "ISSUER_ARGON2_PARALLELISM",
+            "ISSUER_PASSWORD_HASH_THREADS")
+
+
+def hash_env_passthrough() -> dict[str, str]:
+    env = {k: os.environ[k] for k in HASH_ENV if os.environ.get(k)}
+    if env:
+        log(f"password hashing from the shell: {env}")
+    return env
+
+
+def create_public_client(inst: Instance, name: str = "bench-public",
+                         grant_types: tuple[str, ...] = ("password", "refresh_token")) -> str:
+    out = run_cli(inst, "clients", "create", "--public", "--name", name, "--grant-type", *grant_types,
+                  "--scope", *SCOPES, "--audience", AUDIENCE, "--json")
+    return json.loads(out)["client_id"]
+
+
+def create_user(inst: Instance) -> tuple[str, str]:
+    """A user with a random name and password (the CLI hashes it with the instance's argon2 settings)."""
+    import secrets
+
+    username, password = f"bench-{secrets.token_hex(4)}", secrets.token_urlsafe(18)
+    run_cli(inst, "users", "create", "--username", username, "--password-stdin", stdin=password + "\n")
+    return username, password
+
+
+def password_body(client_id: str, username: str, password: str) -> str:
+    return urllib.parse.urlencode({"grant_type": "password", "username": username, "password": password,
+                                   "client_id": client_id, "scope": " ".join(SCOPES)})
+
+
+def form_post(url: str, body: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    status, raw = http("POST", url, body, {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})},
+                       timeout=30.0)
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, {"raw": raw[:300].decode("latin-1")}
+
+
+def instance_settings(inst: Instance) -> Any:
+    """The Settings the server will see (same env, no .env file)."""
+    from issuer.settings import Settings
+
+    with _patched_environ(inst.env):
+        return Settings(_env_file=None)
+
+
+def _pg_execute(url: str, *statements: str) -> list[Any]:
+    import asyncpg
+
+    async def run() -> list[Any]:
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            return [await conn.fetch(sql) for sql in statements]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+@contextlib.contextmanager
+def postgres_database(args: argparse.Namespace) -> Iterator[tuple[str, bool]]:
+    """(database URL, throw_away). --database-url (PostgreSQL) is used as is; otherwise a database
+    bench_<random> is created through --pg-admin-url and dropped WITH (FORCE) afterwards."""
+    if args.database_url:
+        if not args.database_url.startswith(("postgres://", "postgresql://")):
+            raise RuntimeError("this scenario needs PostgreSQL; --database-url is not a postgresql:// URL")
+        yield args.database_url, False
+        return
+    import secrets
+
+    name = f"bench_{secrets.token_hex(6)}"
+    try:
+        _pg_execute(args.pg_admin_url, f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # noqa: BLE001 - report why PostgreSQL is unusable
+        raise RuntimeError(f"cannot create a database through {args.pg_admin_url}: {exc}") from exc
+    log(f"created PostgreSQL database {name}")
+    try:
+        yield urllib.parse.urlunsplit(urllib.parse.urlsplit(args.pg_admin_url)._replace(path="/" + name)), True
+    finally:
+        try:
+            _pg_execute(args.pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            log(f"dropped PostgreSQL database {name}")
+        except Exception as exc:  # noqa: BLE001
+            log(f"could not drop PostgreSQL database {name}: {exc}")
+
+
+def _pg_pids(url: str) -> dict[int, str]:
+    """PostgreSQL processes working for us: backends connected to this database (the server's pool)
+    and the shared WAL writer / background writer / checkpointer (shared with anyone else's work)."""
+    dbname = urllib.parse.urlsplit(url).path.lstrip("/")
+    rows = _pg_execute(url, "SELECT pid, datname, backend_type FROM pg_stat_activity WHERE pid <> pg_backend_pid()")[0]
+    out = {}
+    for r in rows:
+        if r["datname"] == dbname and r["backend_type"] == "client backend":
+            out[r["pid"]] = "backend"
+        elif r["backend_type"] in ("walwriter", "background writer", "checkpointer"):
+            out[r["pid"]] = "aux"
+    return out
+
+
+@dataclass
+class CpuWatch:
+    """CPU snapshots of our own processes (label -> pid), optionally PostgreSQL's processes, and the
+    whole machine; diff() turns two snapshots into cores busy per label plus "other processes"."""
+
+    pids: dict[str, int]
+    pg_url: str | None = None
+
+    def snap(self) -> dict[str, Any]:
+        pg: dict[int, tuple[str, float | None]] = {}
+        if self.pg_url:
+            with contextlib.suppress(Exception):
+                pg = {pid: (kind, cpu_seconds(pid)) for pid, kind in _pg_pids(self.pg_url).items()}
+        return {"t": time.monotonic(), "machine": machine_cpu(),
+                "ours": {k: cpu_seconds(p) for k, p in self.pids.items()}, "pg": pg}
+
+    @staticmethod
+    def diff(a: dict[str, Any], b: dict[str, Any], requests: int) -> dict[str, Any]:
+        wall = b["t"] - a["t"]
+        cores: dict[str, float] = {}
+        for k, end in b["ours"].items():
+            start = a["ours"].get(k)
+            if start is not None and end is not None:
+                cores[k] = (end - start) / wall
+        res: dict[str, Any] = {"cores": cores, "cpu_window_s": wall}
+        if a["pg"] or b["pg"]:
+            pg = {"backend": 0.0, "aux": 0.0}
+            for pid, (kind, end) in b["pg"].items():
+                start = a["pg"].get(pid, (kind, 0.0))[1]  # a backend opened inside the window: all of it
+                if end is not None and start is not None:
+                    pg[kind] += end - start
+            cores["postgres"] = (pg["backend"] + pg["aux"]) / wall
+            res["pg_backend_cores"], res["pg_aux_cores"] = pg["backend"] / wall, pg["aux"] / wall
+            if requests:
+                res["pg_cpu_ms_per_req"] = (pg["backend"] + pg["aux"]) / requests * 1e3
+        if a["machine"] and b["machine"]:
+            ma, mb = a["machine"], b["machine"]
+            res["machine_cores"] = (mb[0] - ma[0]) / max(1.0, mb[1] - ma[1]) * (os.cpu_count() or 1)
+            res["other_cores"] = max(0.0, res["machine_cores"] - sum(cores.values()))
+        if "server" in cores:
+            res["server_cores"] = cores["server"]
+            if requests:
+                res["server_cpu_ms_per_req"] = cores["server"] * wall / requests * 1e3
+        if "loadgen" in cores:
+            res["loadgen_cores"] = cores["loadgen"]
+            if requests:
+                res["loadgen_cpu_ms_per_req"] = cores["loadgen"] * wall / requests * 1e3
+        return res
+
+
+def _cores_line(res: dict[str, Any]) -> str:
+    if "machine_cores" not in res:
+        return "n/a"
+    parts = ", ".join(f"{k} {v:.2f}" for k, v in res["cores"].items())
+    other = res.get("other_cores", 0.0)
+    return (f"machine {res['machine_cores']:.2f} of {os.cpu_count()} cores: {parts}, other processes {other:.2f}"
+            + ("   <-- other load: figures are noisy" if other > 0.15 else ""))
+
+
+class GenProcess:
+    """One run of this file's --_oauthgen load generator as a separate process (pinned with taskset
+    when cpu is given). It prints "measure-start" and "measure-end" around its measured window, then
+    one JSON line, so the caller can take CPU snapshots exactly over that window. Killed on exit."""
+
+    def __init__(self, spec: dict[str, Any], workdir: Path, cpu: int | None, name: str) -> None:
+        self.name = name
+        self.errfile = workdir / f"{name}-{time.monotonic_ns()}.err"
+        self._err = open(self.errfile, "wb")
+        bound = spec.get("setup_timeout", 60) + spec["warmup"] + spec["seconds"] + 60
+        self.proc = subprocess.Popen([*taskset(cpu), PYTHON, str(Path(__file__).resolve()), "--_oauthgen",
+                                      json.dumps(spec)], stdout=subprocess.PIPE, stderr=self._err, text=True,
+                                     start_new_session=True)
+        import threading
+
+        self._timer = threading.Timer(bound, lambda: stop_process(self.proc, name, grace=1.0))
+        self._timer.daemon = True
+        self._timer.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _stderr_tail(self) -> str:
+        self._err.flush()
+        with contextlib.suppress(OSError):
+            return self.errfile.read_text(errors="replace")[-2000:]
+        return ""
+
+    def wait_for(self, marker: str) -> None:
+        assert self.proc.stdout is not None
+        for _ in range(100):
+            line = self.proc.stdout.readline()
+            if not line:
+                self.proc.wait(timeout=10)
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}) before {marker}: {self._stderr_tail()}")
+            if line.strip() == marker:
+                return
+        raise RuntimeError(f"{self.name}: no {marker} line")
+
+    def stop_early(self) -> None:
+        """Ask it to end its measured window now (SIGUSR1), e.g. a background flood."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGUSR1)
+
+    def result(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        rest = self.proc.stdout.read()
+        self.proc.wait(timeout=30)
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"{self.name} failed ({self.proc.returncode}): {self._stderr_tail()}")
+        return json.loads(rest.strip().splitlines()[-1])
+
+    def __enter__(self) -> GenProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        stop_process(self.proc, self.name, grace=2.0)
+        self._err.close()
+
+
+def run_gen(spec: dict[str, Any], workdir: Path, cpu: int | None, name: str, watch: dict[str, int],
+            pg_url: str | None = None) -> dict[str, Any]:
+    """Run a generator to completion; CPU figures cover its measured window only."""
+    with GenProcess(spec, workdir, cpu, name) as gen:
+        cw = CpuWatch({**watch, "loadgen": gen.pid}, pg_url)
+        gen.wait_for("measure-start")
+        a = cw.snap()
+        gen.wait_for("measure-end")
+        b = cw.snap()
+        res = gen.result()
+    res.update(CpuWatch.diff(a, b, res["requests"]))
+    return res
+
+
+def _errors_line(res: dict[str, Any]) -> str:
+    n = res["non2xx"] + res["socket_errors"] + res.get("bad", 0) + res.get("setup_errors", 0)
+    text = (f"{n}   (non-2xx {res['non2xx']}, socket {res['socket_errors']}, malformed {res.get('bad', 0)}"
+            + (f", chains lost {res['chains_lost']}" if "chains_lost" in res else "")
+            + (f", setup {res['setup_errors']}" if res.get("setup_errors") else "") + ")")
+    if n or res.get("chains_lost"):
+        text += "   <-- must be 0; first: " + "; ".join(res.get("first_errors", []))[:300]
+    return text
+
+
+def _gen_label(res: dict[str, Any]) -> str:
+    return res["loadgen"] + (f", {res['loadgen_cpu_ms_per_req']:.3f} ms loadgen CPU/request"
+                             if res.get("loadgen_cpu_ms_per_req") else "")
+
+
+def _argon2_rate(time_cost: int, memory_kib: int, parallelism: int, threads: int,
+                 seconds: float = RAW_SIGN_SECONDS) -> float:
+    """argon2-cffi PasswordHasher.hash per second with `threads` threads (argon2 releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from argon2 import PasswordHasher
+
+    ph = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+    ph.hash("warm-up")
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    def worker() -> int:
+        n = 0
+        while n < 100_000 and time.perf_counter() < deadline:
+            ph.hash("correct horse battery staple")
+            n += 1
+        return n
+
+    with ThreadPoolExecutor(threads) as pool:
+        total = sum(f.result() for f in [pool.submit(worker) for _ in range(threads)])
+    return total / (time.perf_counter() - start)
+
+
+# Scenario: refresh-token rotation on PostgreSQL ----------------------------------------------------
+
+REFRESH_GOAL = 1000.0
+
+
+@scenario("refresh")
+def scenario_refresh(args: argparse.Namespace) -> dict[str, Any]:
+    server_cpu, load_cpu = (0, 1) if args.pin else (None, None)
+    result: dict[str, Any] = {"scenario": "refresh"}
+    with postgres_database(args) as (db_url, throwaway), \
+            issuer_instance(args, database_url=db_url if throwaway else None, **NO_RATE_LIMITS) as inst:
+        cc_id, cc_secret = create_client(inst)
+        cc_headers = {"Authorization": basic_auth(cc_id, cc_secret)}
+        public_id = create_public_client(inst)
+        username, password = create_user(inst)
+        token_url = inst.base_url + "/oauth2/token"
+        with start_server(inst, cpu=server_cpu) as server:
+            # By hand first: a login and two rotations must work, each giving a new refresh token.
+            status, data = form_post(token_url, password_body(public_id, username, password))
+            if status != 200 or "refresh_token" not in data:
+                raise RuntimeError(f"password grant answered {status}: {data}")
+            rt = data["refresh_token"]
+            for _ in range(2):
+                status, data = form_post(token_url, urllib.parse.urlencode(
+                    {"grant_type": "refresh_token", "refresh_token": rt, "client_id": public_id}))
+                if status != 200 or data.get("refresh_token") in (None, rt):
+                    raise RuntimeError(f"refresh grant answered {status}: {data}")
+                rt = data["refresh_token"]
+            log(f"server pid {server.pid} on {inst.base_url}; PostgreSQL "
+                f"{'throw-away ' if throwaway else ''}database {urllib.parse.urlsplit(db_url).path.lstrip('/')}")
+
+            if args.wait_idle:
+                wait_for_quiet(args.wait_idle)
+            log(f"baseline: client_credentials, {WARMUP_SECONDS:g} s warm-up + {args.seconds:g} s")
+            cc = run_load(args, token_url, CC_BODY, cc_headers, inst.data_dir, cpu=load_cpu, watch_pid=server.pid)
+            consumed0 = _pg_execute(db_url, "SELECT count(*) AS n FROM refresh_tokens WHERE consumed_at IS NOT NULL"
+                                    )[0][0]["n"]
+            if args.wait_idle:
+                wait_for_quiet(min(args.wait_idle, 10))
+            log(f"refresh: {args.connections} chains (one login each), {WARMUP_SECONDS:g} s warm-up + "
+                f"{args.seconds:g} s")
+            spec = {"mode": "refresh", "url": token_url, "client_id": public_id, "username": username,
+                    "password": password, "scope": " ".join(SCOPES), "connections": args.connections,
+                    "warmup": WARMUP_SECONDS, "seconds": args.seconds}
+            load = run_gen(spec, inst.data_dir, load_cpu, "refreshgen", {"server": server.pid}, pg_url=db_url)
+            consumed1 = _pg_execute(db_url, "SELECT count(*) AS n FROM refresh_tokens WHERE consumed_at IS NOT NULL"
+                                    )[0][0]["n"]
+            if server.poll() is not None:
+                raise RuntimeError("the server died during the run")
+
+    rate = load["ok_per_s"]
+    errors = load["non2xx"] + load["socket_errors"] + load["bad"] + load["setup_errors"] + load["chains_lost"]
+    cc_ok = cc["non2xx"] == 0 and cc["socket_errors"] == 0
+    passed = rate >= REFRESH_GOAL and errors == 0
+    cc_cpu, rt_cpu = cc.get("server_cpu_ms_per_req"), load.get("server_cpu_ms_per_req")
+    result.update(
+        rotations_per_s=rate, requests=load["requests"], duration_s=load["duration_s"], p50_ms=load["p50_ms"],
+        p99_ms=load["p99_ms"], errors=errors, server_cpu_ms_per_rotation=rt_cpu, server_cores=load.get("server_cores"),
+        pg_cpu_ms_per_rotation=load.get("pg_cpu_ms_per_req"), pg_cores=load.get("cores", {}).get("postgres"),
+        loadgen_cores=load.get("loadgen_cores"), other_cores=load.get("other_cores"),
+        cc_tokens_per_s=cc["ok_per_s"], cc_p50_ms=cc["p50_ms"], cc_p99_ms=cc["p99_ms"],
+        cc_server_cpu_ms_per_req=cc_cpu, cc_other_cores=cc.get("other_cores"),
+        consumed_in_db=consumed1 - consumed0, goal=REFRESH_GOAL, passed=passed, loadgen=load["loadgen"],
+        database="postgresql (throw-away)" if throwaway else "postgresql (--database-url)",
+    )
+    rows = [
+        ("server", f"1 uvicorn worker, {result['database']}, rate limits off"
+                   + (" (server on cpu0, load on cpu1, PostgreSQL unpinned)" if args.pin else "")),
+        ("baseline: client_credentials", f"{cc['ok_per_s']:,.1f} tokens/s   p50/p99 {_fmt_ms(cc['p50_ms'])} / "
+                                         f"{_fmt_ms(cc['p99_ms'])}   ({cc['loadgen']}"
+                                         + ("" if cc_ok else f"; ERRORS non-2xx {cc['non2xx']}") + ")"),
+        ("  server CPU / token", _fmt_ms(cc_cpu) + (f"   ({cc['server_cores']:.2f} cores busy)"
+                                                      if cc.get("server_cores") else "")),
+        ("  CPU during baseline", _cpu_line(cc)),
+        ("refresh load", _gen_label(load)),
+        ("rotations/s", f"{rate:,.1f}   ({load['requests']:,} in {load['duration_s']:.2f} s; "
+                        f"{consumed1 - consumed0:,} tokens consumed in the DB incl. warm-up)"),
+        ("latency p50 / p99", f"{_fmt_ms(load['p50_ms'])} / {_fmt_ms(load['p99_ms'])}   (max {_fmt_ms(load['max_ms'])})"),
+        ("errors", _errors_line(load)),
+        ("server CPU / rotation", _fmt_ms(rt_cpu) + (f"   ({load['server_cores']:.2f} cores busy)"
+                                                      if load.get("server_cores") is not None else "")),
+        ("  of which beyond a cc token", "n/a" if not (rt_cpu and cc_cpu) else
+         f"{rt_cpu - cc_cpu:.3f} ms   (rotation ÷ cc CPU = {rt_cpu / cc_cpu:.2f}×; DB driver, 2nd lookup, JSON)"),
+        ("PostgreSQL CPU / rotation", "n/a" if load.get("pg_cpu_ms_per_req") is None else
+         f"{load['pg_cpu_ms_per_req']:.3f} ms   (backends {load['pg_backend_cores']:.2f} cores, "
+         f"WAL/bg writer+checkpointer {load['pg_aux_cores']:.2f} cores)"),
+        ("CPU during load", _cores_line(load)),
+        ("rotations/s ÷ cc tokens/s", f"{rate / cc['ok_per_s']:.3f}" if cc["ok_per_s"] else "n/a"),
+        ("Keycloak sizing guide", f"120 refresh/s per vCPU → 240/s on 2 vCPU; ours {rate / 240:.1f}×"),
+        ("rotations/s goal", f"≥ {REFRESH_GOAL:,.0f}   {'PASS' if passed else 'FAIL'}"),
+    ]
+    print_block("refresh (public client, refresh_token rotation, PostgreSQL)", rows)
+    return result
+
+
+# Scenario: password logins at the configured argon2id cost ---------------------------------------
+
+KEYCLOAK_LOGINS_PER_VCPU = 15.0
+
+
+@scenario("logins")
+def scenario_logins(args: argparse.Namespace) -> dict[str, Any]:
+    server_cpu, load_cpu = (0, 1) if args.pin else (None, None)
+    result: dict[str, Any] = {"scenario": "logins"}
+    with issuer_instance(args, **NO_RATE_LIMITS, **hash_env_passthrough()) as inst:
+        st = instance_settings(inst)
+        t, m, p, threads = st.argon2_time_cost, st.argon2_memory_kib, st.argon2_parallelism, st.password_hash_threads
+        public_id = create_public_client(inst, grant_types=("password", "refresh_token"))
+        username, password = create_user(inst)
+        token_url = inst.base_url + "/oauth2/token"
+        body = password_body(public_id, username, password)
+        with start_server(inst, cpu=server_cpu) as server:
+            status, data = form_post(token_url, body)
+            if status != 200:
+                raise RuntimeError(f"password grant answered {status}: {data}")
+            log(f"server pid {server.pid}; argon2id t={t} m={m} KiB p={p}, {threads} hash threads")
+            if args.wait_idle:
+                wait_for_quiet(args.wait_idle)
+            log("raw argon2id hashes/s before load (1 thread, then N threads)")
+            raw1_before = _argon2_rate(t, m, p, 1)
+            rawn_before = _argon2_rate(t, m, p, threads)
+            log(f"logins: {args.login_connections} connections, {WARMUP_SECONDS:g} s warm-up + {args.seconds:g} s")
+            spec = {"mode": "login", "url": token_url, "client_id": public_id, "username": username,
+                    "password": password, "scope": " ".join(SCOPES), "connections": args.login_connections,
+                    "warmup": WARMUP_SECONDS, "seconds": args.seconds}
+            load = run_gen(spec, inst.data_dir, load_cpu, "logingen", {"server": server.pid})
+            time.sleep(0.5)
+            log("raw argon2id hashes/s after load")
+            raw1_after = _argon2_rate(t, m, p, 1)
+            rawn_after = _argon2_rate(t, m, p, threads)
+            if server.poll() is not None:
+                raise RuntimeError("the server died during the run")
+
+    rate = load["ok_per_s"]
+    raw1, rawn = (raw1_before + raw1_after) / 2, (rawn_before + rawn_after) / 2
+    errors = load["non2xx"] + load["socket_errors"] + load["bad"]
+    cores = os.cpu_count() or 1
+    keycloak = KEYCLOAK_LOGINS_PER_VCPU * cores
+    cpu = load.get("server_cpu_ms_per_req")
+    result.update(
+        logins_per_s=rate, requests=load["requests"], p50_ms=load["p50_ms"], p99_ms=load["p99_ms"], errors=errors,
+        argon2={"t": t, "m_kib": m, "p": p, "threads": threads}, raw_hashes_1t=raw1, raw_hashes_nt=rawn,
+        raw_hashes_1t_before=raw1_before, raw_hashes_1t_after=raw1_after, raw_hashes_nt_before=rawn_before,
+        raw_hashes_nt_after=rawn_after, server_cpu_ms_per_login=cpu, server_cores=load.get("server_cores"),
+        other_cores=load.get("other_cores"), keycloak_logins_per_s=keycloak, ratio_vs_keycloak=rate / keycloak,
+        ratio_vs_raw_nt=rate / rawn if rawn else None, passed=errors == 0, loadgen=load["loadgen"],
+        database="sqlite" if inst.database_url.startswith("sqlite") else "postgresql",
+    )
+
+    def spread(a: float, b: float) -> str:
+        s = abs(a - b) / ((a + b) / 2)
+        return f"   (spread {s:.0%}: noisy)" if s > 0.15 else ""
+
+    rows = [
+        ("argon2id parameters", f"t={t}, m={m} KiB ({m / 1024:.0f} MiB), p={p}; ISSUER_PASSWORD_HASH_THREADS={threads}"),
+        ("server", f"1 uvicorn worker, {result['database']}, rate limits off"
+                   + (" (server on cpu0, load on cpu1)" if args.pin else "")),
+        ("load", _gen_label(load) + " (closed loop; each request = password grant, public client)"),
+        ("logins/s", f"{rate:,.1f}   ({load['requests']:,} in {load['duration_s']:.2f} s)"),
+        ("latency p50 / p99", f"{_fmt_ms(load['p50_ms'])} / {_fmt_ms(load['p99_ms'])}   (max {_fmt_ms(load['max_ms'])})"),
+        ("errors", _errors_line(load)),
+        ("server CPU / login", _fmt_ms(cpu) + (f"   ({load['server_cores']:.2f} cores busy)"
+                                                if load.get("server_cores") is not None else "")),
+        ("  beyond one hash", "n/a" if not cpu else f"{cpu - 1e3 / raw1:.2f} ms   (one hash ≈ {1e3 / raw1:.2f} ms)"),
+        ("CPU during load", _cores_line(load)),
+        ("raw hashes/s, 1 thread", f"before {raw1_before:,.1f}   after {raw1_after:,.1f}   mean {raw1:,.1f}"
+                                   + spread(raw1_before, raw1_after)),
+        (f"raw hashes/s, {threads} threads", f"before {rawn_before:,.1f}   after {rawn_after:,.1f}   mean {rawn:,.1f}"
+                                            + spread(rawn_before, rawn_after)),
+        ("logins/s ÷ raw N-thread hashes/s", f"{rate / rawn:.3f}" if rawn else "n/a"),
+        ("Keycloak sizing guide", f"{KEYCLOAK_LOGINS_PER_VCPU:g} logins/s per vCPU × {cores} = {keycloak:g}/s "
+                                  f"(argon2 t=5, m=7 MiB there)"),
+        ("logins/s ÷ Keycloak", f"{rate / keycloak:.2f}×"),
+    ]
+    print_block("logins (password grant at the configured argon2id cost)", rows)
+    return result
+
+
+# Scenario: client_credentials latency while a login flood runs ------------------------------------
+
+FLOOD_GOAL = 2.0
+
+
+@scenario("flood")
+def scenario_flood(args: argparse.Namespace) -> dict[str, Any]:
+    server_cpu, load_cpu = (0, 1) if args.pin else (None, None)
+    result: dict[str, Any] = {"scenario": "flood"}
+    with issuer_instance(args, **NO_RATE_LIMITS, **hash_env_passthrough()) as inst:
+        st = instance_settings(inst)
+        cc_id, cc_secret = create_client(inst)
+        public_id = create_public_client(inst, grant_types=("password", "refresh_token"))
+        username, password = create_user(inst)
+        token_url = inst.base_url + "/oauth2/token"
+        with start_server(inst, cpu=server_cpu) as server:
+            for body, hdrs in ((CC_BODY, {"Authorization": basic_auth(cc_id, cc_secret)}),
+                               (password_body(public_id, username, password), {})):
+                status, data = form_post(token_url, body, hdrs)
+                if status != 200:
+                    raise RuntimeError(f"token endpoint answered {status}: {data}")
+            cc_spec = {"mode": "open", "url": token_url, "body": CC_BODY,
+                       "headers": {"Authorization": basic_auth(cc_id, cc_secret)}, "rate": args.cc_rate,
+                       "connections": 16, "warmup": WARMUP_SECONDS, "seconds": args.seconds}
+            flood_spec = {"mode": "login", "url": token_url, "client_id": public_id, "username": username,
+                          "password": password, "scope": " ".join(SCOPES), "connections": args.login_connections,
+                          "warmup": 1.0, "seconds": WARMUP_SECONDS + args.seconds + 30}
+            watch = {"server": server.pid}
+
+            def alone(label: str) -> dict[str, Any]:
+                if args.wait_idle:
+                    wait_for_quiet(min(args.wait_idle, 15))
+                log(f"client_credentials alone ({label}): {args.cc_rate:g} req/s open loop, "
+                    f"{WARMUP_SECONDS:g} s warm-up + {args.seconds:g} s")
+                return run_gen(cc_spec, inst.data_dir, load_cpu, "ccgen", watch)
+
+            before = alone("before")
+            log(f"client_credentials with a login flood of {args.login_connections} connections")
+            with GenProcess(flood_spec, inst.data_dir, load_cpu, "floodgen") as flood:
+                flood.wait_for("measure-start")
+                flooded = run_gen(cc_spec, inst.data_dir, load_cpu, "ccgen", {**watch, "flood": flood.pid})
+                flood.stop_early()
+                flood.wait_for("measure-end")
+                flood_res = flood.result()
+            after = alone("after")
+            if server.poll() is not None:
+                raise RuntimeError("the server died during the run")
+
+    base_p99 = (before["p99_ms"] + after["p99_ms"]) / 2
+    ratio = flooded["p99_ms"] / base_p99 if base_p99 else math.inf
+    errors = sum(r["non2xx"] + r["socket_errors"] + r.get("unfinished", 0) for r in (before, flooded, after))
+    passed = ratio <= FLOOD_GOAL and errors == 0
+    result.update(
+        cc_rate=args.cc_rate, login_connections=args.login_connections,
+        alone_before={k: before.get(k) for k in ("ok_per_s", "p50_ms", "p99_ms", "other_cores", "server_cores")},
+        alone_after={k: after.get(k) for k in ("ok_per_s", "p50_ms", "p99_ms", "other_cores", "server_cores")},
+        flooded={k: flooded.get(k) for k in ("ok_per_s", "p50_ms", "p99_ms", "other_cores", "server_cores")},
+        flood_logins_per_s=flood_res["ok_per_s"], flood_errors=flood_res["non2xx"] + flood_res["socket_errors"],
+        p99_ratio=ratio, goal=FLOOD_GOAL, errors=errors, passed=passed,
+        argon2={"t": st.argon2_time_cost, "m_kib": st.argon2_memory_kib, "p": st.argon2_parallelism,
+                "threads": st.password_hash_threads},
+        database="sqlite" if inst.database_url.startswith("sqlite") else "postgresql",
+    )
+
+    def line(r: dict[str, Any]) -> str:
+        return (f"p50 {_fmt_ms(r['p50_ms'])}   p99 {_fmt_ms(r['p99_ms'])}   (max {_fmt_ms(r['max_ms'])}; "
+                f"{r['ok_per_s']:,.1f} ok/s of {args.cc_rate:g} scheduled; errors "
+                f"{r['non2xx'] + r['socket_errors'] + r.get('unfinished', 0)})")
+
+    rows = [
+        ("server", f"1 uvicorn worker, {result['database']}, rate limits off, argon2id t={st.argon2_time_cost} "
+                   f"m={st.argon2_memory_kib} KiB p={st.argon2_parallelism}, {st.password_hash_threads} hash threads"
+                   + (" (server on cpu0, loads on cpu1)" if args.pin else "")),
+        ("cc load", f"{before['loadgen']}; latency from the scheduled send time"),
+        ("login flood", f"{flood_res['loadgen']} (closed loop, separate process)"),
+        ("cc alone, before", line(before)),
+        ("  CPU", _cores_line(before)),
+        ("cc with login flood", line(flooded)),
+        ("  CPU", _cores_line(flooded)),
+        ("  flood achieved", f"{flood_res['ok_per_s']:,.1f} logins/s, p50 {_fmt_ms(flood_res['p50_ms'])}, "
+                             f"errors {flood_res['non2xx'] + flood_res['socket_errors']}"),
+        ("cc alone, after", line(after)),
+        ("  CPU", _cores_line(after)),
+        ("p50 flood ÷ alone", f"{flooded['p50_ms'] / ((before['p50_ms'] + after['p50_ms']) / 2):.2f}×"),
+        ("p99 flood ÷ alone (mean)", f"{ratio:.2f}×   (vs before {flooded['p99_ms'] / before['p99_ms']:.2f}×, "
+                                     f"vs after {flooded['p99_ms'] / after['p99_ms']:.2f}×)   goal ≤ {FLOOD_GOAL:g}×   "
+                                     f"{'PASS' if passed else 'FAIL'}"),
+    ]
+    print_block("flood (client_credentials p99 at a fixed rate, with and without a login flood)", rows)
+    return result
+
+
+# Stateful asyncio load generator (runs in its own process via --_oauthgen) -------------------------
+
+
+def _oauthgen_main(spec_json: str) -> int:
+    """Modes: "login" (closed loop of password grants), "refresh" (each connection logs in once, then
+    rotates its own refresh token in a chain, never reusing one), "open" (a fixed request rate,
+    latency measured from each request's scheduled send time, so a slow server is not hidden)."""
+    spec = json.loads(spec_json)
+    parts = urllib.parse.urlsplit(spec["url"])
+    if parts.hostname != HOST:
+        raise SystemExit("loopback only")
+    port, path, mode = parts.port or 80, parts.path or "/", spec["mode"]
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in spec.get("headers", {}).items())
+    prefix = (f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+              f"Content-Type: application/x-www-form-urlencoded\r\n{extra}").encode()
+    counts = {"ok": 0, "non2xx": 0, "socket_errors": 0, "bad": 0, "setup_errors": 0, "chains_lost": 0,
+              "unfinished": 0}
+    latencies: list[float] = []
+    first_errors: list[str] = []
+    state = {"measuring": False, "stop": False}
+
+    def note(msg: str) -> None:
+        if len(first_errors) < 3:
+            first_errors.append(msg[:200])
+
+    class Conn:
+        def __init__(self) -> None:
+            self.reader: asyncio.StreamReader | None = None
+            self.writer: asyncio.StreamWriter | None = None
+
+        def close(self) -> None:
+            if self.writer is not None:
+                self.writer.close()
+            self.reader = self.writer = None
+
+        async def post(self, body: bytes) -> tuple[int, bytes]:
+            try:
+                if self.writer is None:
+                    self.reader, self.writer = await asyncio.open_connection(HOST, port)
+                assert self.reader is not None
+                self.writer.write(prefix + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+                status_line = await self.reader.readline()
+                if not status_line:
+                    raise ConnectionError("connection closed by the server")
+                status = int(status_line.split()[1])
+                length, close = 0, False
+                for _ in range(200):
+                    line = await self.reader.readline()
+                    if line in (b"\r\n", b""):
+                        break
+                    name, _, value = line.partition(b":")
+                    name = name.strip().lower()
+                    if name == b"content-length":
+                        length = int(value)
+                    elif name == b"connection" and value.strip().lower() == b"close":
+                        close = True
+                    elif name == b"transfer-encoding":
+                        raise ValueError("chunked responses are not supported here")
+                data = await self.reader.readexactly(length)
+                if close:
+                    self.close()
+                return status, data
+            except BaseException:
+                self.close()
+                raise
+
+    net_errors = (OSError, ValueError, IndexError, asyncio.IncompleteReadError)
+
+    def login_body() -> bytes:
+        return password_body(spec["client_id"], spec["username"], spec["password"]).encode()
+
+    async def closed_loop(conn: Conn, body: bytes) -> None:
+        for _ in range(10_000_000):
+            if state["stop"]:
+                return
+            t0 = time.perf_counter()
+            try:
+                status, data = await conn.post(body)
+            except net_errors as exc:
+                if state["measuring"]:
+                    counts["socket_errors"] += 1
+                note(f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(0.01)
+                continue
+            if state["measuring"]:
+                latencies.append(time.perf_counter() - t0)
+                if status == 200:
+                    counts["ok"] += 1
+                else:
+                    counts["non2xx"] += 1
+                    note(f"{status} {data[:150]!r}")
+
+    async def login_once(conn: Conn) -> str | None:
+        for _ in range(3):
+            try:
+                status, data = await conn.post(login_body())
+            except net_errors as exc:
+                note(f"login: {type(exc).__name__}: {exc}")
+                continue
+            if status == 200:
+                return json.loads(data)["refresh_token"]  # type: ignore[no-any-return]
+            note(f"login {status} {data[:150]!r}")
+        counts["setup_errors"] += 1
+        return None
+
+    async def refresh_chain(conn: Conn, rt: str) -> None:
+        head = f"grant_type=refresh_token&client_id={urllib.parse.quote(spec['client_id'], safe='')}&refresh_token="
+        head_b = head.encode()
+        for _ in range(10_000_000):
+            if state["stop"]:
+                return
+            body = head_b + urllib.parse.quote(rt, safe="").encode()
+            t0 = time.perf_counter()
+            try:
+                status, data = await conn.post(body)
+            except net_errors as exc:
+                # The retry presents the same token: within ISSUER_REFRESH_REUSE_GRACE it gets the same successor.
+                if state["measuring"]:
+                    counts["socket_errors"] += 1
+                note(f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(0.01)
+                continue
+            elapsed = time.perf_counter() - t0
+            new = None
+            if status == 200:
+                with contextlib.suppress(ValueError, AttributeError):
+                    new = json.loads(data).get("refresh_token")
+            if state["measuring"]:
+                latencies.append(elapsed)
+                if status != 200:
+                    counts["non2xx"] += 1
+                elif not new or new == rt:
+                    counts["bad"] += 1
+                else:
+                    counts["ok"] += 1
+            if status != 200 or not new or new == rt:
+                note(f"refresh {status} {data[:150]!r}")
+                counts["chains_lost"] += 1  # a refused token cannot be presented again: this chain ends
+                return
+            rt = new
+
+    async def open_loop(conns: list[Conn]) -> list[asyncio.Task[None]]:
+        rate = float(spec["rate"])
+        queue: asyncio.Queue[tuple[float, bool] | None] = asyncio.Queue()
+        body = spec["body"].encode()
+
+        async def worker(conn: Conn) -> None:
+            for _ in range(10_000_000):
+                item = await queue.get()
+                if item is None:
+                    return
+                scheduled, measured = item
+                try:
+                    status, data = await conn.post(body)
+                except net_errors as exc:
+                    if measured:
+                        counts["socket_errors"] += 1
+                    note(f"{type(exc).__name__}: {exc}")
+                    continue
+                if measured:
+                    latencies.append(time.perf_counter() - scheduled)
+                    if status == 200:
+                        counts["ok"] += 1
+                    else:
+                        counts["non2xx"] += 1
+                        note(f"{status} {data[:150]!r}")
+
+        async def scheduler() -> None:
+            start = time.perf_counter()
+            for i in range(100_000_000):
+                if state["stop"]:
+                    break
+                due = start + i / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                queue.put_nowait((due, state["measuring"]))
+            for _ in conns:
+                queue.put_nowait(None)
+
+        workers = [asyncio.create_task(worker(c)) for c in conns]
+        return [asyncio.create_task(scheduler()), *workers]
+
+    async def main() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        stop_early = asyncio.Event()
+        loop.add_signal_handler(signal.SIGUSR1, stop_early.set)
+        conns = [Conn() for _ in range(spec["connections"])]
+        if mode == "refresh":
+            tokens = await asyncio.wait_for(asyncio.gather(*(login_once(c) for c in conns)),
+                                            spec.get("setup_timeout", 60))
+            tasks = [asyncio.create_task(refresh_chain(c, rt)) for c, rt in zip(conns, tokens) if rt]
+            label = f"python asyncio raw HTTP/1.1 keep-alive, {len(tasks)} connections each rotating its own chain"
+        elif mode == "login":
+            tasks = [asyncio.create_task(closed_loop(c, login_body())) for c in conns]
+            label = f"python asyncio raw HTTP/1.1 keep-alive, {len(conns)} connections of password logins"
+        elif mode == "open":
+            tasks = await open_loop(conns)
+            label = (f"python asyncio raw HTTP/1.1 keep-alive, open loop {spec['rate']:g} req/s over "
+                     f"{len(conns)} connections")
+        else:
+            raise SystemExit(f"unknown mode {mode}")
+        await asyncio.sleep(spec["warmup"])
+        cpu0 = time.process_time()
+        print("measure-start", flush=True)
+        state["measuring"] = True
+        t0 = time.perf_counter()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop_early.wait(), spec["seconds"])
+        state["measuring"] = False
+        duration = time.perf_counter() - t0
+        print("measure-end", flush=True)
+        cpu1 = time.process_time()
+        state["stop"] = True
+        _, pending = await asyncio.wait(tasks, timeout=15)  # open loop: requests scheduled in the window finish
+        counts["unfinished"] = len(pending) if mode == "open" else 0  # workers still busy after 15 s
+        for t in pending:
+            t.cancel()
+        for c in conns:
+            c.close()
+        lat = sorted(latencies)
+
+        def pct(p: float) -> float | None:
+            return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] * 1e3 if lat else None
+
+        requests = counts["ok"] + counts["non2xx"] + counts["bad"]
+        return {"requests": requests, "duration_s": duration, "requests_per_s": requests / duration,
+                "ok_per_s": counts["ok"] / duration, "p50_ms": pct(50), "p75_ms": pct(75), "p90_ms": pct(90),
+                "p99_ms": pct(99), "max_ms": lat[-1] * 1e3 if lat else None, **counts,
+                "first_errors": first_errors, "loadgen": label, "loadgen_self_cpu_s": cpu1 - cpu0}
+
+    print(json.dumps(asyncio.run(main())), flush=True)
+    return 0
+
+
+
 # Fallback load generator (runs in its own process via --_loadgen) ----------------------------------
 
 
@@ -797,7 +1618,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=10.0, help="measured load duration (default 10)")
     p.add_argument("--connections", type=int, default=32, help="keep-alive connections (default 32)")
-    p.add_argument("--database-url", default="", help="ISSUER_DATABASE_URL (default: SQLite in the temp dir)")
+    p.add_argument("--database-url", default="",
+                   help="ISSUER_DATABASE_URL (default: SQLite in the temp dir; 'refresh' makes a throw-away "
+                        "PostgreSQL database instead)")
+    p.add_argument("--pg-admin-url", default=PG_ADMIN_URL,
+                   help=f"where 'refresh' runs CREATE/DROP DATABASE bench_<random> (default {PG_ADMIN_URL})")
+    p.add_argument("--login-connections", type=int, default=16,
+                   help="concurrent password logins in 'logins' and in the 'flood' flood (default 16)")
+    p.add_argument("--cc-rate", type=float, default=200.0,
+                   help="fixed client_credentials request rate of 'flood', req/s (default 200)")
     p.add_argument("--peer", action="store_true", help="also load node-oidc-provider the same way")
     p.add_argument("--scenario", default="client_credentials",
                    help=f"one of {', '.join(SCENARIOS)}, or 'all' (default client_credentials)")
@@ -816,6 +1645,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--seconds must be 1..3600")
     if not 0 <= args.wait_idle <= 600:
         p.error("--wait-idle must be 0..600")
+    if not 1 <= args.login_connections <= 1000:
+        p.error("--login-connections must be 1..1000")
+    if not 1 <= args.cc_rate <= 5000:
+        p.error("--cc-rate must be 1..5000")
+    if urllib.parse.urlsplit(args.pg_admin_url).hostname not in (HOST, "localhost"):
+        p.error("--pg-admin-url must point at a local PostgreSQL")
     if args.scenario != "all" and args.scenario not in SCENARIOS:
         p.error(f"unknown scenario {args.scenario!r}; known: {', '.join(SCENARIOS)}, all")
     if args.database_url and args.database_url.startswith(("postgres://", "postgresql://")):
@@ -829,6 +1664,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--_loadgen"]:
         return _loadgen_main(argv[1])
+    if argv[:1] == ["--_oauthgen"]:
+        return _oauthgen_main(argv[1])
     args = parse_args(argv)
     try:
         import issuer  # noqa: F401

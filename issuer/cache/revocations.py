@@ -78,8 +78,6 @@ class RedisRevocationCache:
                 pass
 
     async def contains(self, jti: str) -> bool | None:
-        if self._clock() < self._distrust_until:
-            return None
         try:
             marker, hit = await self._redis.mget(self._marker, self._prefix + jti)
         except REDIS_ERRORS as exc:
@@ -88,6 +86,8 @@ class RedisRevocationCache:
         if marker is None:
             if self._warming is None or self._warming.done():
                 self._warming = asyncio.create_task(self.warm())
+            return None
+        if self._clock() < self._distrust_until:
             return None
         return hit is not None
 
