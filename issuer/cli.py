@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -250,6 +251,9 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     if settings.is_sqlite and args.workers > 1:
         print("warning: SQLite with several workers shares no rate limits; use PostgreSQL + Redis", file=sys.stderr)
+    # uvicorn re-raises SIGTERM after a graceful shutdown; a no-op handler underneath turns a
+    # clean drain into exit status 0, which process supervisors read as success.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(
         "issuer.asgi:build",
         factory=True,
