@@ -63,7 +63,7 @@ async def clients_list(services: Services, args: argparse.Namespace) -> int:
     while batch := await services.store.list_clients(limit=500, after=after):
         clients.extend(batch)
         after = batch[-1].client_id
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "client_id": c.client_id,
             "name": c.name,
@@ -135,7 +135,10 @@ async def users_list(services: Services, args: argparse.Namespace) -> int:
         _print_json(rows)
     else:
         _table(
-            [[r["user_id"], r["username"], r["email"] or "-", ",".join(r["roles"]), "yes" if r["disabled"] else "no"] for r in rows],
+            [
+                [r["user_id"], r["username"], r["email"] or "-", ",".join(r["roles"]), "yes" if r["disabled"] else "no"]
+                for r in rows
+            ],
             ["USER_ID", "USERNAME", "EMAIL", "ROLES", "DISABLED"],
         )
     return 0
@@ -198,8 +201,7 @@ async def keys_rotate(services: Services, args: argparse.Namespace) -> int:
         await services.keys.rotate(force=args.force)
     except NotYetSafe as exc:
         print(
-            f"not yet safe: the pending key may sign from {_when(exc.safe_at)} "
-            "(use --force only for an emergency)",
+            f"not yet safe: the pending key may sign from {_when(exc.safe_at)} (use --force only for an emergency)",
             file=sys.stderr,
         )
         return 3
@@ -329,7 +331,9 @@ def parser() -> argparse.ArgumentParser:
     enable = users.add_parser("enable")
     enable.add_argument("username")
     enable.set_defaults(func=users_disable, disabled=False)
-    uimport = users.add_parser("import", help="import users from CSV or JSON lines (username,email,password_hash,roles)")
+    uimport = users.add_parser(
+        "import", help="import users from CSV or JSON lines (username,email,password_hash,roles)"
+    )
     uimport.add_argument("file")
     uimport.set_defaults(func=users_import)
 

@@ -96,9 +96,7 @@ class ClientRegistry:
 
     async def update(self, client: Client, **changes: object) -> Client:
         updated = replace(client, **changes, updated_at=self._clock())  # type: ignore[arg-type]
-        validate_client_fields(
-            updated.name, updated.grant_types, updated.scopes, updated.audiences, updated.is_public
-        )
+        validate_client_fields(updated.name, updated.grant_types, updated.scopes, updated.audiences, updated.is_public)
         await self._store.update_client(updated)
         await self._changed(client.client_id)
         return updated

@@ -20,7 +20,7 @@ def parse_scope(value: str | None) -> tuple[str, ...] | None:
         return None
     tokens = value.split(" ")
     if not value or any(not is_scope_token(t) for t in tokens):
-        raise InvalidScope("scope must be space-separated tokens of printable ASCII without \" or \\")
+        raise InvalidScope('scope must be space-separated tokens of printable ASCII without " or \\')
     return tuple(dict.fromkeys(tokens))
 
 

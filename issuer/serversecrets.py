@@ -16,7 +16,9 @@ def secret_aad(name: str) -> bytes:
 async def load_or_create(store: SecretStore, envelope: Envelope, name: str, now: float, size: int = 32) -> bytes:
     stored = await store.get_secret(name)
     if stored is None:
-        stored = await store.put_secret_if_absent(name, envelope.encrypt(secrets.token_bytes(size), secret_aad(name)), now)
+        stored = await store.put_secret_if_absent(
+            name, envelope.encrypt(secrets.token_bytes(size), secret_aad(name)), now
+        )
     return envelope.decrypt(stored, secret_aad(name))
 
 

@@ -24,18 +24,18 @@ from issuer.cache.redisconn import REDIS_ERRORS
 from issuer.cache.redisconn import connect as connect_redis
 from issuer.cache.revocations import LocalRevocationCache, RedisRevocationCache, RevocationCache
 from issuer.clients import ClientRegistry
+from issuer.errors import ConfigurationError
 from issuer.metrics import Metrics
 from issuer.models import RefreshFamily
 from issuer.passwords import Passwords
-from issuer.tokens.refresh import RefreshPolicy, RefreshTokens
-from issuer.tokens.validate import AccessTokenValidator, Revocations
-from issuer.users import RoleHierarchy, Users
-from issuer.errors import ConfigurationError
 from issuer.serversecrets import load_or_create
 from issuer.settings import Settings
 from issuer.storage import SqlStorage, open_database
 from issuer.storage.migrate import migrate, pending_migrations
 from issuer.tokens.access import AccessTokens
+from issuer.tokens.refresh import RefreshPolicy, RefreshTokens
+from issuer.tokens.validate import AccessTokenValidator, Revocations
+from issuer.users import RoleHierarchy, Users
 from keys.envelope import Envelope, EnvelopeError, new_kek, parse_keks
 from keys.keyring import Keyring
 from keys.lifecycle import Policy
@@ -142,7 +142,9 @@ def resolve_keks(settings: Settings) -> Envelope:
                 "and set ISSUER_KEY_ENCRYPTION_KEYS=<that value>."
             )
         if settings.env == "production":
-            raise ConfigurationError("production refuses a generated key-encryption key: set ISSUER_KEY_ENCRYPTION_KEYS")
+            raise ConfigurationError(
+                "production refuses a generated key-encryption key: set ISSUER_KEY_ENCRYPTION_KEYS"
+            )
         value = _dev_kek(settings)
     try:
         return Envelope(parse_keks(value))
@@ -174,7 +176,9 @@ def check_production(settings: Settings) -> None:
         raise ConfigurationError("production mode refuses development defaults: " + "; ".join(problems))
 
 
-async def open_services(settings: Settings, *, clock: Clock = time.time, run_migrations: bool | None = None) -> Services:
+async def open_services(
+    settings: Settings, *, clock: Clock = time.time, run_migrations: bool | None = None
+) -> Services:
     check_production(settings)
     envelope = resolve_keks(settings)
     db = await open_database(settings.effective_database_url)
@@ -204,7 +208,10 @@ async def open_services(settings: Settings, *, clock: Clock = time.time, run_mig
             revocation_cache = LocalRevocationCache(store, clock)
         revocations = Revocations(store, revocation_cache, clock)
         passwords = Passwords(
-            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism, settings.password_hash_threads
+            settings.argon2_time_cost,
+            settings.argon2_memory_kib,
+            settings.argon2_parallelism,
+            settings.password_hash_threads,
         )
 
         async def reuse_detected(family: RefreshFamily) -> None:
@@ -213,7 +220,9 @@ async def open_services(settings: Settings, *, clock: Clock = time.time, run_mig
         refresh_tokens = RefreshTokens(
             store,
             envelope,
-            RefreshPolicy(settings.refresh_token_idle_ttl, settings.refresh_token_absolute_ttl, settings.refresh_reuse_grace),
+            RefreshPolicy(
+                settings.refresh_token_idle_ttl, settings.refresh_token_absolute_ttl, settings.refresh_reuse_grace
+            ),
             clock,
             on_reuse=reuse_detected,
         )

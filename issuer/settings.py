@@ -7,12 +7,11 @@ configuration table, so the documentation cannot drift from the code.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -84,9 +83,7 @@ class Settings(BaseSettings):
     refresh_reuse_grace: int = Field(
         10, ge=0, le=300, description="Seconds in which a retried refresh gets the same successor (0: off)."
     )
-    rate_limit_login_per_user: int = Field(
-        10, ge=0, description="Password attempts per username per minute (0: off)."
-    )
+    rate_limit_login_per_user: int = Field(10, ge=0, description="Password attempts per username per minute (0: off).")
     rate_limit_login_per_ip: int = Field(60, ge=0, description="Password attempts per client IP per minute (0: off).")
     rate_limit_token_per_client: int = Field(
         1000, ge=0, description="Token-endpoint requests per client per second (0: off)."

@@ -12,7 +12,9 @@ from issuer.passwords import Passwords
 from issuer.storage.base import Conflict, RefreshStore, UserStore
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,62}[A-Za-z0-9]$")
-EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
+EMAIL = re.compile(
+    r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$"
+)
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 
 
@@ -132,7 +134,10 @@ class Users:
         if user is None or not verdict.ok or user.disabled:
             return None
         if verdict.rehash:
-            user = await self.store.update_user(user.user_id, password_hash=verdict.rehash, updated_at=self._clock()) or user
+            user = (
+                await self.store.update_user(user.user_id, password_hash=verdict.rehash, updated_at=self._clock())
+                or user
+            )
         return user
 
     async def change_password(self, user: User, new_password: str) -> None:
@@ -140,7 +145,9 @@ class Users:
         if message:
             raise UserInputError({"new_password": message})
         now = self._clock()
-        await self.store.update_user(user.user_id, password_hash=await self.passwords.hash(new_password), updated_at=now)
+        await self.store.update_user(
+            user.user_id, password_hash=await self.passwords.hash(new_password), updated_at=now
+        )
         await self._refresh.revoke_user_families(user.user_id, now, "password changed")
 
     async def set_disabled(self, user_id: str, disabled: bool, reason: str) -> User | None:

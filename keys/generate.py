@@ -19,7 +19,8 @@ def generate_key(alg: str) -> tuple[str, dict[str, str], bytes]:
     else:
         raise ValueError(f"unsupported signing algorithm {alg!r}")
     kid = key.thumbprint()
-    public = {**key.as_dict(private=False), "kid": kid, "use": "sig", "alg": alg}
+    members = {name: value for name, value in key.as_dict(private=False).items() if isinstance(value, str)}
+    public = {**members, "kid": kid, "use": "sig", "alg": alg}
     der = key.private_key.private_bytes(  # type: ignore[union-attr]
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

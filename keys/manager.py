@@ -78,7 +78,9 @@ class KeyManager:
         await self._apply(lambda current, fresh: plan_initial(current, [fresh, spare]))
 
     async def rotate(self, *, force: bool = False) -> Transition:
-        return await self._apply(lambda current, fresh: plan_rotation(current, fresh, self.clock(), self.policy, force=force))
+        return await self._apply(
+            lambda current, fresh: plan_rotation(current, fresh, self.clock(), self.policy, force=force)
+        )
 
     async def revoke(self, kid: str) -> Transition:
         return await self._apply(lambda current, fresh: plan_revocation(current, kid, fresh, self.clock(), self.policy))

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from issuer.errors import InvalidGrant, InvalidScope, InvalidTarget
-from issuer.models import RefreshToken
 from issuer.grants.base import GrantRequest, bearer_response
+from issuer.models import RefreshToken
 from issuer.scopes import parse_scope
 from issuer.services import Services
 

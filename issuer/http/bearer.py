@@ -31,7 +31,9 @@ async def bearer_claims(request: Request, services: Services, scope: str | None 
     try:
         claims = await services.validator.validate(token.strip())
     except InvalidAccessToken:
-        raise InvalidToken("the access token is invalid or expired", headers=_challenge(realm, "invalid_token")) from None
+        raise InvalidToken(
+            "the access token is invalid or expired", headers=_challenge(realm, "invalid_token")
+        ) from None
     if scope is not None and scope not in str(claims.get("scope", "")).split():
         raise InsufficientScope(
             f"the token lacks scope {scope}", headers=_challenge(realm, "insufficient_scope", scope)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
-
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from issuer.grants import GRANTS
 from issuer.http.clientauth import AUTH_METHODS

@@ -53,9 +53,7 @@ async def read_form(request: Request, limit: int) -> Params:
     except BodyTooLarge:
         raise BodyTooLargeError(f"the body exceeds {limit} bytes") from None
     try:
-        pairs = parse_qsl(
-            body.decode("ascii"), keep_blank_values=True, max_num_fields=_MAX_FIELDS, errors="strict"
-        )
+        pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, max_num_fields=_MAX_FIELDS, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("the body is not valid form encoding") from None
     if any("\x00" in n or "\x00" in v for n, v in pairs):

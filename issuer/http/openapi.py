@@ -441,8 +441,11 @@ def _bad_query(description: str) -> Responses:
 
 # -- operations -------------------------------------------------------------------------------
 
-_CLIENT_SECURITY = [{"clientBasic": []}, {}]  # {}: client_secret_post or a public client's client_id in the body
-_USER_SECURITY = [{"bearer": []}]
+_CLIENT_SECURITY: list[dict[str, list[str]]] = [
+    {"clientBasic": []},
+    {},
+]  # {}: client_secret_post or a public client's client_id in the body
+_USER_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 _ADMIN_SECURITY = [{"bearer": [admin.ADMIN_SCOPE]}]
 _ADMIN_ERRORS = _bearer_errors(admin.ADMIN_SCOPE)
 

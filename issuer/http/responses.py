@@ -17,7 +17,9 @@ log = logging.getLogger("issuer.http")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None, media: str = "application/json") -> Response:
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None, media: str = "application/json"
+) -> Response:
     return Response(json.dumps(body, separators=(",", ":")), status, headers, media)
 
 

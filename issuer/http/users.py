@@ -11,8 +11,8 @@ from issuer.errors import InvalidToken, ProblemError
 from issuer.grants.password import limit_login_attempts
 from issuer.http.bearer import bearer_claims
 from issuer.http.forms import read_json
-from issuer.http.token import client_ip
 from issuer.http.responses import no_store_json
+from issuer.http.token import client_ip
 from issuer.models import User
 from issuer.services import Services
 from issuer.users import Conflict, UserInputError, check_password, parse_registration

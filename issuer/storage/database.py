@@ -20,7 +20,8 @@ class Executor(Protocol):
 
 
 class Database(Executor, Protocol):
-    dialect: Literal["postgres", "sqlite"]
+    @property
+    def dialect(self) -> Literal["postgres", "sqlite"]: ...
 
     def transaction(self) -> AbstractAsyncContextManager[Executor]: ...
 

@@ -375,9 +375,7 @@ class SqlStorage:
                 now,
                 reason,
             )
-            await tx.execute(
-                "UPDATE refresh_tokens SET successor_ciphertext = NULL WHERE family_id = $1", family_id
-            )
+            await tx.execute("UPDATE refresh_tokens SET successor_ciphertext = NULL WHERE family_id = $1", family_id)
         return changed == 1
 
     async def revoke_user_families(self, user_id: str, now: float, reason: str) -> int:
@@ -410,8 +408,7 @@ class SqlStorage:
 
     async def revoke_jti(self, jti: str, expires_at: float, now: float) -> None:
         await self.db.execute(
-            "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3)"
-            " ON CONFLICT (jti) DO NOTHING",
+            "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING",
             jti,
             expires_at,
             now,

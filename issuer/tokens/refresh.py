@@ -61,7 +61,9 @@ class RefreshTokens:
         self._clock = clock
         self._on_reuse = on_reuse
 
-    def _new(self, family: RefreshFamily, generation: int, scope: str, audience: str, now: float) -> tuple[str, RefreshToken]:
+    def _new(
+        self, family: RefreshFamily, generation: int, scope: str, audience: str, now: float
+    ) -> tuple[str, RefreshToken]:
         plain = secrets.token_urlsafe(32)
         token = RefreshToken(
             token_hash=hash_refresh_token(plain),
@@ -132,7 +134,12 @@ class RefreshTokens:
     async def _retry(self, token: RefreshToken, family: RefreshFamily, now: float) -> Rotation | None:
         """Within the grace window, and while the successor is unused, hand the same successor back."""
         grace = self._policy.grace
-        if not grace or token.consumed_at is None or now - token.consumed_at > grace or token.successor_ciphertext is None:
+        if (
+            not grace
+            or token.consumed_at is None
+            or now - token.consumed_at > grace
+            or token.successor_ciphertext is None
+        ):
             return None
         successor = await self._store.get_token(family.family_id, token.generation + 1)
         if successor is None or successor.consumed_at is not None:
