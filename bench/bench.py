@@ -824,18 +824,23 @@ def postgres_database(args: argparse.Namespace) -> Iterator[tuple[str, bool]]:
             log(f"could not drop PostgreSQL database {name}: {exc}")
 
 
-def _pg_pids(url: str) -> dict[int, str]:
+def _pg_probe(url: str) -> tuple[dict[int, str], dict[str, int]]:
     """PostgreSQL processes working for us: backends connected to this database (the server's pool)
-    and the shared WAL writer / background writer / checkpointer (shared with anyone else's work)."""
+    and the shared WAL writer / background writer / checkpointer (shared with anyone else's work);
+    and this database's transaction counters (pg_stat_database; backends flush them about every
+    second, so a delta over a window is approximate)."""
     dbname = urllib.parse.urlsplit(url).path.lstrip("/")
-    rows = _pg_execute(url, "SELECT pid, datname, backend_type FROM pg_stat_activity WHERE pid <> pg_backend_pid()")[0]
+    rows, stats = _pg_execute(
+        url, "SELECT pid, datname, backend_type FROM pg_stat_activity WHERE pid <> pg_backend_pid()",
+        "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_fetched FROM pg_stat_database"
+        " WHERE datname = current_database()")
     out = {}
     for r in rows:
         if r["datname"] == dbname and r["backend_type"] == "client backend":
             out[r["pid"]] = "backend"
         elif r["backend_type"] in ("walwriter", "background writer", "checkpointer"):
             out[r["pid"]] = "aux"
-    return out
+    return out, dict(stats[0]) if stats else {}
 
 
 @dataclass
@@ -848,11 +853,13 @@ class CpuWatch:
 
     def snap(self) -> dict[str, Any]:
         pg: dict[int, tuple[str, float | None]] = {}
+        pg_stats: dict[str, int] = {}
         if self.pg_url:
             with contextlib.suppress(Exception):
-                pg = {pid: (kind, cpu_seconds(pid)) for pid, kind in _pg_pids(self.pg_url).items()}
+                pids, pg_stats = _pg_probe(self.pg_url)
+                pg = {pid: (kind, cpu_seconds(pid)) for pid, kind in pids.items()}
         return {"t": time.monotonic(), "machine": machine_cpu(),
-                "ours": {k: cpu_seconds(p) for k, p in self.pids.items()}, "pg": pg}
+                "ours": {k: cpu_seconds(p) for k, p in self.pids.items()}, "pg": pg, "pg_stats": pg_stats}
 
     @staticmethod
     def diff(a: dict[str, Any], b: dict[str, Any], requests: int) -> dict[str, Any]:
@@ -873,6 +880,9 @@ class CpuWatch:
             res["pg_backend_cores"], res["pg_aux_cores"] = pg["backend"] / wall, pg["aux"] / wall
             if requests:
                 res["pg_cpu_ms_per_req"] = (pg["backend"] + pg["aux"]) / requests * 1e3
+                sa, sb = a.get("pg_stats") or {}, b.get("pg_stats") or {}
+                if sa and sb:
+                    res["pg_per_req"] = {k: (sb[k] - sa[k]) / requests for k in sb if k in sa}
         if a["machine"] and b["machine"]:
             ma, mb = a["machine"], b["machine"]
             res["machine_cores"] = (mb[0] - ma[0]) / max(1.0, mb[1] - ma[1]) * (os.cpu_count() or 1)
@@ -989,14 +999,16 @@ def _gen_label(res: dict[str, Any]) -> str:
 
 
 def _argon2_rate(time_cost: int, memory_kib: int, parallelism: int, threads: int,
-                 seconds: float = RAW_SIGN_SECONDS) -> float:
-    """argon2-cffi PasswordHasher.hash per second with `threads` threads (argon2 releases the GIL)."""
+                 seconds: float = RAW_SIGN_SECONDS) -> tuple[float, float | None, float]:
+    """(argon2-cffi PasswordHasher.hash per second with `threads` threads (argon2 releases the GIL),
+    cores that other processes used meanwhile, CPU ms per hash)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from argon2 import PasswordHasher
 
     ph = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
     ph.hash("warm-up")
+    m0, own0 = machine_cpu(), time.process_time()
     start = time.perf_counter()
     deadline = start + seconds
 
@@ -1009,7 +1021,13 @@ def _argon2_rate(time_cost: int, memory_kib: int, parallelism: int, threads: int
 
     with ThreadPoolExecutor(threads) as pool:
         total = sum(f.result() for f in [pool.submit(worker) for _ in range(threads)])
-    return total / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    m1, own1 = machine_cpu(), time.process_time()
+    other = None
+    if m0 and m1:
+        machine = (m1[0] - m0[0]) / max(1.0, m1[1] - m0[1]) * (os.cpu_count() or 1)
+        other = max(0.0, machine - (own1 - own0) / wall)
+    return total / wall, other, (own1 - own0) / total * 1e3
 
 
 # Scenario: refresh-token rotation on PostgreSQL ----------------------------------------------------
@@ -1067,13 +1085,15 @@ def scenario_refresh(args: argparse.Namespace) -> dict[str, Any]:
     cc_ok = cc["non2xx"] == 0 and cc["socket_errors"] == 0
     passed = rate >= REFRESH_GOAL and errors == 0
     cc_cpu, rt_cpu = cc.get("server_cpu_ms_per_req"), load.get("server_cpu_ms_per_req")
+    budget = (rt_cpu or 0.0) + (load.get("pg_cpu_ms_per_req") or 0.0) + (load.get("loadgen_cpu_ms_per_req") or 0.0)
     result.update(
         rotations_per_s=rate, requests=load["requests"], duration_s=load["duration_s"], p50_ms=load["p50_ms"],
         p99_ms=load["p99_ms"], errors=errors, server_cpu_ms_per_rotation=rt_cpu, server_cores=load.get("server_cores"),
-        pg_cpu_ms_per_rotation=load.get("pg_cpu_ms_per_req"), pg_cores=load.get("cores", {}).get("postgres"),
+        pg_cpu_ms_per_rotation=load.get("pg_cpu_ms_per_req"), pg_per_rotation=load.get("pg_per_req"), pg_cores=load.get("cores", {}).get("postgres"),
         loadgen_cores=load.get("loadgen_cores"), other_cores=load.get("other_cores"),
         cc_tokens_per_s=cc["ok_per_s"], cc_p50_ms=cc["p50_ms"], cc_p99_ms=cc["p99_ms"],
         cc_server_cpu_ms_per_req=cc_cpu, cc_other_cores=cc.get("other_cores"),
+        cpu_budget_ms_per_rotation=budget or None, ceiling_one_worker=1e3 / rt_cpu if rt_cpu else None,
         consumed_in_db=consumed1 - consumed0, goal=REFRESH_GOAL, passed=passed, loadgen=load["loadgen"],
         database="postgresql (throw-away)" if throwaway else "postgresql (--database-url)",
     )
@@ -1094,11 +1114,17 @@ def scenario_refresh(args: argparse.Namespace) -> dict[str, Any]:
         ("server CPU / rotation", _fmt_ms(rt_cpu) + (f"   ({load['server_cores']:.2f} cores busy)"
                                                       if load.get("server_cores") is not None else "")),
         ("  of which beyond a cc token", "n/a" if not (rt_cpu and cc_cpu) else
-         f"{rt_cpu - cc_cpu:.3f} ms   (rotation ÷ cc CPU = {rt_cpu / cc_cpu:.2f}×; DB driver, 2nd lookup, JSON)"),
+         f"{rt_cpu - cc_cpu:.3f} ms   (rotation ÷ cc CPU = {rt_cpu / cc_cpu:.2f}×: asyncpg round trips and the rest of the grant)"),
         ("PostgreSQL CPU / rotation", "n/a" if load.get("pg_cpu_ms_per_req") is None else
          f"{load['pg_cpu_ms_per_req']:.3f} ms   (backends {load['pg_backend_cores']:.2f} cores, "
          f"WAL/bg writer+checkpointer {load['pg_aux_cores']:.2f} cores)"),
+        ("PostgreSQL work / rotation", "n/a" if not load.get("pg_per_req") else
+         "≈ " + ", ".join(f"{v:.2f} {k}" for k, v in load["pg_per_req"].items())
+         + "   (pg_stat_database; each statement outside a transaction block is its own xact)"),
         ("CPU during load", _cores_line(load)),
+        ("ceiling from CPU / rotation", "n/a" if not (rt_cpu and load.get("pg_cpu_ms_per_req") is not None) else
+         f"1 worker alone at 1 core: {1e3 / rt_cpu:,.0f}/s;   server+PostgreSQL+loadgen "
+         f"{budget:.2f} ms → {(os.cpu_count() or 1) * 1e3 / budget:,.0f}/s on {os.cpu_count()} idle cores"),
         ("rotations/s ÷ cc tokens/s", f"{rate / cc['ok_per_s']:.3f}" if cc["ok_per_s"] else "n/a"),
         ("Keycloak sizing guide", f"120 refresh/s per vCPU → 240/s on 2 vCPU; ours {rate / 240:.1f}×"),
         ("rotations/s goal", f"≥ {REFRESH_GOAL:,.0f}   {'PASS' if passed else 'FAIL'}"),
@@ -1131,22 +1157,25 @@ def scenario_logins(args: argparse.Namespace) -> dict[str, Any]:
             if args.wait_idle:
                 wait_for_quiet(args.wait_idle)
             log("raw argon2id hashes/s before load (1 thread, then N threads)")
-            raw1_before = _argon2_rate(t, m, p, 1)
-            rawn_before = _argon2_rate(t, m, p, threads)
+            raw1_before, o1b, cpu1b = _argon2_rate(t, m, p, 1)
+            rawn_before, onb, _ = _argon2_rate(t, m, p, threads)
             log(f"logins: {args.login_connections} connections, {WARMUP_SECONDS:g} s warm-up + {args.seconds:g} s")
             spec = {"mode": "login", "url": token_url, "client_id": public_id, "username": username,
                     "password": password, "scope": " ".join(SCOPES), "connections": args.login_connections,
                     "warmup": WARMUP_SECONDS, "seconds": args.seconds}
             load = run_gen(spec, inst.data_dir, load_cpu, "logingen", {"server": server.pid})
             time.sleep(0.5)
+            if args.wait_idle:
+                wait_for_quiet(min(args.wait_idle, 10))
             log("raw argon2id hashes/s after load")
-            raw1_after = _argon2_rate(t, m, p, 1)
-            rawn_after = _argon2_rate(t, m, p, threads)
+            raw1_after, o1a, cpu1a = _argon2_rate(t, m, p, 1)
+            rawn_after, ona, _ = _argon2_rate(t, m, p, threads)
             if server.poll() is not None:
                 raise RuntimeError("the server died during the run")
 
     rate = load["ok_per_s"]
     raw1, rawn = (raw1_before + raw1_after) / 2, (rawn_before + rawn_after) / 2
+    hash_cpu = (cpu1b + cpu1a) / 2  # CPU per hash: less sensitive to other processes than wall rates
     errors = load["non2xx"] + load["socket_errors"] + load["bad"]
     cores = os.cpu_count() or 1
     keycloak = KEYCLOAK_LOGINS_PER_VCPU * cores
@@ -1155,15 +1184,17 @@ def scenario_logins(args: argparse.Namespace) -> dict[str, Any]:
         logins_per_s=rate, requests=load["requests"], p50_ms=load["p50_ms"], p99_ms=load["p99_ms"], errors=errors,
         argon2={"t": t, "m_kib": m, "p": p, "threads": threads}, raw_hashes_1t=raw1, raw_hashes_nt=rawn,
         raw_hashes_1t_before=raw1_before, raw_hashes_1t_after=raw1_after, raw_hashes_nt_before=rawn_before,
-        raw_hashes_nt_after=rawn_after, server_cpu_ms_per_login=cpu, server_cores=load.get("server_cores"),
+        raw_hashes_nt_after=rawn_after, raw_other_cores=[o1b, onb, o1a, ona], hash_cpu_ms=hash_cpu, server_cpu_ms_per_login=cpu, server_cores=load.get("server_cores"),
         other_cores=load.get("other_cores"), keycloak_logins_per_s=keycloak, ratio_vs_keycloak=rate / keycloak,
         ratio_vs_raw_nt=rate / rawn if rawn else None, passed=errors == 0, loadgen=load["loadgen"],
         database="sqlite" if inst.database_url.startswith("sqlite") else "postgresql",
     )
 
-    def spread(a: float, b: float) -> str:
+    def spread(a: float, b: float, oa: float | None, ob: float | None) -> str:
         s = abs(a - b) / ((a + b) / 2)
-        return f"   (spread {s:.0%}: noisy)" if s > 0.15 else ""
+        busy = max(x for x in (oa, ob, 0.0) if x is not None)
+        return ((f"   (spread {s:.0%})" if s > 0.15 else "")
+                + (f"   (other processes up to {busy:.2f} cores meanwhile: noisy)" if busy > 0.15 else ""))
 
     rows = [
         ("argon2id parameters", f"t={t}, m={m} KiB ({m / 1024:.0f} MiB), p={p}; ISSUER_PASSWORD_HASH_THREADS={threads}"),
@@ -1175,12 +1206,13 @@ def scenario_logins(args: argparse.Namespace) -> dict[str, Any]:
         ("errors", _errors_line(load)),
         ("server CPU / login", _fmt_ms(cpu) + (f"   ({load['server_cores']:.2f} cores busy)"
                                                 if load.get("server_cores") is not None else "")),
-        ("  beyond one hash", "n/a" if not cpu else f"{cpu - 1e3 / raw1:.2f} ms   (one hash ≈ {1e3 / raw1:.2f} ms)"),
+        ("  beyond one hash", "n/a" if not cpu else f"{cpu - hash_cpu:.2f} ms   (one raw hash = {hash_cpu:.2f} ms CPU, "
+                                                    f"1-thread runs)"),
         ("CPU during load", _cores_line(load)),
         ("raw hashes/s, 1 thread", f"before {raw1_before:,.1f}   after {raw1_after:,.1f}   mean {raw1:,.1f}"
-                                   + spread(raw1_before, raw1_after)),
+                                   + spread(raw1_before, raw1_after, o1b, o1a)),
         (f"raw hashes/s, {threads} threads", f"before {rawn_before:,.1f}   after {rawn_after:,.1f}   mean {rawn:,.1f}"
-                                            + spread(rawn_before, rawn_after)),
+                                            + spread(rawn_before, rawn_after, onb, ona)),
         ("logins/s ÷ raw N-thread hashes/s", f"{rate / rawn:.3f}" if rawn else "n/a"),
         ("Keycloak sizing guide", f"{KEYCLOAK_LOGINS_PER_VCPU:g} logins/s per vCPU × {cores} = {keycloak:g}/s "
                                   f"(argon2 t=5, m=7 MiB there)"),
@@ -1512,6 +1544,10 @@ def _oauthgen_main(spec_json: str) -> int:
             return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] * 1e3 if lat else None
 
         requests = counts["ok"] + counts["non2xx"] + counts["bad"]
+        if mode != "refresh":
+            del counts["chains_lost"], counts["setup_errors"]
+        if mode != "open":
+            del counts["unfinished"]
         return {"requests": requests, "duration_s": duration, "requests_per_s": requests / duration,
                 "ok_per_s": counts["ok"] / duration, "p50_ms": pct(50), "p75_ms": pct(75), "p90_ms": pct(90),
                 "p99_ms": pct(99), "max_ms": lat[-1] * 1e3 if lat else None, **counts,

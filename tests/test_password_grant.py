@@ -292,5 +292,8 @@ async def test_password_hashing_runs_off_the_event_loop(start: Callable[..., Any
 
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
     assert finished_before_jwks < len(logins)
-    assert max(jwks_latencies) < one_login / 2, (jwks_latencies, one_login)
-    assert max(gaps) < one_login / 2, (max(gaps), one_login)
+    # Hashing on the loop would hold every JWKS request and every tick for a whole hash; on a
+    # busy 2-core machine single spikes happen anyway, so the typical latency is what is compared.
+    assert statistics.median(jwks_latencies) < one_login / 2, (jwks_latencies, one_login)
+    assert statistics.median(gaps) < one_login / 4, (statistics.median(gaps), one_login)
+    assert max(gaps) < one_login, (max(gaps), one_login)
