@@ -56,7 +56,7 @@ class Services:
     keys: KeyManager
     clients: ClientRegistry
     access_tokens: AccessTokens
-    signing_pool: ThreadPoolExecutor
+    signing_pool: ThreadPoolExecutor | None
     users: Users
     refresh_tokens: RefreshTokens
     revocations: Revocations
@@ -69,7 +69,8 @@ class Services:
     _scopes: tuple[float, list[str]] = (float("-inf"), [])
 
     async def close(self) -> None:
-        self.signing_pool.shutdown(wait=False)
+        if self.signing_pool is not None:
+            self.signing_pool.shutdown(wait=False)
         self.users.passwords.close()
         if self.redis is not None:
             await self.redis.aclose()
@@ -227,7 +228,9 @@ async def open_services(
             on_reuse=reuse_detected,
         )
         policy = key_policy(settings)
-        signing_pool = ThreadPoolExecutor(settings.signing_threads, thread_name_prefix="sign")
+        signing_pool = (
+            ThreadPoolExecutor(settings.signing_threads, thread_name_prefix="sign") if settings.signing_threads else None
+        )
         keyring = Keyring(store, envelope, policy, clock, signing_pool)
         bus = Bus(redis, settings.redis_prefix)
 
