@@ -228,9 +228,8 @@ async def open_services(
             on_reuse=reuse_detected,
         )
         policy = key_policy(settings)
-        signing_pool = (
-            ThreadPoolExecutor(settings.signing_threads, thread_name_prefix="sign") if settings.signing_threads else None
-        )
+        threads = settings.signing_threads
+        signing_pool = ThreadPoolExecutor(threads, thread_name_prefix="sign") if threads else None
         keyring = Keyring(store, envelope, policy, clock, signing_pool)
         bus = Bus(redis, settings.redis_prefix)
 
