@@ -1151,7 +1151,7 @@ def scenario_logins(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"scenario": "logins"}
     with issuer_instance(args, **NO_RATE_LIMITS, **hash_env_passthrough()) as inst:
         st = instance_settings(inst)
-        t, m, p, threads = st.argon2_time_cost, st.argon2_memory_kib, st.argon2_parallelism, st.password_hash_threads
+        t, m, p, threads = st.argon2_time_cost, st.argon2_memory_kib, st.argon2_parallelism, st.hash_threads
         public_id = create_public_client(inst, grant_types=("password", "refresh_token"))
         username, password = create_user(inst)
         token_url = inst.base_url + "/oauth2/token"
@@ -1293,7 +1293,7 @@ def scenario_flood(args: argparse.Namespace) -> dict[str, Any]:
         flood_logins_per_s=flood_res["ok_per_s"], flood_errors=flood_res["non2xx"] + flood_res["socket_errors"],
         p99_ratio=ratio, goal=FLOOD_GOAL, errors=errors, passed=passed,
         argon2={"t": st.argon2_time_cost, "m_kib": st.argon2_memory_kib, "p": st.argon2_parallelism,
-                "threads": st.password_hash_threads},
+                "threads": st.hash_threads},
         database="sqlite" if inst.database_url.startswith("sqlite") else "postgresql",
     )
 
@@ -1304,7 +1304,7 @@ def scenario_flood(args: argparse.Namespace) -> dict[str, Any]:
 
     rows = [
         ("server", f"1 uvicorn worker, {result['database']}, rate limits off, argon2id t={st.argon2_time_cost} "
-                   f"m={st.argon2_memory_kib} KiB p={st.argon2_parallelism}, {st.password_hash_threads} hash threads"
+                   f"m={st.argon2_memory_kib} KiB p={st.argon2_parallelism}, {st.hash_threads} hash threads"
                    + (" (server on cpu0, loads on cpu1)" if args.pin else "")),
         ("cc load", f"{before['loadgen']}; latency from the scheduled send time"),
         ("login flood", f"{flood_res['loadgen']} (closed loop, separate process)"),

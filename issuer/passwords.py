@@ -5,8 +5,10 @@ older apps verify, and are replaced by argon2id on the next successful login."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import secrets
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -15,6 +17,15 @@ from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+
+
+def _lower_priority() -> None:
+    """Hashing threads run at a lower CPU priority than the event loop, so a flood of logins
+    slows other logins, not token, JWKS or refresh requests (Linux: per-thread nice value)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,7 @@ def is_supported_hash(value: str) -> bool:
 class Passwords:
     def __init__(self, time_cost: int, memory_kib: int, parallelism: int, threads: int) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="argon2")
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="argon2", initializer=_lower_priority)
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
 
     def close(self) -> None:

@@ -212,7 +212,7 @@ async def open_services(
             settings.argon2_time_cost,
             settings.argon2_memory_kib,
             settings.argon2_parallelism,
-            settings.password_hash_threads,
+            settings.hash_threads,
         )
 
         async def reuse_detected(family: RefreshFamily) -> None:

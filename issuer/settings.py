@@ -6,6 +6,7 @@ configuration table, so the documentation cannot drift from the code.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -76,7 +77,11 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(19456, ge=7168, le=1048576, description="argon2id memory in KiB.")
     argon2_parallelism: int = Field(1, ge=1, le=16, description="argon2id lanes.")
     password_hash_threads: int = Field(
-        2, ge=1, le=64, description="Worker threads for password hashing, kept off the event loop."
+        0,
+        ge=0,
+        le=64,
+        description="Threads hashing passwords off the event loop, at low CPU priority. "
+        "0: one fewer than the CPU cores (at least one), so a login flood leaves a core for tokens.",
     )
     refresh_token_idle_ttl: int = Field(
         1209600, ge=60, description="A refresh token expires if unused this long, seconds (default 14 days)."
@@ -122,6 +127,10 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'issuer.sqlite3'}"
+
+    @property
+    def hash_threads(self) -> int:
+        return self.password_hash_threads or max(1, (os.cpu_count() or 2) - 1)
 
     @property
     def is_sqlite(self) -> bool:

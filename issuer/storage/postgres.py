@@ -17,6 +17,12 @@ def _rowcount(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """asyncpg's default reset sends `RESET ALL; UNLISTEN *; …` on every release: a round trip
+    per query. We never leave session state behind (transactions close in their context
+    manager, advisory locks are released in `advisory_lock`), so nothing needs resetting."""
+
+
 class _Conn:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
@@ -39,7 +45,7 @@ class PostgresDatabase:
 
     @classmethod
     async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> PostgresDatabase:
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, command_timeout=30)
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, command_timeout=30, reset=_no_reset)
         return cls(pool)
 
     async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
