@@ -27,7 +27,7 @@ async def refresh_token(services: Services, request: GrantRequest) -> dict[str, 
     rotation = await services.refresh_tokens.rotate(presented, client.client_id, check)
     granted = tuple(rotation.token.scope.split())
     audience = tuple(dict.fromkeys(resources)) or tuple(rotation.token.audience.split())
-    user = await services.users.store.get_user(rotation.family.user_id)
+    user = rotation.user
     if user is None or user.disabled:
         await services.refresh_tokens.revoke_family(rotation.family.family_id, "user disabled")
         raise InvalidGrant("the user is not active")

@@ -115,6 +115,29 @@ _INSERT_TOKEN = """
 """
 
 
+_CONSUME = """
+    UPDATE refresh_tokens SET consumed_at = $2, successor_ciphertext = $3
+    WHERE token_hash = $1 AND consumed_at IS NULL AND EXISTS (
+        SELECT 1 FROM refresh_families f WHERE f.family_id = refresh_tokens.family_id AND f.revoked_at IS NULL
+    )
+"""
+_FORGET_GRANDPARENT = "UPDATE refresh_tokens SET successor_ciphertext = NULL WHERE family_id = $1 AND generation = $2"
+# The same three steps as data-modifying CTEs: the successor is inserted only if the
+# compare-and-swap won, and the grandparent's sealed successor is dropped in the same statement.
+_CONSUME_ONE_STATEMENT = f"""
+    WITH won AS ({_CONSUME} RETURNING family_id),
+    successor AS (
+        INSERT INTO refresh_tokens (token_hash, family_id, generation, scope, audience, issued_at, expires_at)
+        SELECT $4, $5, $6, $7, $8, $9, $10 FROM won RETURNING 1
+    ),
+    forgotten AS (
+        UPDATE refresh_tokens SET successor_ciphertext = NULL
+        WHERE family_id = $5 AND generation = $11 AND EXISTS (SELECT 1 FROM won)
+    )
+    SELECT count(*) AS won FROM successor
+"""
+
+
 def _token_args(t: RefreshToken) -> tuple[Any, ...]:
     return (t.token_hash, t.family_id, t.generation, t.scope, t.audience, t.issued_at, t.expires_at)
 
@@ -337,6 +360,31 @@ class SqlStorage:
         )
         return (_refresh(row), _family(row)) if row else None
 
+    async def find_token_with_user(self, token_hash: bytes) -> tuple[RefreshToken, RefreshFamily, User | None] | None:
+        row = await self.db.fetchrow(
+            "SELECT t.*, f.client_id, f.user_id, f.created_at AS f_created_at, f.expires_at AS f_expires_at,"
+            " f.revoked_at, u.user_id AS u_id, u.username, u.email, u.password_hash, u.roles, u.disabled,"
+            " u.created_at AS u_created_at, u.updated_at AS u_updated_at"
+            " FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id"
+            " LEFT JOIN users u ON u.user_id = f.user_id WHERE t.token_hash = $1",
+            token_hash,
+        )
+        if row is None:
+            return None
+        user = None
+        if row["u_id"] is not None:
+            user = User(
+                user_id=row["u_id"],
+                username=row["username"],
+                email=row["email"],
+                password_hash=row["password_hash"],
+                roles=_tuple(row["roles"]),
+                disabled=bool(row["disabled"]),
+                created_at=row["u_created_at"],
+                updated_at=row["u_updated_at"],
+            )
+        return _refresh(row), _family(row), user
+
     async def get_token(self, family_id: str, generation: int) -> RefreshToken | None:
         row = await self.db.fetchrow(
             "SELECT * FROM refresh_tokens WHERE family_id = $1 AND generation = $2", family_id, generation
@@ -344,24 +392,17 @@ class SqlStorage:
         return _refresh(row) if row else None
 
     async def consume(self, token_hash: bytes, now: float, successor: RefreshToken, sealed_successor: bytes) -> bool:
+        args = (token_hash, now, sealed_successor, *_token_args(successor), successor.generation - 2)
         try:
+            if self.db.dialect == "postgres":
+                # The hot path of every refresh: one statement (one round trip, atomic on its own).
+                row = await self.db.fetchrow(_CONSUME_ONE_STATEMENT, *args)
+                return row is not None and row["won"] == 1
             async with self.db.transaction() as tx:
-                won = await tx.execute(
-                    "UPDATE refresh_tokens SET consumed_at = $2, successor_ciphertext = $3"
-                    " WHERE token_hash = $1 AND consumed_at IS NULL AND EXISTS (SELECT 1 FROM refresh_families f"
-                    " WHERE f.family_id = refresh_tokens.family_id AND f.revoked_at IS NULL)",
-                    token_hash,
-                    now,
-                    sealed_successor,
-                )
-                if won != 1:
+                if await tx.execute(_CONSUME, *args[:3]) != 1:
                     raise _Lost
-                await tx.execute(_INSERT_TOKEN, *_token_args(successor))
-                await tx.execute(
-                    "UPDATE refresh_tokens SET successor_ciphertext = NULL WHERE family_id = $1 AND generation = $2",
-                    successor.family_id,
-                    successor.generation - 2,
-                )
+                await tx.execute(_INSERT_TOKEN, *args[3:10])
+                await tx.execute(_FORGET_GRANDPARENT, successor.family_id, args[10])
         except (_Lost, asyncpg.UniqueViolationError, sqlite3.IntegrityError):
             return False
         return True

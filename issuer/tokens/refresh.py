@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from issuer.errors import InvalidGrant
-from issuer.models import RefreshFamily, RefreshToken
+from issuer.models import RefreshFamily, RefreshToken, User
 from issuer.storage.base import RefreshStore
 from keys.envelope import Envelope, EnvelopeError
 
@@ -36,6 +36,7 @@ class Rotation:
     refresh_token: str
     family: RefreshFamily
     token: RefreshToken
+    user: User | None
     retried: bool = False
 
 
@@ -94,10 +95,10 @@ class RefreshTokens:
     ) -> Rotation:
         """``check`` may refuse the request (e.g. a widened scope) before anything is consumed."""
         token_hash = hash_refresh_token(presented)
-        found = await self._store.find_token(token_hash) if len(presented) <= 512 else None
+        found = await self._store.find_token_with_user(token_hash) if len(presented) <= 512 else None
         if found is None:
             raise InvalidGrant("refresh token is invalid")
-        token, family = found
+        token, family, user = found
         now = self._clock()
         if family.client_id != client_id:
             # RFC 6749 §10.4: a token is bound to its client; another client presenting it is not reuse.
@@ -112,14 +113,14 @@ class RefreshTokens:
             plain, successor = self._new(family, token.generation + 1, token.scope, token.audience, now)
             sealed = self._envelope.encrypt(plain.encode(), _aad(token_hash))
             if await self._store.consume(token_hash, now, successor, sealed):
-                return Rotation(plain, family, successor)
+                return Rotation(plain, family, successor, user)
             refreshed = await self._store.find_token(token_hash)  # lost the race: look again
             if refreshed is None:
                 raise InvalidGrant("refresh token is invalid")
             token, family = refreshed
             if family.revoked_at is not None:
                 raise InvalidGrant("refresh token was revoked")
-        retry = await self._retry(token, family, now)
+        retry = await self._retry(token, family, user, now)
         if retry is not None:
             return retry
         await self._store.revoke_family(family.family_id, now, "refresh token reuse")
@@ -131,7 +132,9 @@ class RefreshTokens:
             await self._on_reuse(family)
         raise InvalidGrant("refresh token was already used")
 
-    async def _retry(self, token: RefreshToken, family: RefreshFamily, now: float) -> Rotation | None:
+    async def _retry(
+        self, token: RefreshToken, family: RefreshFamily, user: User | None, now: float
+    ) -> Rotation | None:
         """Within the grace window, and while the successor is unused, hand the same successor back."""
         grace = self._policy.grace
         if (
@@ -150,7 +153,7 @@ class RefreshTokens:
             return None
         if not secrets.compare_digest(hash_refresh_token(plain), successor.token_hash):
             return None
-        return Rotation(plain, family, successor, retried=True)
+        return Rotation(plain, family, successor, user, retried=True)
 
     async def lookup(self, presented: str) -> tuple[RefreshToken, RefreshFamily] | None:
         return await self._store.find_token(hash_refresh_token(presented)) if len(presented) <= 512 else None
