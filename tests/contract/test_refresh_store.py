@@ -7,7 +7,7 @@ import secrets
 
 from issuer.models import RefreshFamily, RefreshToken
 from issuer.storage import SqlStorage
-from tests.contract.conftest import new_family, new_token
+from tests.contract.conftest import new_family, new_token, new_user
 
 NOW = 1_700_000_000.0
 
@@ -28,6 +28,16 @@ async def test_start_family_and_find_token(storage: SqlStorage) -> None:
     assert await storage.get_token(family.family_id, 0) == first
     assert await storage.get_token(family.family_id, 1) is None
     assert await storage.find_token(secrets.token_bytes(32)) is None
+
+
+async def test_find_token_with_user_joins_the_family_user(storage: SqlStorage) -> None:
+    user = new_user("carol", "carol@example.com", roles=("manager",))
+    await storage.create_user(user)
+    family, first = await started(storage, user_id=user.user_id)
+    assert await storage.find_token_with_user(first.token_hash) == (first, family, user)
+    orphan_family, orphan = await started(storage, user_id="no-such-user")
+    assert await storage.find_token_with_user(orphan.token_hash) == (orphan, orphan_family, None)
+    assert await storage.find_token_with_user(secrets.token_bytes(32)) is None
 
 
 async def test_consume_marks_consumed_and_inserts_successor(storage: SqlStorage) -> None:
