@@ -62,11 +62,11 @@ class Settings(BaseSettings):
         5.0, gt=0, le=300, description="How often each instance re-reads the key set from the database, seconds."
     )
     signing_threads: int = Field(
-        2,
+        1,
         ge=0,
         le=64,
-        description="Threads that sign RS256 tokens beside the event loop (RSA releases the GIL); "
-        "0 signs inline, best when running one worker per core.",
+        description="Threads that sign RS256 tokens beside the event loop (RSA releases the GIL; one "
+        "thread pipelines best, more contend for the GIL); 0 signs inline, best with one worker per core.",
     )
     max_body_bytes: int = Field(16384, ge=1024, le=1048576, description="Largest request body accepted, bytes.")
     open_registration: bool = Field(True, description="Whether `POST /register` is open to anyone.")
