@@ -228,7 +228,7 @@ async def open_services(
             on_reuse=reuse_detected,
         )
         policy = key_policy(settings)
-        threads = settings.signing_threads
+        threads = settings.sign_threads
         signing_pool = ThreadPoolExecutor(threads, thread_name_prefix="sign") if threads else None
         keyring = Keyring(store, envelope, policy, clock, signing_pool)
         bus = Bus(redis, settings.redis_prefix)

@@ -61,12 +61,12 @@ class Settings(BaseSettings):
     keyring_refresh_interval: float = Field(
         5.0, gt=0, le=300, description="How often each instance re-reads the key set from the database, seconds."
     )
-    signing_threads: int = Field(
-        1,
+    signing_threads: int | None = Field(
+        None,
         ge=0,
         le=64,
-        description="Threads that sign RS256 tokens beside the event loop (RSA releases the GIL; one "
-        "thread pipelines best, more contend for the GIL); 0 signs inline, best with one worker per core.",
+        description="Threads that sign RS256 tokens beside the event loop (RSA releases the GIL). "
+        "Empty: one when the process may run on two or more cores, else 0 (sign inline).",
     )
     max_body_bytes: int = Field(16384, ge=1024, le=1048576, description="Largest request body accepted, bytes.")
     open_registration: bool = Field(True, description="Whether `POST /register` is open to anyone.")
@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'issuer.sqlite3'}"
+
+    @property
+    def sign_threads(self) -> int:
+        if self.signing_threads is not None:
+            return self.signing_threads
+        return 1 if len(os.sched_getaffinity(0)) > 1 else 0
 
     @property
     def hash_threads(self) -> int:
