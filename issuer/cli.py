@@ -19,6 +19,7 @@ from issuer.models import User
 from issuer.services import Services, open_services
 from issuer.settings import Settings
 from issuer.users import Conflict, UserInputError, parse_registration
+from issuer.views import client_view, user_view
 from keys.envelope import new_kek
 from keys.lifecycle import NoSuchKey, NotYetSafe
 
@@ -63,18 +64,7 @@ async def clients_list(services: Services, args: argparse.Namespace) -> int:
     while batch := await services.store.list_clients(limit=500, after=after):
         clients.extend(batch)
         after = batch[-1].client_id
-    rows: list[dict[str, Any]] = [
-        {
-            "client_id": c.client_id,
-            "name": c.name,
-            "type": "public" if c.is_public else "confidential",
-            "grant_types": list(c.grant_types),
-            "scopes": list(c.scopes),
-            "audiences": list(c.audiences),
-            "created_at": _when(c.created_at),
-        }
-        for c in clients
-    ]
+    rows = [client_view(c) for c in clients]
     if args.json:
         _print_json(rows)
     else:
@@ -95,17 +85,6 @@ async def _user_or_fail(services: Services, username: str) -> User | None:
     return user
 
 
-def _user_row(services: Services, user: User) -> dict[str, Any]:
-    return {
-        "user_id": user.user_id,
-        "username": user.username,
-        "email": user.email,
-        "roles": list(user.roles),
-        "disabled": user.disabled,
-        "created_at": _when(user.created_at),
-    }
-
-
 async def users_create(services: Services, args: argparse.Namespace) -> int:
     if not args.password_stdin:
         print("pass the password on standard input with --password-stdin", file=sys.stderr)
@@ -120,7 +99,7 @@ async def users_create(services: Services, args: argparse.Namespace) -> int:
     except Conflict as exc:
         print(f"that {exc.field} is already taken", file=sys.stderr)
         return 5
-    _print_json(_user_row(services, user)) if args.json else print(f"user_id: {user.user_id}")
+    _print_json(user_view(user, services.users.roles)) if args.json else print(f"user_id: {user.user_id}")
     return 0
 
 
@@ -130,7 +109,7 @@ async def users_list(services: Services, args: argparse.Namespace) -> int:
     while batch := await services.users.store.list_users(limit=500, after=after):
         users.extend(batch)
         after = batch[-1].username
-    rows = [_user_row(services, u) for u in users]
+    rows = [user_view(u, services.users.roles) for u in users]
     if args.json:
         _print_json(rows)
     else:

@@ -16,11 +16,11 @@ from issuer.http.bearer import bearer_claims
 from issuer.http.forms import read_json
 from issuer.http.responses import no_store_json
 from issuer.http.token import client_ip
-from issuer.http.users import user_view
 from issuer.keyinfo import describe_keys
 from issuer.models import Client
 from issuer.services import Services
 from issuer.users import UserInputError
+from issuer.views import client_view, user_view
 from keys.lifecycle import NoSuchKey, NotYetSafe
 
 ADMIN_SCOPE = "issuer:admin"
@@ -121,19 +121,6 @@ async def revoke_key(request: Request) -> Response:
 # -- clients ----------------------------------------------------------------------------------
 
 
-def client_view(client: Client) -> dict[str, Any]:
-    return {
-        "client_id": client.client_id,
-        "name": client.name,
-        "type": "public" if client.is_public else "confidential",
-        "grant_types": list(client.grant_types),
-        "scopes": list(client.scopes),
-        "audiences": list(client.audiences),
-        "created_at": int(client.created_at),
-        "updated_at": int(client.updated_at),
-    }
-
-
 async def list_clients(request: Request) -> Response:
     admin = await _admin(request)
     limit, after = _page(request)
@@ -228,7 +215,7 @@ async def list_users(request: Request) -> Response:
     limit, after = _page(request)
     items = await admin.services.users.store.list_users(limit=limit, after=after)
     nxt = items[-1].username.casefold() if len(items) == limit else None
-    return no_store_json({"items": [user_view(u, admin.services) for u in items], "next": nxt})
+    return no_store_json({"items": [user_view(u, admin.services.users.roles) for u in items], "next": nxt})
 
 
 async def _user_id(admin: _Admin, request: Request) -> str:
@@ -243,7 +230,7 @@ async def get_user(request: Request) -> Response:
     user = await admin.services.users.store.get_user(request.path_params["user_id"])
     if user is None:
         raise _not_found("user")
-    return no_store_json(user_view(user, admin.services))
+    return no_store_json(user_view(user, admin.services.users.roles))
 
 
 async def set_user_roles(request: Request) -> Response:
@@ -257,7 +244,7 @@ async def set_user_roles(request: Request) -> Response:
         raise _invalid("invalid roles", exc.errors) from None
     assert user is not None
     await admin.audit("users.set_roles", user_id, roles=list(roles))
-    return no_store_json(user_view(user, admin.services))
+    return no_store_json(user_view(user, admin.services.users.roles))
 
 
 async def disable_user(request: Request) -> Response:
@@ -274,7 +261,7 @@ async def _set_disabled(request: Request, disabled: bool) -> Response:
     user = await admin.services.users.set_disabled(user_id, disabled, "disabled by an administrator")
     assert user is not None
     await admin.audit("users.disable" if disabled else "users.enable", user_id)
-    return no_store_json(user_view(user, admin.services))
+    return no_store_json(user_view(user, admin.services.users.roles))
 
 
 async def revoke_user_sessions(request: Request) -> Response:

@@ -16,18 +16,7 @@ from issuer.http.token import client_ip
 from issuer.models import User
 from issuer.services import Services
 from issuer.users import Conflict, UserInputError, check_password, parse_registration
-
-
-def user_view(user: User, services: Services) -> dict[str, Any]:
-    return {
-        "user_id": user.user_id,
-        "username": user.username,
-        "email": user.email,
-        "roles": list(user.roles),
-        "effective_roles": services.users.roles.effective(user.roles),
-        "disabled": user.disabled,
-        "created_at": int(user.created_at),
-    }
+from issuer.views import user_view
 
 
 def _invalid(errors: dict[str, str]) -> ProblemError:
@@ -45,7 +34,7 @@ async def register(request: Request) -> Response:
         raise _invalid(exc.errors) from None
     except Conflict as exc:
         raise ProblemError(409, "Conflict", f"that {exc.field} is already taken", errors={exc.field: "taken"}) from None
-    return no_store_json(user_view(user, services), 201)
+    return no_store_json(user_view(user, services.users.roles), 201)
 
 
 async def _current_user(request: Request, services: Services) -> User:

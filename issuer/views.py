@@ -1,0 +1,34 @@
+"""The public JSON shape of clients and users, shared by the admin API and `issuer … --json`.
+Secrets and password hashes never appear here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from issuer.models import Client, User
+from issuer.users import RoleHierarchy
+
+
+def client_view(client: Client) -> dict[str, Any]:
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "type": "public" if client.is_public else "confidential",
+        "grant_types": list(client.grant_types),
+        "scopes": list(client.scopes),
+        "audiences": list(client.audiences),
+        "created_at": int(client.created_at),
+        "updated_at": int(client.updated_at),
+    }
+
+
+def user_view(user: User, roles: RoleHierarchy) -> dict[str, Any]:
+    return {
+        "user_id": user.user_id,
+        "username": user.username,
+        "email": user.email,
+        "roles": list(user.roles),
+        "effective_roles": roles.effective(user.roles),
+        "disabled": user.disabled,
+        "created_at": int(user.created_at),
+    }
