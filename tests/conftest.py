@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +23,19 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from issuer.app import create_app
+from issuer.services import open_services
 from issuer.settings import Settings
 from issuer.storage import open_database
 from issuer.storage.migrate import migrate
 from keys.envelope import new_kek
+from tests.servers import REPO_ROOT, child_env
 
 PG_ADMIN_URL = os.environ.get("ISSUER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("ISSUER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_KEK = new_kek()
+# Small argon2 parameters and quick-to-generate EC keys keep each app start cheap.
+FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 7168, "signing_alg": "ES256"}
 
 
 def unavailable(reason: str) -> None:
@@ -61,36 +67,80 @@ def _with_db(admin_url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """One throwaway PostgreSQL database for the session; dropped at the end."""
-    name = f"issuer_test_{secrets.token_hex(6)}"
+def sqlite_file_url(directory: Path) -> str:
+    return f"sqlite:///{directory / 'issuer.sqlite3'}"
 
-    async def admin(sql: str) -> None:
+
+def pg_admin(sql: str) -> None:
+    """Run one statement as the PostgreSQL administrator (``ISSUER_TEST_DATABASE_URL``)."""
+
+    async def run() -> None:
         conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
         try:
             await conn.execute(sql)
         finally:
             await conn.close()
 
+    asyncio.run(run())
+
+
+@contextmanager
+def throwaway_pg_database(prefix: str) -> Iterator[str]:
+    """A freshly created, empty PostgreSQL database named ``<prefix>_<random>``; yields its URL
+    and drops it afterwards (``WITH (FORCE)``: whatever still holds a connection is cut off).
+    Skips, or fails under CI=true, when PostgreSQL is unreachable. Not for use inside a running
+    event loop."""
+    name = f"{prefix}_{secrets.token_hex(6)}"
     try:
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        pg_admin(f'CREATE DATABASE "{name}"')
     except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
         unavailable(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
-    url = _with_db(PG_ADMIN_URL, name)
-
-    async def migrate_once() -> None:
-        db = await open_database(url)
-        try:
-            await migrate(db)
-        finally:
-            await db.close()
-
-    asyncio.run(migrate_once())
     try:
-        yield url
+        yield _with_db(PG_ADMIN_URL, name)
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """One throwaway PostgreSQL database for the session; dropped at the end."""
+    with throwaway_pg_database("issuer_test") as url:
+
+        async def migrate_once() -> None:
+            db = await open_database(url)
+            try:
+                await migrate(db)
+            finally:
+                await db.close()
+
+        asyncio.run(migrate_once())
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of the test's own, once per backend: a new SQLite file, or a PostgreSQL database
+    created for the test and dropped after it. Not migrated: for tests whose processes (servers,
+    the CLI) set it up and write to it themselves."""
+    if request.param == "sqlite":
+        yield sqlite_file_url(tmp_path)
+        return
+    with throwaway_pg_database("issuer_own") as url:
+        yield url
+
+
+def run_cli(env: Mapping[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m issuer.cli *args`` in a child process, from the repository root, configured by
+    ``env`` alone (see ``tests.servers.child_env``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "issuer.cli", *args],
+        input=stdin,
+        env=child_env(env),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 _TABLES = (
@@ -119,7 +169,7 @@ async def _truncate_postgres(url: str) -> None:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each test using this runs once per backend, on an empty schema."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'issuer.sqlite3'}"
+        return sqlite_file_url(tmp_path)
     url: str = request.getfixturevalue("pg_database")
     asyncio.run(_truncate_postgres(url))
     return url
@@ -127,7 +177,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'issuer.sqlite3'}"
+    return sqlite_file_url(tmp_path)
 
 
 @pytest.fixture
@@ -178,6 +228,24 @@ async def client(
         yield http
 
 
+@pytest.fixture
+def start(database_url: str, make_settings: Callable[..., Settings], clock: FakeClock) -> Callable[..., Any]:
+    """``start(**overrides)``: the app on each backend with the FAST settings and ``overrides``
+    (an async context manager, like ``running_app``)."""
+
+    def start(**overrides: Any) -> Any:
+        return running_app(make_settings(database_url=database_url, **{**FAST, **overrides}), clock)
+
+    return start
+
+
+@pytest.fixture
+async def http(start: Callable[..., Any]) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on each backend with the FAST settings."""
+    async with start() as app:
+        yield app
+
+
 def services_of(http: httpx.AsyncClient) -> Any:
     return http.app_state["services"]  # type: ignore[attr-defined]
 
@@ -197,3 +265,28 @@ async def make_client(http: httpx.AsyncClient, **kwargs: Any) -> tuple[str, str 
         tuple(defaults.pop("audiences")), public=public,
     )
     return created.client_id, secret
+
+
+async def load_and_operator_clients(
+    database_url: str, kek: str, audience: str
+) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Register, straight in the database, a client_credentials client "load" (scope read, for
+    ``audience``) and an "operator" client with the issuer:admin scope; returns their (id, secret)."""
+    settings = Settings(_env_file=None, database_url=database_url, key_encryption_keys=kek)
+    services = await open_services(settings)
+    try:
+        load, load_secret = await services.clients.create("load", ("client_credentials",), ("read",), (audience,))
+        admin, admin_secret = await services.clients.create("operator", ("client_credentials",), ("issuer:admin",), ())
+    finally:
+        await services.close()
+    assert load_secret is not None and admin_secret is not None
+    return (load.client_id, load_secret), (admin.client_id, admin_secret)
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """A problem details document (application/problem+json) with the given status; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body

@@ -15,7 +15,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import FakeClock, make_client, services_of
+from tests.conftest import FakeClock, assert_problem, make_client, services_of
 
 TOKEN = "/oauth2/token"
 JWKS = "/.well-known/jwks.json"
@@ -86,14 +86,6 @@ async def introspect(http: httpx.AsyncClient, admin: Admin, token: str) -> dict[
     response = await http.post("/oauth2/introspect", data={"token": token}, auth=(admin.client_id, admin.secret))
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
-    return body
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
     return body
 
 

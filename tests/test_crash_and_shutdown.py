@@ -12,13 +12,10 @@ import asyncio
 import base64
 import json
 import random
-import secrets
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +30,8 @@ from issuer.services import open_services
 from issuer.settings import Settings
 from issuer.users import NewUser
 from keys.envelope import new_kek
-from tests.conftest import PG_ADMIN_URL, unavailable
-from tests.servers import REPO_ROOT, IssuerServer, child_env
+from tests.conftest import run_cli, sqlite_file_url
+from tests.servers import IssuerServer
 
 pytestmark = pytest.mark.slow
 
@@ -56,33 +53,6 @@ class Setup:
     service: tuple[str, str]
     app: tuple[str, str]
     admin: tuple[str, str]
-
-
-def _pg_admin(sql: str) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'issuer.sqlite3'}"
-        return
-    name = f"issuer_crash_{secrets.token_hex(6)}"
-    try:
-        _pg_admin(f'CREATE DATABASE "{name}"')
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
-        unavailable(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
-    try:
-        yield PG_ADMIN_URL.rpartition("/")[0] + f"/{name}"
-    finally:
-        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def provision(database: str, **env: str) -> Setup:
@@ -132,7 +102,7 @@ def parse_response(raw: bytes) -> tuple[int, dict[str, Any]]:
 
 async def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
     setup = await provision(
-        f"sqlite:///{tmp_path / 'issuer.sqlite3'}",
+        sqlite_file_url(tmp_path),
         # one user logs in many times at once: only the login rate limits would refuse that
         ISSUER_RATE_LIMIT_LOGIN_PER_USER="0",
         ISSUER_RATE_LIMIT_LOGIN_PER_IP="0",
@@ -195,7 +165,7 @@ async def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
 def test_graceful_sigterm_exits_with_status_0(tmp_path: Path) -> None:
     """A supervisor (Kubernetes, systemd, docker) reads a non-zero status as a failed process;
     after a clean, complete shutdown the issuer must exit 0."""
-    setup = asyncio.run(provision(f"sqlite:///{tmp_path / 'issuer.sqlite3'}"))
+    setup = asyncio.run(provision(sqlite_file_url(tmp_path)))
     server = ServeCommand(setup.env, log_path=tmp_path / "server.log").start()
     try:
         with httpx.Client(timeout=10) as http:
@@ -257,8 +227,8 @@ async def _rotate_until_killed(server: IssuerServer, token: str, successes: list
         await asyncio.gather(*(worker() for _ in range(workers)))
 
 
-def test_sigkill_during_forced_rotations_leaves_a_consistent_schedule(database: str, tmp_path: Path) -> None:
-    setup = asyncio.run(provision(database))
+def test_sigkill_during_forced_rotations_leaves_a_consistent_schedule(own_database: str, tmp_path: Path) -> None:
+    setup = asyncio.run(provision(own_database))
     workers = 3
     successes: list[float] = []
     server = IssuerServer(setup.env, log_path=tmp_path / "server.log").start()
@@ -281,16 +251,13 @@ def test_sigkill_during_forced_rotations_leaves_a_consistent_schedule(database: 
         server.close()
 
     # straight from the database: every rotation was all or nothing
-    states = key_states(database)
+    states = key_states(own_database)
     assert states.count("active") == 1 and states.count("pending") == 1, states
     committed = states.count("retired")
     assert len(successes) <= committed <= len(successes) + workers, (len(successes), states)
     assert set(states) <= {"active", "pending", "retired"}
 
-    listed = subprocess.run(
-        [sys.executable, "-m", "issuer.cli", "keys", "list", "--json"],
-        env=child_env(setup.env), cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
-    )
+    listed = run_cli(setup.env, "keys", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     rows: list[dict[str, Any]] = json.loads(listed.stdout)
     assert sorted(r["state"] for r in rows) == states

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import sqlite3
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +22,8 @@ import pytest
 from issuer.serversecrets import secret_aad
 from keys.envelope import Envelope, new_kek, parse_keks
 from keys.keyring import private_key_aad
-from tests.conftest import PG_ADMIN_URL, unavailable
-from tests.servers import REPO_ROOT, IssuerServer, ServerFailed, child_env
+from tests.conftest import run_cli, sqlite_file_url
+from tests.servers import IssuerServer, ServerFailed
 
 pytestmark = pytest.mark.slow
 
@@ -34,43 +31,8 @@ API = "https://api.example.com"
 ISSUER = "https://issuer.example.com"
 
 
-def _admin_sql(sql: str) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'issuer.sqlite3'}"
-        return
-    name = f"issuer_kek_{secrets.token_hex(6)}"
-    try:
-        _admin_sql(f'CREATE DATABASE "{name}"')
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
-        unavailable(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
-    try:
-        yield PG_ADMIN_URL.rpartition("/")[0] + f"/{name}"
-    finally:
-        _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def cli(database: str, keks: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"ISSUER_DATABASE_URL": database, "ISSUER_KEY_ENCRYPTION_KEYS": keks, "ISSUER_URL": ISSUER}
-    return subprocess.run(
-        [sys.executable, "-m", "issuer.cli", *args],
-        env=child_env(env),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli({"ISSUER_DATABASE_URL": database, "ISSUER_KEY_ENCRYPTION_KEYS": keks, "ISSUER_URL": ISSUER}, *args)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -123,28 +85,28 @@ def issue_and_verify(server: IssuerServer, client_id: str, secret: str) -> dict[
     return {"kid": jwt.get_unverified_header(token)["kid"], **claims}
 
 
-def test_rewrap_moves_everything_to_the_new_kek(database: str) -> None:
+def test_rewrap_moves_everything_to_the_new_kek(own_database: str) -> None:
     old, new = new_kek(), new_kek()
-    if database.startswith("postgresql"):
-        ok(cli(database, old, "migrate"))
+    if own_database.startswith("postgresql"):
+        ok(cli(own_database, old, "migrate"))
     created = json.loads(
-        ok(cli(database, old, "clients", "create", "--name", "svc", "--grant-type", "client_credentials",
+        ok(cli(own_database, old, "clients", "create", "--name", "svc", "--grant-type", "client_credentials",
                "--scope", "read", "--audience", API, "--json"))
     )
     client_id, secret = created["client_id"], created["client_secret"]
-    before = json.loads(ok(cli(database, old, "keys", "list", "--json")))
+    before = json.loads(ok(cli(own_database, old, "keys", "list", "--json")))
     assert sorted(k["state"] for k in before) == ["active", "pending"]
-    keys_before, secrets_before = stored_blobs(database)
+    keys_before, secrets_before = stored_blobs(own_database)
     assert len(keys_before) == 2 and len(secrets_before) >= 1
     old_envelope = Envelope(parse_keks(old))
     assert all(old_envelope.is_current(b) for b in [*keys_before.values(), *secrets_before.values()])
 
     # only the new KEK, before the rewrap: a clear refusal from the CLI and the server
-    refused = cli(database, new, "keys", "list", "--json")
+    refused = cli(own_database, new, "keys", "list", "--json")
     assert refused.returncode == 2, (refused.stdout, refused.stderr)
     assert "ISSUER_KEY_ENCRYPTION_KEYS" in refused.stderr
     assert "Traceback" not in refused.stderr
-    server = IssuerServer(server_env(database, new), startup_timeout=20)
+    server = IssuerServer(server_env(own_database, new), startup_timeout=20)
     try:
         with pytest.raises(ServerFailed) as info:
             server.start()
@@ -154,13 +116,13 @@ def test_rewrap_moves_everything_to_the_new_kek(database: str) -> None:
 
     # both KEKs, new first: rewrap
     both = f"{new},{old}"
-    assert json.loads(ok(cli(database, both, "keys", "list", "--json"))) == before
-    out = ok(cli(database, both, "keys", "rewrap"))
+    assert json.loads(ok(cli(own_database, both, "keys", "list", "--json"))) == before
+    out = ok(cli(own_database, both, "keys", "rewrap"))
     assert f"re-encrypted 2 signing key(s) and {len(secrets_before)} server secret(s)" in out, out
-    again = ok(cli(database, both, "keys", "rewrap"))
+    again = ok(cli(own_database, both, "keys", "rewrap"))
     assert "re-encrypted 0 signing key(s) and 0 server secret(s)" in again, again
 
-    keys_after, secrets_after = stored_blobs(database)
+    keys_after, secrets_after = stored_blobs(own_database)
     assert set(keys_after) == set(keys_before) and set(secrets_after) == set(secrets_before)
     new_envelope = Envelope(parse_keks(new))
     for kid, blob in keys_after.items():
@@ -171,23 +133,23 @@ def test_rewrap_moves_everything_to_the_new_kek(database: str) -> None:
         assert new_envelope.decrypt(blob, secret_aad(name)) == old_envelope.decrypt(secrets_before[name], secret_aad(name))
 
     # the new KEK alone now works everywhere, with the same keys and the same client secret
-    assert json.loads(ok(cli(database, new, "keys", "list", "--json"))) == before
+    assert json.loads(ok(cli(own_database, new, "keys", "list", "--json"))) == before
     active = next(k["kid"] for k in before if k["state"] == "active")
-    with IssuerServer(server_env(database, new)) as server:
+    with IssuerServer(server_env(own_database, new)) as server:
         claims = issue_and_verify(server, client_id, secret)
         assert claims["kid"] == active and claims["client_id"] == client_id
     # a rotation under the new KEK alone promotes the (rewrapped) pending key
-    rotated = ok(cli(database, new, "keys", "rotate", "--force"))
+    rotated = ok(cli(own_database, new, "keys", "rotate", "--force"))
     pending = next(k["kid"] for k in before if k["state"] == "pending")
     assert any(line.split()[:3] == [pending, "RS256", "active"] for line in rotated.splitlines()), rotated
 
     # and the old KEK alone is no longer enough
-    stale = cli(database, old, "keys", "list", "--json")
+    stale = cli(own_database, old, "keys", "list", "--json")
     assert stale.returncode == 2 and "ISSUER_KEY_ENCRYPTION_KEYS" in stale.stderr
 
 
 def test_malformed_kek_is_a_clear_error(tmp_path: Path) -> None:
-    database = f"sqlite:///{tmp_path / 'issuer.sqlite3'}"
+    database = sqlite_file_url(tmp_path)
     for value in ("short", "not base64 at all!", new_kek() + ",tooshort"):
         result = cli(database, value, "keys", "list", "--json")
         assert result.returncode == 2, (value, result.stderr)

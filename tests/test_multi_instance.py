@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import httpx
 import jwt
 import pytest
 
-from issuer.services import open_services
-from issuer.settings import Settings
 from keys.envelope import new_kek
-from tests.conftest import PG_ADMIN_URL, unavailable
-from tests.servers import REPO_ROOT, IssuerServer, child_env
+from tests.conftest import load_and_operator_clients, run_cli, throwaway_pg_database
+from tests.servers import IssuerServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -36,38 +31,14 @@ ISSUER = "https://issuer.example.com"
 CLIENT_CACHE_TTL = 5.0  # issuer.clients.ClientRegistry default
 
 
-async def _admin_sql(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
-async def shared_database() -> AsyncIterator[tuple[str, str]]:
+def shared_database() -> Iterator[tuple[str, str]]:
     """A database of its own, migrated by the CLI; yields (url, kek)."""
-    name = f"issuer_mi_{secrets.token_hex(6)}"
-    try:
-        await _admin_sql(f'CREATE DATABASE "{name}"')
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
-        unavailable(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
-    url = PG_ADMIN_URL.rpartition("/")[0] + f"/{name}"
-    kek = new_kek()
-    try:
-        migrated = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "issuer.cli", "migrate"],
-            env=child_env({"ISSUER_DATABASE_URL": url, "ISSUER_KEY_ENCRYPTION_KEYS": kek}),
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    with throwaway_pg_database("issuer_mi") as url:
+        kek = new_kek()
+        migrated = run_cli({"ISSUER_DATABASE_URL": url, "ISSUER_KEY_ENCRYPTION_KEYS": kek}, "migrate")
         assert migrated.returncode == 0, migrated.stderr
         yield url, kek
-    finally:
-        await _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass
@@ -78,17 +49,6 @@ class Cluster:
     admin: tuple[str, str]
 
 
-async def create_clients(url: str, kek: str) -> tuple[tuple[str, str], tuple[str, str]]:
-    services = await open_services(Settings(_env_file=None, database_url=url, key_encryption_keys=kek))  # type: ignore[call-arg]
-    try:
-        load, load_secret = await services.clients.create("load", ("client_credentials",), ("read",), (API,))
-        admin, admin_secret = await services.clients.create("operator", ("client_credentials",), ("issuer:admin",), ())
-    finally:
-        await services.close()
-    assert load_secret is not None and admin_secret is not None
-    return (load.client_id, load_secret), (admin.client_id, admin_secret)
-
-
 @pytest.fixture
 def stack() -> Iterator[ExitStack]:
     with ExitStack() as s:
@@ -96,7 +56,7 @@ def stack() -> Iterator[ExitStack]:
 
 
 async def start_cluster(stack: ExitStack, url: str, kek: str, **env: str) -> Cluster:
-    load, admin = await create_clients(url, kek)
+    load, admin = await load_and_operator_clients(url, kek, API)
     base = {
         "ISSUER_URL": ISSUER,
         "ISSUER_DATABASE_URL": url,

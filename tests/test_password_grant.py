@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import bcrypt
@@ -14,26 +14,10 @@ import httpx
 import jwt
 import pytest
 
-from issuer.settings import Settings
 from issuer.users import NewUser
-from tests.conftest import FakeClock, make_client, running_app, services_of
+from tests.conftest import make_client, services_of
 
-FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 7168, "signing_alg": "ES256"}
 AUDIENCE = "https://api.example.com"
-
-
-@pytest.fixture
-async def http(database_url: str, make_settings: Callable[..., Settings], clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
-    async with running_app(make_settings(database_url=database_url, **FAST), clock) as app:
-        yield app
-
-
-@pytest.fixture
-def start(database_url: str, make_settings: Callable[..., Settings], clock: FakeClock) -> Callable[..., Any]:
-    def start(**overrides: Any) -> Any:
-        return running_app(make_settings(database_url=database_url, **{**FAST, **overrides}), clock)
-
-    return start
 
 
 async def password_client(http: httpx.AsyncClient, *, public: bool = False, **kwargs: Any) -> tuple[str, str | None]:

@@ -16,13 +16,9 @@ import redis
 
 from issuer.settings import Settings
 from issuer.users import NewUser
-from tests.conftest import FakeClock, make_client, running_app, services_of, unavailable
+from tests.conftest import FAST, FakeClock, make_client, running_app, services_of, unavailable
 from tests.servers import RedisServer
-
-FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 7168, "signing_alg": "ES256"}
-PASSWORD = "password-123"
-
-Client = tuple[str, str | None]
+from tests.users_helpers import PASSWORD, Client, first_party
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -47,7 +43,7 @@ def start(
 async def setup_login(http: httpx.AsyncClient, *usernames: str) -> Client:
     for username in usernames or ("alice",):
         await services_of(http).users.create(NewUser(username, PASSWORD))
-    return await make_client(http, name="app", grant_types=("password", "refresh_token"))
+    return await first_party(http)
 
 
 async def login(

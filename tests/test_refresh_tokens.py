@@ -4,60 +4,15 @@ binding, the grace retry, reuse detection, expiry, and concurrent refreshes of o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 
-from issuer.settings import Settings
-from issuer.users import NewUser
-from tests.conftest import FakeClock, make_client, running_app, services_of
-
-FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 7168, "signing_alg": "ES256"}
-
-Client = tuple[str, str | None]
-
-
-@pytest.fixture
-def start(database_url: str, make_settings: Callable[..., Settings], clock: FakeClock) -> Callable[..., Any]:
-    def start(**overrides: Any) -> Any:
-        return running_app(make_settings(database_url=database_url, **{**FAST, **overrides}), clock)
-
-    return start
-
-
-@pytest.fixture
-async def http(start: Callable[..., Any]) -> AsyncIterator[httpx.AsyncClient]:
-    async with start() as app:
-        yield app
-
-
-async def first_party(http: httpx.AsyncClient, name: str = "app", public: bool = False) -> Client:
-    return await make_client(http, name=name, grant_types=("password", "refresh_token"), public=public)
-
-
-def _auth(client: Client, data: dict[str, str]) -> dict[str, Any]:
-    client_id, secret = client
-    if secret is None:
-        return {"data": {**data, "client_id": client_id}}
-    return {"data": data, "auth": (client_id, secret)}
-
-
-async def login(http: httpx.AsyncClient, client: Client, **extra: str) -> dict[str, Any]:
-    if await services_of(http).users.store.find_user("alice") is None:
-        await services_of(http).users.create(NewUser("alice", "password-123", "alice@example.com"))
-    data = {"grant_type": "password", "username": "alice", "password": "password-123", **extra}
-    response = await http.post("/oauth2/token", **_auth(client, data))
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def refresh(http: httpx.AsyncClient, client: Client, token: str, **extra: str) -> httpx.Response:
-    data = {"grant_type": "refresh_token", "refresh_token": token, **extra}
-    return await http.post("/oauth2/token", **_auth(client, data))
+from tests.conftest import FakeClock, services_of
+from tests.users_helpers import Client, first_party, login, refresh
 
 
 async def refreshed(http: httpx.AsyncClient, client: Client, token: str, **extra: str) -> str:

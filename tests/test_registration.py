@@ -4,7 +4,7 @@ role hierarchy as it appears in tokens."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -13,16 +13,7 @@ import pytest
 
 from issuer.settings import Settings
 from issuer.users import NewUser
-from tests.conftest import FakeClock, make_client, running_app, services_of
-
-# Small argon2 parameters and quick-to-generate EC keys keep each app start cheap.
-FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 7168, "signing_alg": "ES256"}
-
-
-@pytest.fixture
-async def http(database_url: str, make_settings: Callable[..., Settings], clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
-    async with running_app(make_settings(database_url=database_url, **FAST), clock) as app:
-        yield app
+from tests.conftest import FAST, FakeClock, assert_problem, make_client, running_app, services_of
 
 
 async def register(http: httpx.AsyncClient, **body: Any) -> httpx.Response:
@@ -39,14 +30,6 @@ async def login(http: httpx.AsyncClient, username: str, password: str) -> httpx.
 
 def unverified(token: str) -> dict[str, Any]:
     return jwt.decode(token, options={"verify_signature": False})
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 async def test_registration_returns_the_user_with_the_default_role_and_no_hash(http: httpx.AsyncClient) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -13,66 +13,22 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from issuer.settings import Settings
-from issuer.users import NewUser
-from tests.conftest import FakeClock, make_client, running_app, services_of
-
-FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 7168, "signing_alg": "ES256"}
-
-Client = tuple[str, str | None]
-
-
-@pytest.fixture
-def start(database_url: str, make_settings: Callable[..., Settings], clock: FakeClock) -> Callable[..., Any]:
-    def start(**overrides: Any) -> Any:
-        return running_app(make_settings(database_url=database_url, **{**FAST, **overrides}), clock)
-
-    return start
-
-
-@pytest.fixture
-async def http(start: Callable[..., Any]) -> AsyncIterator[httpx.AsyncClient]:
-    async with start() as app:
-        yield app
-
-
-async def first_party(http: httpx.AsyncClient, name: str = "app", public: bool = False) -> Client:
-    return await make_client(http, name=name, grant_types=("password", "refresh_token"), public=public)
-
-
-def _auth(client: Client, data: dict[str, str]) -> dict[str, Any]:
-    client_id, secret = client
-    if secret is None:
-        return {"data": {**data, "client_id": client_id}}
-    return {"data": data, "auth": (client_id, secret)}
-
-
-async def login(http: httpx.AsyncClient, client: Client, username: str = "alice") -> dict[str, Any]:
-    if await services_of(http).users.store.find_user(username) is None:
-        await services_of(http).users.create(NewUser(username, "password-123", f"{username}@example.com"))
-    data = {"grant_type": "password", "username": username, "password": "password-123"}
-    response = await http.post("/oauth2/token", **_auth(client, data))
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def refresh(http: httpx.AsyncClient, client: Client, token: str) -> httpx.Response:
-    return await http.post("/oauth2/token", **_auth(client, {"grant_type": "refresh_token", "refresh_token": token}))
+from tests.conftest import FakeClock, make_client, services_of
+from tests.users_helpers import Client, client_auth, first_party, login, refresh
 
 
 async def revoke(http: httpx.AsyncClient, client: Client, token: str, hint: str | None = None) -> httpx.Response:
     data = {"token": token}
     if hint is not None:
         data["token_type_hint"] = hint
-    return await http.post("/oauth2/revoke", **_auth(client, data))
+    return await http.post("/oauth2/revoke", **client_auth(client, data))
 
 
 async def introspect(http: httpx.AsyncClient, client: Client, token: str, hint: str | None = None) -> dict[str, Any]:
     data = {"token": token}
     if hint is not None:
         data["token_type_hint"] = hint
-    response = await http.post("/oauth2/introspect", **_auth(client, data))
+    response = await http.post("/oauth2/introspect", **client_auth(client, data))
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
     body: dict[str, Any] = response.json()
@@ -182,7 +138,7 @@ async def test_another_clients_revocation_leaves_the_tokens_working(http: httpx.
 
 async def test_revocation_without_a_token_is_invalid_request(http: httpx.AsyncClient) -> None:
     client = await first_party(http)
-    response = await http.post("/oauth2/revoke", **_auth(client, {"token_type_hint": "access_token"}))
+    response = await http.post("/oauth2/revoke", **client_auth(client, {"token_type_hint": "access_token"}))
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
 
@@ -243,7 +199,7 @@ async def test_introspection_of_a_live_access_token_returns_its_claims(http: htt
 
 async def test_introspection_of_a_client_credentials_token(http: httpx.AsyncClient) -> None:
     client = await make_client(http)
-    token = (await http.post("/oauth2/token", **_auth(client, {"grant_type": "client_credentials"}))).json()["access_token"]
+    token = (await http.post("/oauth2/token", **client_auth(client, {"grant_type": "client_credentials"}))).json()["access_token"]
     body = await introspect(http, client, token)
     assert body["active"] is True and body["sub"] == client[0] and "roles" not in body
 
@@ -304,7 +260,7 @@ async def test_introspection_requires_client_authentication(http: httpx.AsyncCli
 
 async def test_introspection_without_a_token_is_invalid_request(http: httpx.AsyncClient) -> None:
     client = await first_party(http)
-    response = await http.post("/oauth2/introspect", **_auth(client, {"token_type_hint": "access_token"}))
+    response = await http.post("/oauth2/introspect", **client_auth(client, {"token_type_hint": "access_token"}))
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
 

@@ -22,9 +22,8 @@ import httpx
 import jwt
 import pytest
 
-from issuer.services import open_services
-from issuer.settings import Settings
 from keys.envelope import new_kek
+from tests.conftest import load_and_operator_clients, sqlite_file_url
 from tests.servers import IssuerServer
 
 pytestmark = pytest.mark.slow
@@ -48,14 +47,8 @@ class Provisioned:
 async def provision(tmp_path: Path, **env: str) -> Provisioned:
     """A fresh SQLite database with a load-generating client and an operator client."""
     kek = new_kek()
-    db = f"sqlite:///{tmp_path / 'issuer.sqlite3'}"
-    services = await open_services(Settings(_env_file=None, database_url=db, key_encryption_keys=kek))  # type: ignore[call-arg]
-    try:
-        load, load_secret = await services.clients.create("load", ("client_credentials",), ("read",), (API,))
-        admin, admin_secret = await services.clients.create("operator", ("client_credentials",), ("issuer:admin",), ())
-    finally:
-        await services.close()
-    assert load_secret is not None and admin_secret is not None
+    db = sqlite_file_url(tmp_path)
+    load, admin = await load_and_operator_clients(db, kek, API)
     base = {
         "ISSUER_URL": ISSUER,
         "ISSUER_DATABASE_URL": db,
@@ -68,7 +61,7 @@ async def provision(tmp_path: Path, **env: str) -> Provisioned:
         "ISSUER_LOG_LEVEL": "WARNING",
     }
     base.update(env)
-    return Provisioned(base, (load.client_id, load_secret), (admin.client_id, admin_secret))
+    return Provisioned(base, load, admin)
 
 
 @dataclass

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -15,8 +13,8 @@ from issuer.errors import ConfigurationError
 from issuer.services import check_production, resolve_keks
 from issuer.settings import Settings
 from keys.envelope import new_kek
-from tests.conftest import TEST_KEK, _truncate_postgres, make_client, running_app
-from tests.servers import REPO_ROOT, IssuerServer, ServerFailed, child_env
+from tests.conftest import TEST_KEK, _truncate_postgres, make_client, run_cli, running_app
+from tests.servers import IssuerServer, ServerFailed
 
 LIMIT = 16384  # the default ISSUER_MAX_BODY_BYTES
 POST_ROUTES = [
@@ -286,17 +284,6 @@ def test_production_refuses_a_generated_kek(tmp_path: Path) -> None:
         resolve_keks(Settings(_env_file=None, database_url="postgresql://x@127.0.0.1/x", data_dir=tmp_path))  # type: ignore[call-arg]
     with pytest.raises(ConfigurationError, match="ISSUER_KEY_ENCRYPTION_KEYS"):
         resolve_keks(production(key_encryption_keys="not-base64-$$"))
-
-
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "issuer.cli", *args],
-        env=child_env(env),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_cli_refuses_production_with_development_defaults(tmp_path: Path) -> None:

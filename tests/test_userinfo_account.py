@@ -3,31 +3,19 @@ plus an administrator disabling a user."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from issuer.settings import Settings
 from issuer.users import NewUser
-from tests.conftest import FakeClock, make_client, running_app, services_of
-
-FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 7168, "signing_alg": "ES256"}
-PASSWORD = "password-123"
-
-Client = tuple[str, str | None]
-
-
-@pytest.fixture
-async def http(database_url: str, make_settings: Callable[..., Settings], clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
-    async with running_app(make_settings(database_url=database_url, **FAST), clock) as app:
-        yield app
+from tests.conftest import FakeClock, make_client, services_of
+from tests.users_helpers import PASSWORD, Client, first_party
 
 
 @pytest.fixture
 async def app_client(http: httpx.AsyncClient) -> Client:
-    return await make_client(http, name="app", grant_types=("password", "refresh_token"))
+    return await first_party(http)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,35 +18,22 @@ import pytest
 from argon2 import PasswordHasher
 
 from issuer.settings import Settings
-from tests.conftest import TEST_KEK, FakeClock, make_client, running_app, services_of
-from tests.servers import REPO_ROOT, child_env
-
-FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 7168, "signing_alg": "ES256"}
+from tests.conftest import FAST, TEST_KEK, FakeClock, make_client, run_cli, running_app, services_of
 
 
 class Cli:
     def __init__(self, database_url: str, data_dir: Path) -> None:
-        self.env = child_env(
-            {
-                "ISSUER_DATABASE_URL": database_url,
-                "ISSUER_DATA_DIR": str(data_dir),
-                "ISSUER_KEY_ENCRYPTION_KEYS": TEST_KEK,
-                "ISSUER_ARGON2_TIME_COST": "1",
-                "ISSUER_ARGON2_MEMORY_KIB": "7168",
-                "ISSUER_SIGNING_ALG": "ES256",
-            }
-        )
+        self.env = {
+            "ISSUER_DATABASE_URL": database_url,
+            "ISSUER_DATA_DIR": str(data_dir),
+            "ISSUER_KEY_ENCRYPTION_KEYS": TEST_KEK,
+            "ISSUER_ARGON2_TIME_COST": "1",
+            "ISSUER_ARGON2_MEMORY_KIB": "7168",
+            "ISSUER_SIGNING_ALG": "ES256",
+        }
 
     def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "issuer.cli", *args],
-            input=stdin,
-            env=self.env,
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return run_cli(self.env, *args, stdin=stdin)
 
     def ok(self, *args: str, stdin: str | None = None) -> str:
         result = self(*args, stdin=stdin)
