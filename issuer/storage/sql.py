@@ -64,16 +64,19 @@ def _key(row: Row) -> SigningKey:
     )
 
 
-def _user(row: Row) -> User:
+_USER_COLUMNS = ("user_id", "username", "email", "password_hash", "roles", "disabled", "created_at", "updated_at")
+
+
+def _user(row: Row, prefix: str = "") -> User:
     return User(
-        user_id=row["user_id"],
-        username=row["username"],
-        email=row["email"],
-        password_hash=row["password_hash"],
-        roles=_tuple(row["roles"]),
-        disabled=bool(row["disabled"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        user_id=row[prefix + "user_id"],
+        username=row[prefix + "username"],
+        email=row[prefix + "email"],
+        password_hash=row[prefix + "password_hash"],
+        roles=_tuple(row[prefix + "roles"]),
+        disabled=bool(row[prefix + "disabled"]),
+        created_at=row[prefix + "created_at"],
+        updated_at=row[prefix + "updated_at"],
     )
 
 
@@ -136,6 +139,15 @@ _CONSUME_ONE_STATEMENT = f"""
     )
     SELECT count(*) AS won FROM successor
 """
+
+
+# The refresh grant's first round trip: the token, its family and the family's user.
+_FIND_TOKEN_WITH_USER = (
+    "SELECT t.*, f.client_id, f.user_id, f.created_at AS f_created_at, f.expires_at AS f_expires_at, f.revoked_at, "
+    + ", ".join(f"u.{c} AS u_{c}" for c in _USER_COLUMNS)
+    + " FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id"
+    " LEFT JOIN users u ON u.user_id = f.user_id WHERE t.token_hash = $1"
+)
 
 
 def _token_args(t: RefreshToken) -> tuple[Any, ...]:
@@ -361,29 +373,10 @@ class SqlStorage:
         return (_refresh(row), _family(row)) if row else None
 
     async def find_token_with_user(self, token_hash: bytes) -> tuple[RefreshToken, RefreshFamily, User | None] | None:
-        row = await self.db.fetchrow(
-            "SELECT t.*, f.client_id, f.user_id, f.created_at AS f_created_at, f.expires_at AS f_expires_at,"
-            " f.revoked_at, u.user_id AS u_id, u.username, u.email, u.password_hash, u.roles, u.disabled,"
-            " u.created_at AS u_created_at, u.updated_at AS u_updated_at"
-            " FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id"
-            " LEFT JOIN users u ON u.user_id = f.user_id WHERE t.token_hash = $1",
-            token_hash,
-        )
+        row = await self.db.fetchrow(_FIND_TOKEN_WITH_USER, token_hash)
         if row is None:
             return None
-        user = None
-        if row["u_id"] is not None:
-            user = User(
-                user_id=row["u_id"],
-                username=row["username"],
-                email=row["email"],
-                password_hash=row["password_hash"],
-                roles=_tuple(row["roles"]),
-                disabled=bool(row["disabled"]),
-                created_at=row["u_created_at"],
-                updated_at=row["u_updated_at"],
-            )
-        return _refresh(row), _family(row), user
+        return _refresh(row), _family(row), _user(row, "u_") if row["u_user_id"] is not None else None
 
     async def get_token(self, family_id: str, generation: int) -> RefreshToken | None:
         row = await self.db.fetchrow(
