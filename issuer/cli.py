@@ -75,6 +75,15 @@ async def clients_list(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+async def clients_disable(services: Services, args: argparse.Namespace) -> int:
+    client = await services.store.get_client(args.client_id)
+    if client is None:
+        print(f"no client {args.client_id!r}", file=sys.stderr)
+        return 4
+    await services.clients.set_disabled(client, args.disabled)
+    return 0
+
+
 # -- users -----------------------------------------------------------------------------------
 
 
@@ -288,6 +297,14 @@ def parser() -> argparse.ArgumentParser:
     listing = clients.add_parser("list")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=clients_list)
+    cdisable = clients.add_parser(
+        "disable", help="refuse the client's authentication, and its tokens at our endpoints, at once"
+    )
+    cdisable.add_argument("client_id")
+    cdisable.set_defaults(func=clients_disable, disabled=True)
+    cenable = clients.add_parser("enable")
+    cenable.add_argument("client_id")
+    cenable.set_defaults(func=clients_disable, disabled=False)
 
     users = sub.add_parser("users", help="manage end users").add_subparsers(dest="sub", required=True)
     ucreate = users.add_parser("create", help="create a user; the password is read from standard input")

@@ -20,7 +20,10 @@ from issuer.scopes import is_resource_uri, is_scope_token
 from issuer.storage.base import ClientStore
 
 GRANT_TYPES = ("client_credentials", "password", "refresh_token")
+# Known clients and unknown ids are bounded apart, so a flood of made-up client_ids (which
+# anyone can send to the token endpoint) only ever evicts other made-up ids.
 _CACHE_LIMIT = 10_000
+_MISS_LIMIT = 1_000
 
 
 class ClientValidationError(ValueError):
@@ -62,6 +65,8 @@ class ClientRegistry:
         self._clock = clock
         self._ttl = cache_ttl
         self._cache: dict[str, tuple[Client | None, float]] = {}
+        self._misses: dict[str, tuple[Client | None, float]] = {}
+        self._generation = 0
         self._loading: dict[str, asyncio.Future[Client | None]] = {}
         self._dummy = self.hash_secret(secrets.token_urlsafe(32))
 
@@ -108,6 +113,9 @@ class ClientRegistry:
         await self._changed(client.client_id)
         return updated, secret
 
+    async def set_disabled(self, client: Client, disabled: bool) -> Client:
+        return await self.update(client, disabled=disabled)
+
     async def delete(self, client_id: str) -> bool:
         deleted = await self._store.delete_client(client_id)
         await self._changed(client_id)
@@ -117,7 +125,7 @@ class ClientRegistry:
         """Cached for ``cache_ttl``; an entry up to twice that old is served while one
         background read refreshes it, so expiry never stalls a burst of requests."""
         now = self._clock()
-        hit = self._cache.get(client_id)
+        hit = self._cache.get(client_id) or self._misses.get(client_id)
         if hit is not None:
             age = now - hit[1]
             if age < self._ttl:
@@ -132,11 +140,16 @@ class ClientRegistry:
         return await asyncio.shield(loading)
 
     async def _load(self, client_id: str) -> Client | None:
+        generation = self._generation
         try:
             client = await self._store.get_client(client_id)
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[client_id] = (client, self._clock())
+            # A change while we read may have invalidated what we read: answer it, keep it not.
+            if generation == self._generation:
+                entries, limit = (self._cache, _CACHE_LIMIT) if client is not None else (self._misses, _MISS_LIMIT)
+                entries.pop(client_id, None)
+                if len(entries) >= limit:
+                    del entries[next(iter(entries))]  # the least recently loaded
+                entries[client_id] = (client, self._clock())
             return client
         finally:
             self._loading.pop(client_id, None)
@@ -147,14 +160,21 @@ class ClientRegistry:
             await self.on_change(client_id)
 
     def invalidate(self, client_id: str | None = None) -> None:
+        self._generation += 1
         if client_id is None:
             self._cache.clear()
+            self._misses.clear()
         else:
             self._cache.pop(client_id, None)
+            self._misses.pop(client_id, None)
 
     async def authenticate(self, client_id: str, secret: str | None) -> Client:
-        """The same error for an unknown client, a wrong secret, or a missing one."""
+        """The same error for an unknown or disabled client, a wrong secret, or a missing one."""
         client = await self.get(client_id) if 0 < len(client_id) <= 256 else None
+        if client is not None and client.disabled:
+            if secret is not None:
+                hmac.compare_digest(self.hash_secret(secret), self._dummy)
+            raise InvalidClient("client authentication failed")
         if client is None or client.secret_hash is None:
             if secret is not None:
                 hmac.compare_digest(self.hash_secret(secret), self._dummy)

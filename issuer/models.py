@@ -15,6 +15,7 @@ class Client:
     audiences: tuple[str, ...]
     created_at: float
     updated_at: float
+    disabled: bool = False
 
     @property
     def is_public(self) -> bool:

@@ -1,4 +1,8 @@
-"""Scope strings (RFC 6749 §3.3) and resource indicators (RFC 8707 §2)."""
+"""Scope strings (RFC 6749 §3.3) and resource indicators (RFC 8707 §2).
+
+Two scopes belong to the issuer itself: ``issuer:admin`` (the management API under /admin)
+and ``issuer:introspect`` (registered on a client: it may introspect any access token).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ import re
 from urllib.parse import urlsplit
 
 from issuer.errors import InvalidScope, InvalidTarget
+
+ADMIN_SCOPE = "issuer:admin"
+INTROSPECT_SCOPE = "issuer:introspect"
 
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 
@@ -42,13 +49,44 @@ def is_resource_uri(value: str) -> bool:
     return bool(parts.scheme) and bool(parts.netloc or parts.path) and "#" not in value and value.isprintable()
 
 
-def grant_audience(resources: list[str], allowed: tuple[str, ...], default: str) -> tuple[str, ...]:
-    """RFC 8707: each ``resource`` must be an absolute URI without fragment that the client may address."""
+def grant_audience(resources: list[str], allowed: tuple[str, ...], issuer: str) -> tuple[str, ...]:
+    """RFC 8707: each ``resource`` must be an absolute URI without fragment that the client may
+    address. The issuer itself is always addressable: its own endpoints enforce their own rules
+    (audience, scope, and the principal's standing), so naming it grants nothing by itself."""
     if not resources:
-        return (allowed[0],) if allowed else (default,)
+        return (allowed[0],) if allowed else (issuer,)
     for resource in resources:
         if not is_resource_uri(resource):
             raise InvalidTarget("resource must be an absolute URI without a fragment")
-        if resource not in allowed:
+        if resource not in allowed and resource != issuer:
             raise InvalidTarget("resource not allowed for this client")
     return tuple(dict.fromkeys(resources))
+
+
+def settle_admin_scope(
+    scope: tuple[str, ...],
+    audience: tuple[str, ...],
+    *,
+    issuer: str,
+    explicit: bool,
+    audience_chosen: bool,
+    may_administer: bool,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``issuer:admin`` only for a principal allowed it, and only in a token meant for us alone,
+    so no resource server ever holds a token it could replay at /admin.
+
+    Asked for explicitly, a refusal is an error; when it came with the client's default scope it
+    is left out (RFC 6749 §3.3 lets us narrow, and the response's ``scope`` says so). Without a
+    chosen ``resource``, a token carrying it is minted for the issuer only."""
+    if ADMIN_SCOPE not in scope:
+        return scope, audience
+    narrowed = tuple(s for s in scope if s != ADMIN_SCOPE)
+    if not may_administer:
+        if explicit:
+            raise InvalidScope(f"{ADMIN_SCOPE} requires the administrator role")
+        return narrowed, audience
+    if audience_chosen and audience != (issuer,):
+        if explicit:
+            raise InvalidTarget(f"a token with {ADMIN_SCOPE} is for this issuer only; ask for no other resource")
+        return narrowed, audience
+    return scope, (issuer,)

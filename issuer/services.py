@@ -82,8 +82,11 @@ class Services:
             await self.keyring.refresh()
         if topic.startswith("client:"):
             self.clients.invalidate(topic.removeprefix("client:"))
+        elif topic.startswith("user:"):
+            self.users.states.invalidate(topic.removeprefix("user:"))
         elif topic == "*":
             self.clients.invalidate()
+            self.users.states.invalidate()
 
     async def scopes_supported(self) -> list[str]:
         """Every scope some client may request, recomputed at most once a minute."""
@@ -240,6 +243,9 @@ async def open_services(
         async def client_changed(client_id: str) -> None:
             await bus.publish("client:" + client_id)
 
+        async def user_changed(user_id: str) -> None:
+            await bus.publish("user:" + user_id)
+
         manager = KeyManager(store, envelope, policy, settings.signing_alg, clock, on_change=keys_changed)
         return Services(
             settings=settings,
@@ -251,7 +257,9 @@ async def open_services(
             clients=ClientRegistry(store, pepper, clock, on_change=client_changed),
             access_tokens=AccessTokens(keyring, settings.url, settings.access_token_ttl, clock),
             signing_pool=signing_pool,
-            users=Users(store, store, passwords, RoleHierarchy(settings.roles), clock),
+            users=Users(
+                store, store, passwords, RoleHierarchy(settings.roles, settings.admin_role), clock, user_changed
+            ),
             refresh_tokens=refresh_tokens,
             revocations=revocations,
             validator=AccessTokenValidator(keyring, settings.url, revocations, clock),

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     roles: CommaList = Field(
         ["user", "manager", "admin"], description="Role hierarchy, lowest first; a role includes those before it."
     )
+    admin_role: str = Field(
+        "admin",
+        description="The role (and every role above it in `ISSUER_ROLES`) whose users may use everything "
+        "under `/admin` and obtain the `issuer:admin` scope; if it is not in `ISSUER_ROLES`, no user may.",
+    )
     argon2_time_cost: int = Field(2, ge=1, le=20, description="argon2id iterations (OWASP minimum: 2 at 19 MiB).")
     argon2_memory_kib: int = Field(19456, ge=7168, le=1048576, description="argon2id memory in KiB.")
     argon2_parallelism: int = Field(1, ge=1, le=16, description="argon2id lanes.")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from issuer.models import User
 from issuer.passwords import Passwords
 from issuer.storage.base import Conflict, RefreshStore, UserStore
+
+_V = TypeVar("_V")
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,62}[A-Za-z0-9]$")
 EMAIL = re.compile(
@@ -27,10 +31,12 @@ class UserInputError(ValueError):
 
 
 class RoleHierarchy:
-    """Ordered lowest first; a role includes every role below it."""
+    """Ordered lowest first; a role includes every role below it. ``admin`` is the role that
+    holds every power under /admin (if it is not in the hierarchy, no user holds them)."""
 
-    def __init__(self, roles: Sequence[str]) -> None:
+    def __init__(self, roles: Sequence[str], admin: str = "admin") -> None:
         self.order = tuple(roles)
+        self.admin = admin
         self._rank = {r: i for i, r in enumerate(self.order)}
 
     @property
@@ -47,6 +53,81 @@ class RoleHierarchy:
     def effective(self, roles: Iterable[str]) -> list[str]:
         top = max((self._rank[r] for r in roles if r in self._rank), default=-1)
         return list(reversed(self.order[: top + 1]))
+
+    def may_administer(self, roles: Iterable[str]) -> bool:
+        return self.admin in self.effective(roles)
+
+
+@dataclass(frozen=True)
+class UserState:
+    """What authorisation needs to know about a user at request time."""
+
+    disabled: bool
+    roles: tuple[str, ...]
+
+
+_STATE_LIMIT = 10_000
+_MISS_LIMIT = 1_000
+
+
+class UserStates:
+    """An in-process view user_id → UserState, so a bearer check costs no database read when
+    warm. Entries live ``ttl`` seconds (the fallback when a change notification is lost);
+    changes made here, or announced by another instance (``user:<id>``), drop them at once.
+    Bounded: known users and unknown ids apart, the least recently loaded evicted first."""
+
+    def __init__(self, store: UserStore, clock: Callable[[], float], ttl: float = 5.0) -> None:
+        self._store = store
+        self._clock = clock
+        self._ttl = ttl
+        self._known: dict[str, tuple[UserState, float]] = {}
+        self._missing: dict[str, float] = {}
+        self._generation = 0
+        self._loading: dict[str, asyncio.Future[UserState | None]] = {}
+
+    async def get(self, user_id: str) -> UserState | None:
+        now = self._clock()
+        hit = self._known.get(user_id)
+        if hit is not None and now - hit[1] < self._ttl:
+            return hit[0]
+        missed = self._missing.get(user_id)
+        if missed is not None and now - missed < self._ttl:
+            return None
+        loading = self._loading.get(user_id)
+        if loading is None:
+            loading = self._loading[user_id] = asyncio.ensure_future(self._load(user_id))
+        return await asyncio.shield(loading)
+
+    async def _load(self, user_id: str) -> UserState | None:
+        generation = self._generation
+        try:
+            user = await self._store.get_user(user_id)
+            state = None if user is None else UserState(user.disabled, user.roles)
+            if generation == self._generation:  # else a change raced our read: answer it, keep it not
+                self._known.pop(user_id, None)
+                self._missing.pop(user_id, None)
+                if state is None:
+                    _bounded_put(self._missing, user_id, self._clock(), _MISS_LIMIT)
+                else:
+                    _bounded_put(self._known, user_id, (state, self._clock()), _STATE_LIMIT)
+            return state
+        finally:
+            self._loading.pop(user_id, None)
+
+    def invalidate(self, user_id: str | None = None) -> None:
+        self._generation += 1
+        if user_id is None:
+            self._known.clear()
+            self._missing.clear()
+        else:
+            self._known.pop(user_id, None)
+            self._missing.pop(user_id, None)
+
+
+def _bounded_put(entries: dict[str, _V], key: str, value: _V, limit: int) -> None:
+    if len(entries) >= limit:
+        del entries[next(iter(entries))]
+    entries[key] = value
 
 
 def check_username(value: object) -> str | None:
@@ -101,12 +182,20 @@ class Users:
         passwords: Passwords,
         roles: RoleHierarchy,
         clock: Callable[[], float],
+        on_change: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self._refresh = refresh
         self.passwords = passwords
         self.roles = roles
         self._clock = clock
+        self.states = UserStates(store, clock)
+        self.on_change = on_change
+
+    async def _changed(self, user_id: str) -> None:
+        self.states.invalidate(user_id)
+        if self.on_change is not None:
+            await self.on_change(user_id)
 
     async def create(
         self, new: NewUser, roles: Iterable[str] = (), *, password_hash: str | None = None, disabled: bool = False
@@ -153,6 +242,7 @@ class Users:
     async def set_disabled(self, user_id: str, disabled: bool, reason: str) -> User | None:
         now = self._clock()
         user = await self.store.update_user(user_id, disabled=disabled, updated_at=now)
+        await self._changed(user_id)
         if user is not None and disabled:
             await self._refresh.revoke_user_families(user_id, now, reason)
         return user
@@ -161,10 +251,21 @@ class Users:
         chosen = self.roles.validate(roles)
         if not chosen:
             raise UserInputError({"roles": "at least one role"})
-        return await self.store.update_user(user_id, roles=chosen, updated_at=self._clock())
+        user = await self.store.update_user(user_id, roles=chosen, updated_at=self._clock())
+        await self._changed(user_id)
+        return user
 
     async def revoke_sessions(self, user_id: str, reason: str) -> int:
         return await self._refresh.revoke_user_families(user_id, self._clock(), reason)
 
 
-__all__ = ["Conflict", "NewUser", "RoleHierarchy", "UserInputError", "Users", "parse_registration"]
+__all__ = [
+    "Conflict",
+    "NewUser",
+    "RoleHierarchy",
+    "UserInputError",
+    "UserState",
+    "UserStates",
+    "Users",
+    "parse_registration",
+]

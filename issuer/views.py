@@ -17,6 +17,7 @@ def client_view(client: Client) -> dict[str, Any]:
         "grant_types": list(client.grant_types),
         "scopes": list(client.scopes),
         "audiences": list(client.audiences),
+        "disabled": client.disabled,
         "created_at": int(client.created_at),
         "updated_at": int(client.updated_at),
     }

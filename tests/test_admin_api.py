@@ -44,7 +44,8 @@ async def client_token(http: httpx.AsyncClient, client_id: str, secret: str, **f
 
 @pytest.fixture
 async def admin(client: httpx.AsyncClient) -> Admin:
-    client_id, secret = await make_client(client, name="operator", scopes=("issuer:admin",))
+    # issuer:introspect: the operator may also introspect any token (RFC 7662 §4 otherwise limits it)
+    client_id, secret = await make_client(client, name="operator", scopes=("issuer:admin", "issuer:introspect"))
     assert secret is not None
     return Admin(client_id, secret, await client_token(client, client_id, secret))
 
@@ -167,11 +168,13 @@ async def test_expired_and_revoked_admin_tokens_are_401(
 async def test_token_without_admin_scope_is_403_insufficient_scope(client: httpx.AsyncClient) -> None:
     client_id, secret = await make_client(client, scopes=("read", "write", "issuer:admin"))
     assert secret is not None
-    # the same client, but a token that was narrowed to scopes without issuer:admin
-    narrow = await client_token(client, client_id, secret, scope="read write")
+    # the same client, but a token that was narrowed to scopes without issuer:admin (both tokens
+    # are meant for the issuer: one meant for another audience is 401, see test_authorization)
+    issuer = services_of(client).settings.url
+    narrow = await client_token(client, client_id, secret, scope="read write", resource=issuer)
     other_id, other_secret = await make_client(client, scopes=("read",))
     assert other_secret is not None
-    plain = await client_token(client, other_id, other_secret)
+    plain = await client_token(client, other_id, other_secret, resource=issuer)
     for token in (narrow, plain):
         for method, path in ADMIN_ROUTES:
             response = await client.request(
@@ -194,7 +197,12 @@ async def test_admin_role_of_a_user_is_not_the_admin_scope(client: httpx.AsyncCl
     assert csecret is not None
     login = await client.post(
         TOKEN,
-        data={"grant_type": "password", "username": "root-user", "password": "correct horse battery"},
+        data={
+            "grant_type": "password",
+            "username": "root-user",
+            "password": "correct horse battery",
+            "resource": services_of(client).settings.url,
+        },
         auth=(cid, csecret),
     )
     assert login.status_code == 200, login.text

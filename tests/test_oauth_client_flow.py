@@ -81,7 +81,11 @@ async def test_authlib_client_register_login_refresh_revoke(
     settings = make_settings(database_url=database_url, **FAST)
     async with issuer(settings) as (app, services):
         client, secret = await services.clients.create(
-            "authlib-app", ("password", "refresh_token"), ("read", "write"), ("https://api.example.com",), public=public
+            "authlib-app",
+            ("password", "refresh_token"),
+            ("openid", "read", "write"),
+            ("https://api.example.com",),
+            public=public,
         )
         auth_method = "none" if public else "client_secret_basic"
         async with AsyncOAuth2Client(
@@ -89,7 +93,8 @@ async def test_authlib_client_register_login_refresh_revoke(
             client_secret=secret,
             token_endpoint_auth_method=auth_method,
             revocation_endpoint_auth_method=auth_method,
-            scope="read",
+            # openid: the token is for the API, and also good at /userinfo (OIDC Core §5.3)
+            scope="openid read",
             transport=httpx.ASGITransport(app=app),
         ) as oauth:
             await run_flow(oauth, settings.url)
@@ -110,7 +115,9 @@ async def test_authlib_client_against_a_uvicorn_server(tmp_path: Path, make_sett
         settings = make_settings(database_url=env["ISSUER_DATABASE_URL"], url=server.url, **FAST)
         async with issuer(settings) as (_, services):
             client, secret = await services.clients.create(
-                "authlib-app", ("password", "refresh_token"), ("read",), ("https://api.example.com",)
+                "authlib-app", ("password", "refresh_token"), ("openid", "read"), ("https://api.example.com",)
             )
-        async with AsyncOAuth2Client(client_id=client.client_id, client_secret=secret, timeout=10) as oauth:
+        async with AsyncOAuth2Client(
+            client_id=client.client_id, client_secret=secret, scope="openid read", timeout=10
+        ) as oauth:
             await run_flow(oauth, server.url)

@@ -120,7 +120,12 @@ async def test_token_requests_are_limited_per_client(start: Callable[..., Any], 
 async def test_password_confirmation_on_account_actions_is_limited(start: Callable[..., Any]) -> None:
     async with start(rate_limit_login_per_user=3, rate_limit_login_per_ip=0) as http:
         client = await setup_login(http)
-        access = (await login(http, client)).json()["access_token"]
+        issuer = services_of(http).settings.url
+        access = (await http.post(
+            "/oauth2/token",
+            data={"grant_type": "password", "username": "alice", "password": PASSWORD, "resource": issuer},
+            auth=(client[0], client[1] or ""),
+        )).json()["access_token"]
         headers = {"Authorization": f"Bearer {access}"}
         body = {"current_password": "guess-number-n", "new_password": "brand-new-password"}
         for _ in range(2):

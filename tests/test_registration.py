@@ -24,7 +24,13 @@ async def login(http: httpx.AsyncClient, username: str, password: str) -> httpx.
     client_id, _ = await make_client(http, name="app", grant_types=("password", "refresh_token"), public=True)
     return await http.post(
         "/oauth2/token",
-        data={"grant_type": "password", "client_id": client_id, "username": username, "password": password},
+        data={
+            "grant_type": "password",
+            "client_id": client_id,
+            "username": username,
+            "password": password,
+            "resource": services_of(http).settings.url,  # so that /userinfo accepts the token
+        },
     )
 
 

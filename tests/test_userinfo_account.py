@@ -25,7 +25,9 @@ async def alice(http: httpx.AsyncClient) -> Any:
 
 async def login(http: httpx.AsyncClient, client: Client, username: str = "alice", password: str = PASSWORD) -> httpx.Response:
     client_id, secret = client
-    data = {"grant_type": "password", "username": username, "password": password}
+    # /userinfo and /account accept only tokens meant for the issuer itself (RFC 9068 §4)
+    resource = services_of(http).settings.url
+    data = {"grant_type": "password", "username": username, "password": password, "resource": resource}
     return await http.post("/oauth2/token", data=data, auth=(client_id, secret or ""))
 
 

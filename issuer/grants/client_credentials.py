@@ -6,7 +6,7 @@ from typing import Any
 
 from issuer.errors import UnauthorizedClient
 from issuer.grants.base import GrantRequest, bearer_response
-from issuer.scopes import grant_audience, grant_scope, parse_scope
+from issuer.scopes import grant_audience, grant_scope, parse_scope, settle_admin_scope
 from issuer.services import Services
 
 
@@ -14,8 +14,19 @@ async def client_credentials(services: Services, request: GrantRequest) -> dict[
     client = request.client
     if client.is_public:
         raise UnauthorizedClient("client_credentials requires a confidential client")
-    scope = grant_scope(parse_scope(request.params.get("scope")), client.scopes)
-    audience = grant_audience(request.params.all("resource"), client.audiences, services.settings.url)
+    requested = parse_scope(request.params.get("scope"))
+    resources = request.params.all("resource")
+    scope = grant_scope(requested, client.scopes)
+    audience = grant_audience(resources, client.audiences, services.settings.url)
+    # The client's registration is its authority: grant_scope already held it to its scopes.
+    scope, audience = settle_admin_scope(
+        scope,
+        audience,
+        issuer=services.settings.url,
+        explicit=requested is not None,
+        audience_chosen=bool(resources),
+        may_administer=True,
+    )
     issued = await services.access_tokens.mint(
         subject=client.client_id, client_id=client.client_id, scope=scope, audience=audience
     )

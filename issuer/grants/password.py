@@ -7,21 +7,32 @@ from typing import Any
 
 from issuer.errors import InvalidGrant, RateLimited
 from issuer.grants.base import GrantRequest, bearer_response
-from issuer.scopes import grant_audience, grant_scope, parse_scope
+from issuer.scopes import grant_audience, grant_scope, parse_scope, settle_admin_scope
 from issuer.services import Services
 
 
 async def password(services: Services, request: GrantRequest) -> dict[str, Any]:
     params, client = request.params, request.client
     username, secret = params.require("username"), params.require("password")
-    scope = grant_scope(parse_scope(params.get("scope")), client.scopes)
-    audience = grant_audience(params.all("resource"), client.audiences, services.settings.url)
+    requested = parse_scope(params.get("scope"))
+    resources = params.all("resource")
+    scope = grant_scope(requested, client.scopes)
+    audience = grant_audience(resources, client.audiences, services.settings.url)
     await limit_login_attempts(services, username, request.remote_addr)
     user = await services.users.login(username, secret)
     if user is None:
         services.metrics.login_failures.inc()
         raise InvalidGrant("invalid username or password")
     roles = services.users.roles.effective(user.roles)
+    # issuer:admin follows the user's role, whatever the client (public or not) may request.
+    scope, audience = settle_admin_scope(
+        scope,
+        audience,
+        issuer=services.settings.url,
+        explicit=requested is not None,
+        audience_chosen=bool(resources),
+        may_administer=services.users.roles.may_administer(user.roles),
+    )
     issued = await services.access_tokens.mint(
         subject=user.user_id, client_id=client.client_id, scope=scope, audience=audience, extra={"roles": roles}
     )

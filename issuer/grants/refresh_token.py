@@ -1,5 +1,6 @@
 """RFC 6749 §6: rotate the refresh token; scope may narrow, never widen (the new refresh token
-keeps the original scope, as §6 requires); a disabled user's family is revoked."""
+keeps the original scope, as §6 requires); a disabled user's family is revoked; ``issuer:admin``
+is left out of the new access token once the user no longer holds the administrator role."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Any
 
 from issuer.errors import InvalidGrant, InvalidScope, InvalidTarget
 from issuer.grants.base import GrantRequest, bearer_response
-from issuer.models import RefreshToken
-from issuer.scopes import parse_scope
+from issuer.models import RefreshToken, User
+from issuer.scopes import parse_scope, settle_admin_scope
 from issuer.services import Services
 
 
@@ -18,20 +19,32 @@ async def refresh_token(services: Services, request: GrantRequest) -> dict[str, 
     requested = parse_scope(params.get("scope"))
     resources = params.all("resource")
 
-    def check(token: RefreshToken) -> None:
+    settled: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+
+    def check(token: RefreshToken, user: User | None) -> None:
+        nonlocal settled
         if requested is not None and not set(requested) <= set(token.scope.split()):
             raise InvalidScope("scope may not exceed the scope originally granted")
         if not set(resources) <= set(token.audience.split()):
             raise InvalidTarget("resource was not part of the original grant")
+        scope = requested if requested is not None else tuple(token.scope.split())
+        audience = tuple(dict.fromkeys(resources)) or tuple(token.audience.split())
+        # Refused here, before the token is consumed, so a refusal costs the client nothing.
+        settled = settle_admin_scope(
+            scope,
+            audience,
+            issuer=services.settings.url,
+            explicit=requested is not None,
+            audience_chosen=True,
+            may_administer=user is not None and services.users.roles.may_administer(user.roles),
+        )
 
     rotation = await services.refresh_tokens.rotate(presented, client.client_id, check)
-    granted = tuple(rotation.token.scope.split())
-    audience = tuple(dict.fromkeys(resources)) or tuple(rotation.token.audience.split())
     user = rotation.user
     if user is None or user.disabled:
         await services.refresh_tokens.revoke_family(rotation.family.family_id, "user disabled")
         raise InvalidGrant("the user is not active")
-    scope = requested if requested is not None else granted
+    scope, audience = settled
     issued = await services.access_tokens.mint(
         subject=user.user_id,
         client_id=client.client_id,

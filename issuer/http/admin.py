@@ -1,4 +1,5 @@
-"""The management API under /admin, for access tokens from this issuer carrying ``issuer:admin``.
+"""The management API under /admin, for access tokens meant for this issuer carrying
+``issuer:admin``, whose client or user still holds that power (issuer.tokens.principal.ADMIN).
 
 Every change is written to the audit log (who, what, when, from where) before it is answered.
 """
@@ -12,27 +13,29 @@ from starlette.responses import Response
 
 from issuer.clients import ClientValidationError
 from issuer.errors import ProblemError
-from issuer.http.bearer import bearer_claims
+from issuer.http.bearer import bearer_principal
 from issuer.http.forms import read_json
 from issuer.http.responses import no_store_json
 from issuer.http.token import client_ip
 from issuer.keyinfo import describe_keys
 from issuer.models import Client
+from issuer.scopes import ADMIN_SCOPE
 from issuer.services import Services
+from issuer.tokens.principal import ADMIN, Principal
 from issuer.users import UserInputError
 from issuer.views import client_view, user_view
 from keys.lifecycle import NoSuchKey, NotYetSafe
 
-ADMIN_SCOPE = "issuer:admin"
+__all__ = ["ADMIN_SCOPE"]
 
 
 class _Admin:
     """The authorised caller of one admin request."""
 
-    def __init__(self, request: Request, services: Services, claims: dict[str, Any]) -> None:
+    def __init__(self, request: Request, services: Services, principal: Principal) -> None:
         self.request = request
         self.services = services
-        self.actor = str(claims.get("sub"))
+        self.actor = str(principal.claims.get("sub"))
 
     async def audit(self, action: str, target: str, **detail: object) -> None:
         await self.services.store.append_audit(
@@ -42,8 +45,7 @@ class _Admin:
 
 async def _admin(request: Request) -> _Admin:
     services: Services = request.state.services
-    claims = await bearer_claims(request, services, ADMIN_SCOPE)
-    return _Admin(request, services, claims)
+    return _Admin(request, services, await bearer_principal(request, services, ADMIN))
 
 
 def _page(request: Request) -> tuple[int, str]:
@@ -169,7 +171,7 @@ async def update_client(request: Request) -> Response:
     admin = await _admin(request)
     client = await _client(admin, request)
     data = await read_json(request, admin.services.settings.max_body_bytes)
-    allowed = {"name", "grant_types", "scopes", "audiences"}
+    allowed = {"name", "grant_types", "scopes", "audiences", "disabled"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise _invalid(f"cannot change {', '.join(unknown)}")
@@ -178,6 +180,10 @@ async def update_client(request: Request) -> Response:
         if not isinstance(data["name"], str):
             raise _invalid("name must be a string", {"name": "a string"})
         changes["name"] = data["name"]
+    if "disabled" in data:
+        if not isinstance(data["disabled"], bool):
+            raise _invalid("disabled must be a boolean", {"disabled": "a boolean"})
+        changes["disabled"] = data["disabled"]
     for name in ("grant_types", "scopes", "audiences"):
         if name in data:
             changes[name] = tuple(dict.fromkeys(_string_list(data, name)))
@@ -185,7 +191,10 @@ async def update_client(request: Request) -> Response:
         updated = await admin.services.clients.update(client, **changes)
     except ClientValidationError as exc:
         raise _invalid(str(exc)) from None
-    await admin.audit("clients.update", client.client_id, fields=sorted(changes))
+    detail: dict[str, Any] = {"fields": sorted(changes)}
+    if "disabled" in changes:
+        detail["disabled"] = changes["disabled"]
+    await admin.audit("clients.update", client.client_id, **detail)
     return no_store_json(client_view(updated))
 
 

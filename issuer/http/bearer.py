@@ -1,14 +1,13 @@
-"""RFC 6750 bearer-token checks for our own protected endpoints (userinfo, account, admin)."""
+"""RFC 6750 bearer-token checks for our own protected endpoints (userinfo, account, admin);
+what each family requires is declared once in issuer.tokens.principal."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from starlette.requests import Request
 
 from issuer.errors import InsufficientScope, InvalidRequest, InvalidToken
 from issuer.services import Services
-from issuer.tokens.validate import InvalidAccessToken
+from issuer.tokens.principal import Inactive, Insufficient, Principal, Rule, authorize
 
 
 def _challenge(realm: str, error: str | None = None, scope: str | None = None) -> dict[str, str]:
@@ -20,7 +19,7 @@ def _challenge(realm: str, error: str | None = None, scope: str | None = None) -
     return {"WWW-Authenticate": "Bearer " + ", ".join(parts)}
 
 
-async def bearer_claims(request: Request, services: Services, scope: str | None = None) -> dict[str, Any]:
+async def bearer_principal(request: Request, services: Services, rule: Rule) -> Principal:
     realm = services.settings.url
     header = request.headers.get("authorization")
     if header is None:
@@ -29,13 +28,14 @@ async def bearer_claims(request: Request, services: Services, scope: str | None 
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidRequest("use the Bearer authorization scheme", headers=_challenge(realm, "invalid_request"))
     try:
-        claims = await services.validator.validate(token.strip())
-    except InvalidAccessToken:
+        return await authorize(services, token.strip(), rule)
+    except Inactive:
         raise InvalidToken(
-            "the access token is invalid or expired", headers=_challenge(realm, "invalid_token")
+            "the access token is invalid, expired, not meant for this endpoint, or its holder is no longer active",
+            headers=_challenge(realm, "invalid_token"),
         ) from None
-    if scope is not None and scope not in str(claims.get("scope", "")).split():
+    except Insufficient as exc:
         raise InsufficientScope(
-            f"the token lacks scope {scope}", headers=_challenge(realm, "insufficient_scope", scope)
-        )
-    return claims
+            f"the token lacks scope {exc.scope}, or its holder no longer holds that power",
+            headers=_challenge(realm, "insufficient_scope", exc.scope),
+        ) from None

@@ -9,12 +9,13 @@ from starlette.responses import Response
 
 from issuer.errors import InvalidToken, ProblemError
 from issuer.grants.password import limit_login_attempts
-from issuer.http.bearer import bearer_claims
+from issuer.http.bearer import bearer_principal
 from issuer.http.forms import read_json
 from issuer.http.responses import no_store_json
 from issuer.http.token import client_ip
 from issuer.models import User
 from issuer.services import Services
+from issuer.tokens.principal import ACCOUNT, USERINFO, Rule
 from issuer.users import Conflict, UserInputError, check_password, parse_registration
 from issuer.views import user_view
 
@@ -37,10 +38,11 @@ async def register(request: Request) -> Response:
     return no_store_json(user_view(user, services.users.roles), 201)
 
 
-async def _current_user(request: Request, services: Services) -> User:
-    claims = await bearer_claims(request, services)
-    user = await services.users.store.get_user(str(claims.get("sub")))
-    if user is None or user.disabled or "roles" not in claims:
+async def _current_user(request: Request, services: Services, rule: Rule = ACCOUNT) -> User:
+    principal = await bearer_principal(request, services, rule)
+    # The row itself is needed for what these endpoints answer or check (email, password).
+    user = await services.users.store.get_user(str(principal.claims.get("sub")))
+    if user is None or user.disabled:
         raise InvalidToken(
             "the token does not belong to an active user",
             headers={"WWW-Authenticate": f'Bearer realm="{services.settings.url}", error="invalid_token"'},
@@ -50,7 +52,7 @@ async def _current_user(request: Request, services: Services) -> User:
 
 async def userinfo(request: Request) -> Response:
     services: Services = request.state.services
-    user = await _current_user(request, services)
+    user = await _current_user(request, services, USERINFO)
     body = {
         "sub": user.user_id,
         "preferred_username": user.username,

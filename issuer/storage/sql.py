@@ -46,6 +46,7 @@ def _client(row: Row) -> Client:
         audiences=_tuple(row["audiences"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        disabled=bool(row["disabled"]),
     )
 
 
@@ -164,8 +165,8 @@ class SqlStorage:
 
     async def create_client(self, client: Client) -> None:
         await self.db.execute(
-            "INSERT INTO clients (client_id, name, secret_hash, grant_types, scopes, audiences, created_at, updated_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO clients (client_id, name, secret_hash, grant_types, scopes, audiences, created_at, updated_at,"
+            " disabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             client.client_id,
             client.name,
             client.secret_hash,
@@ -174,6 +175,7 @@ class SqlStorage:
             _json(client.audiences),
             client.created_at,
             client.updated_at,
+            client.disabled,
         )
 
     async def get_client(self, client_id: str) -> Client | None:
@@ -189,7 +191,7 @@ class SqlStorage:
     async def update_client(self, client: Client) -> bool:
         changed = await self.db.execute(
             "UPDATE clients SET name = $2, secret_hash = $3, grant_types = $4, scopes = $5, audiences = $6,"
-            " updated_at = $7 WHERE client_id = $1",
+            " updated_at = $7, disabled = $8 WHERE client_id = $1",
             client.client_id,
             client.name,
             client.secret_hash,
@@ -197,6 +199,7 @@ class SqlStorage:
             _json(client.scopes),
             _json(client.audiences),
             client.updated_at,
+            client.disabled,
         )
         return changed == 1
 

@@ -91,9 +91,10 @@ class RefreshTokens:
         return plain
 
     async def rotate(
-        self, presented: str, client_id: str, check: Callable[[RefreshToken], None] | None = None
+        self, presented: str, client_id: str, check: Callable[[RefreshToken, User | None], None] | None = None
     ) -> Rotation:
-        """``check`` may refuse the request (e.g. a widened scope) before anything is consumed."""
+        """``check`` may refuse the request (e.g. a widened scope, or a scope the user may no
+        longer hold) before anything is consumed."""
         token_hash = hash_refresh_token(presented)
         found = await self._store.find_token_with_user(token_hash) if len(presented) <= 512 else None
         if found is None:
@@ -108,7 +109,7 @@ class RefreshTokens:
         if now >= family.expires_at or (token.consumed_at is None and now >= token.expires_at):
             raise InvalidGrant("refresh token expired")
         if check is not None:
-            check(token)
+            check(token, user)
         if token.consumed_at is None:
             plain, successor = self._new(family, token.generation + 1, token.scope, token.audience, now)
             sealed = self._envelope.encrypt(plain.encode(), _aad(token_hash))

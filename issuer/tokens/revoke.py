@@ -3,6 +3,11 @@
 A refresh token revokes its whole family; an access token's ``jti`` is revoked until its
 ``exp``. ``token_type_hint`` only decides which kind is tried first. Tokens that are unknown,
 or belong to another client, change nothing and reveal nothing.
+
+Introspection is for resource servers (RFC 7662 §4): a caller learns about an access token
+only if the token's ``aud`` names one of the caller's registered audiences, or the caller is
+registered with ``issuer:introspect``. A token whose client or user no longer stands (deleted,
+disabled) is inactive from the moment of the change.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from issuer.models import Client
+from issuer.scopes import INTROSPECT_SCOPE
 from issuer.services import Services
-from issuer.tokens.validate import InvalidAccessToken
+from issuer.tokens.principal import Inactive, standing
+from issuer.tokens.validate import InvalidAccessToken, audiences
 
 _KINDS = ("access_token", "refresh_token")
 
@@ -44,12 +51,19 @@ async def revoke_token(services: Services, client: Client, token: str, hint: str
 _INACTIVE: dict[str, Any] = {"active": False}
 
 
+def may_introspect(caller: Client, claims: dict[str, Any]) -> bool:
+    return INTROSPECT_SCOPE in caller.scopes or not set(caller.audiences).isdisjoint(audiences(claims))
+
+
 async def introspect_token(services: Services, client: Client, token: str, hint: str | None) -> dict[str, Any]:
     for kind in _order(hint):
         if kind == "access_token" and _looks_like_jwt(token):
             try:
                 claims = await services.validator.validate(token)
-            except InvalidAccessToken:
+                if not may_introspect(client, claims):
+                    return _INACTIVE
+                await standing(services, claims)
+            except (InvalidAccessToken, Inactive):
                 return _INACTIVE
             return {"active": True, "token_type": "Bearer", **claims}
         if kind == "refresh_token" and not _looks_like_jwt(token):

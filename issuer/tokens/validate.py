@@ -1,5 +1,7 @@
 """Checking our own access tokens (introspection, userinfo, the admin API): a published,
-unrevoked signing key, our issuer, not expired, and a ``jti`` that was not revoked."""
+unrevoked signing key (``typ: at+jwt``), then RFC 9068 §4's claim checks in one place
+(joserfc's claims registry: ``iss``, ``aud``, ``exp``, ``nbf``, ``iat``), then the ``jti``
+against the revocation list."""
 
 from __future__ import annotations
 
@@ -7,15 +9,47 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from joserfc.errors import ClaimError
+from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
+
 from issuer.cache.revocations import RevocationCache
 from issuer.storage.base import RevocationStore
 from keys.keyring import Keyring
 
 log = logging.getLogger("issuer.tokens")
 
+# For ``iat``/``nbf``: a token minted by an instance whose clock runs a little ahead. We are the
+# only signer and our instances share a clock within NTP's error, so a few seconds is plenty;
+# ISSUER_CLOCK_SKEW (a minute) is for other verifiers' caches, not for us.
+LEEWAY = 5
+
+
+class _OwnClaims(JWTClaimsRegistry):
+    """No leeway past ``exp``: it is ours to set, and a revoked ``jti`` is remembered only
+    until then, so accepting a token after ``exp`` could revive a revoked one."""
+
+    def validate_exp(self, value: object) -> None:
+        leeway, self.leeway = self.leeway, 0
+        try:
+            super().validate_exp(value)
+        finally:
+            self.leeway = leeway
+
 
 class InvalidAccessToken(Exception):
     pass
+
+
+def audiences(claims: dict[str, Any]) -> list[str]:
+    aud = claims.get("aud")
+    if isinstance(aud, str):
+        return [aud]
+    return [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
+
+
+def scopes(claims: dict[str, Any]) -> list[str]:
+    scope = claims.get("scope")
+    return scope.split() if isinstance(scope, str) else []
 
 
 class Revocations:
@@ -42,21 +76,38 @@ class AccessTokenValidator:
         self._revocations = revocations
         self._clock = clock
 
-    def signed_claims(self, token: str) -> dict[str, Any]:
-        """Signature and issuer only (revocation accepts an expired token)."""
+    def _registry(self, audience: str | None, *, timed: bool) -> _OwnClaims:
+        options: dict[str, ClaimsOption] = {
+            "iss": {"essential": True, "value": self._issuer},
+            "jti": {"essential": True},
+            "sub": {"essential": True},
+        }
+        if timed:
+            options["exp"] = {"essential": True}
+            options["iat"] = {"essential": True}
+        if audience is not None:
+            options["aud"] = {"essential": True, "value": audience}
+        return _OwnClaims(now=lambda: int(self._clock()), leeway=LEEWAY, **options)
+
+    def _verify(self, token: str, audience: str | None, *, timed: bool) -> dict[str, Any]:
         try:
             claims, _ = self._keyring.verify(token)
         except ValueError:
             raise InvalidAccessToken("signature") from None
-        if claims.get("iss") != self._issuer or not isinstance(claims.get("jti"), str):
-            raise InvalidAccessToken("issuer")
+        checked = claims if timed else {k: v for k, v in claims.items() if k not in ("exp", "nbf", "iat")}
+        try:
+            self._registry(audience, timed=timed).validate(checked)
+        except ClaimError as exc:
+            raise InvalidAccessToken(type(exc).__name__) from None
         return claims
 
-    async def validate(self, token: str) -> dict[str, Any]:
-        claims = self.signed_claims(token)
-        exp = claims.get("exp")
-        if not isinstance(exp, int | float) or exp <= self._clock():
-            raise InvalidAccessToken("expired")
+    def signed_claims(self, token: str) -> dict[str, Any]:
+        """Signature and issuer only: revocation (RFC 7009) accepts an expired token."""
+        return self._verify(token, None, timed=False)
+
+    async def validate(self, token: str, audience: str | None = None) -> dict[str, Any]:
+        """A live token; with ``audience``, one whose ``aud`` includes it (RFC 9068 §4)."""
+        claims = self._verify(token, audience, timed=True)
         if await self._revocations.is_revoked(claims["jti"]):
             raise InvalidAccessToken("revoked")
         return claims

@@ -56,6 +56,26 @@ async def test_update_client_changes_stored_fields(storage: SqlStorage) -> None:
     assert await storage.get_client(client.client_id) == changed
 
 
+async def test_a_new_client_is_enabled_and_disabled_round_trips(storage: SqlStorage) -> None:
+    client = new_client()
+    await storage.create_client(client)
+    stored = await storage.get_client(client.client_id)
+    assert stored is not None and stored.disabled is False
+    assert await storage.update_client(replace(client, disabled=True, updated_at=client.updated_at + 1)) is True
+    stored = await storage.get_client(client.client_id)
+    assert stored is not None and stored.disabled is True
+    assert [c.disabled for c in await storage.list_clients(limit=10)] == [True]
+    assert await storage.update_client(replace(client, disabled=False, updated_at=client.updated_at + 2)) is True
+    stored = await storage.get_client(client.client_id)
+    assert stored is not None and stored.disabled is False
+
+
+async def test_a_client_created_disabled_stays_disabled(storage: SqlStorage) -> None:
+    client = replace(new_client(), disabled=True)
+    await storage.create_client(client)
+    assert await storage.get_client(client.client_id) == client
+
+
 async def test_update_unknown_client_returns_false_and_creates_nothing(storage: SqlStorage) -> None:
     ghost = new_client()
     assert await storage.update_client(ghost) is False
