@@ -201,3 +201,27 @@ def test_invalid_settings_are_refused(run: Run, tmp_path: Path) -> None:
     result = run("keys", "list", env=env)
     assert result.returncode == 2
     assert "ISSUER_URL" in result.stderr
+
+
+async def test_clients_disable_and_enable(
+    run: Run, cli_env: dict[str, str], make_settings: Callable[..., Settings]
+) -> None:
+    created = ok_json(
+        run("clients", "create", "--name", "svc", "--grant-type", "client_credentials", "--json", env=cli_env)
+    )
+    client_id, secret = created["client_id"], created["client_secret"]
+    token_request = {"grant_type": "client_credentials"}
+    disabled = run("clients", "disable", client_id, env=cli_env)
+    assert disabled.returncode == 0, disabled.stderr
+    [row] = [r for r in ok_json(run("clients", "list", "--json", env=cli_env)) if r["client_id"] == client_id]
+    assert row["disabled"] is True
+    settings = make_settings(database_url=cli_env["ISSUER_DATABASE_URL"])
+    async with running_app(settings) as http:
+        refused = await http.post("/oauth2/token", data=token_request, auth=(client_id, secret))
+        assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
+    assert run("clients", "enable", client_id, env=cli_env).returncode == 0
+    async with running_app(settings) as http:
+        allowed = await http.post("/oauth2/token", data=token_request, auth=(client_id, secret))
+        assert allowed.status_code == 200, allowed.text
+    missing = run("clients", "disable", "no-such-client", env=cli_env)
+    assert missing.returncode == 4 and "no-such-client" in missing.stderr
