@@ -220,6 +220,9 @@ def _admin_schemas() -> dict[str, Schema]:
                 "grant_types": _GRANT_TYPES,
                 "scopes": _STRINGS,
                 "audiences": _array(_URI),
+                "disabled": _described(
+                    {"type": "boolean"}, "A disabled client fails authentication and its tokens are refused"
+                ),
                 "created_at": _EPOCH,
                 "updated_at": _EPOCH,
             }
@@ -234,7 +237,8 @@ def _admin_schemas() -> dict[str, Schema]:
             {**client_fields, "public": {"type": "boolean", "default": False}}, ["name", "grant_types"]
         ),
         "ClientUpdate": _object(
-            client_fields, closed=True, description="Only the fields given change; list values are de-duplicated"
+            {**client_fields, "disabled": {"type": "boolean"}},
+            closed=True, description="Only the fields given change; list values are de-duplicated"
         ),
         "SigningKey": _all_required(
             {
@@ -420,10 +424,17 @@ _RATE_LIMITED: Responses = {"429": _oauth_error("temporarily_unavailable: too ma
 def _bearer_errors(scope: str | None = None) -> Responses:
     errors = {
         "400": _oauth_error("invalid_request: Authorization does not use the Bearer scheme", "WWW-Authenticate"),
-        "401": _oauth_error("invalid_token: missing, invalid, expired or revoked access token", "WWW-Authenticate"),
+        "401": _oauth_error(
+            "invalid_token: missing, invalid, expired or revoked access token, one not meant for this issuer, "
+            "or one whose client or user was deleted or disabled",
+            "WWW-Authenticate",
+        ),
     }
     if scope:
-        errors["403"] = _oauth_error(f"insufficient_scope: the token lacks {scope}", "WWW-Authenticate")
+        errors["403"] = _oauth_error(
+            f"insufficient_scope: the token lacks {scope}, or its client or user no longer holds that power",
+            "WWW-Authenticate",
+        )
     return errors
 
 
@@ -565,8 +576,11 @@ def _oauth_paths() -> list[tuple[str, Schema]]:
         "Introspect a token (RFC 7662)",
         _body("TokenHintRequest", FORM),
         _ok("Introspection", "Token state"),
-        {"401": _oauth_error("invalid_client: a public client may not introspect")},
-        description="Confidential clients only: client_secret_basic or client_secret_post.",
+        {"401": _oauth_error("invalid_client: unknown, disabled or public client, or wrong secret")},
+        description="Confidential clients only: client_secret_basic or client_secret_post. An access token is "
+        "described only to a caller registered with an audience the token names, or with the scope "
+        "issuer:introspect (RFC 7662 §4); otherwise, and for a token whose client or user was deleted or "
+        "disabled, the answer is {\"active\": false}.",
     )
     return [
         _item("/oauth2/token", post=token_op),
@@ -595,7 +609,14 @@ def _account_paths() -> list[tuple[str, Schema]]:
         )
 
     def userinfo(suffix: str) -> Schema:
-        return user_op(users.userinfo, "Claims about the signed-in user", _ok("UserInfo"), suffix=suffix)
+        return user_op(
+            users.userinfo,
+            "Claims about the signed-in user",
+            _ok("UserInfo"),
+            suffix=suffix,
+            description="A user's access token whose aud names this issuer, or that carries the openid scope "
+            "(OIDC Core §5.3).",
+        )
 
     register = _operation(
         users.register,
