@@ -107,7 +107,9 @@ async def test_userinfo_with_an_expired_token_is_401(
 
 async def test_userinfo_rejects_a_client_credentials_token(http: httpx.AsyncClient) -> None:
     client_id, secret = await make_client(http)
-    response = await http.post("/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret or ""))
+    # meant for the issuer, so it is refused for being a client's own token, not for its audience
+    data = {"grant_type": "client_credentials", "resource": services_of(http).settings.url}
+    response = await http.post("/oauth2/token", data=data, auth=(client_id, secret or ""))
     assert response.status_code == 200, response.text
     assert_unauthorized(await http.get("/userinfo", headers=bearer(response.json()["access_token"])))
 
