@@ -470,3 +470,25 @@ async def test_made_up_client_ids_cannot_flush_the_client_cache(http: httpx.Asyn
         assert await registry.get(secrets.token_urlsafe(12)) is None
     assert service[0] in registry._cache
     assert len(registry._misses) <= 1000
+
+
+async def test_warm_checks_read_no_database(http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The standing of a token's client and user comes from the in-memory views once warm."""
+    await user(http, "root", "admin")
+    session = await logged_in(http, await app_client(http), "root")
+    watcher = await inspector(http)
+    assert (await introspect(http, watcher, session["access_token"]))["active"] is True
+    store = services_of(http).store
+    reads: list[str] = []
+    for name in ("get_user", "get_client"):
+        original = getattr(store, name)
+
+        async def counted(*args: Any, _original: Any = original, _name: str = name) -> Any:
+            reads.append(_name)
+            return await _original(*args)
+
+        monkeypatch.setattr(store, name, counted)
+    for _ in range(50):
+        assert (await introspect(http, watcher, session["access_token"]))["active"] is True
+        assert (await http.get("/admin/audit", headers=bearer(session["access_token"]))).status_code == 200
+    assert reads == []
