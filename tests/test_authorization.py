@@ -413,6 +413,12 @@ async def test_introspection_answers_only_callers_the_token_is_meant_for(http: h
     body = await introspect(http, await inspector(http), token)
     assert body["active"] is True and body["sub"] == service[0]
 
+    # registering the issuer itself as an audience does not open the issuer's own tokens
+    admin_token = await client_token(http, await operator(http))
+    squatter = await make_client(http, name="squatter", audiences=(issuer_of(http),))
+    assert await introspect(http, squatter, admin_token) == {"active": False}
+    assert (await introspect(http, await inspector(http), admin_token))["active"] is True
+
 
 async def active_at(http: httpx.AsyncClient, caller: Client, token: str) -> bool:
     return bool((await introspect(http, caller, token))["active"])

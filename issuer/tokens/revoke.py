@@ -51,8 +51,11 @@ async def revoke_token(services: Services, client: Client, token: str, hint: str
 _INACTIVE: dict[str, Any] = {"active": False}
 
 
-def may_introspect(caller: Client, claims: dict[str, Any]) -> bool:
-    return INTROSPECT_SCOPE in caller.scopes or not set(caller.audiences).isdisjoint(audiences(claims))
+def may_introspect(caller: Client, claims: dict[str, Any], issuer: str) -> bool:
+    # The issuer is no client's audience: a client registered with it must not read our own
+    # tokens (admin, account) through introspection; issuer:introspect is the explicit way.
+    own = set(caller.audiences) - {issuer}
+    return INTROSPECT_SCOPE in caller.scopes or not own.isdisjoint(audiences(claims))
 
 
 async def introspect_token(services: Services, client: Client, token: str, hint: str | None) -> dict[str, Any]:
@@ -60,7 +63,7 @@ async def introspect_token(services: Services, client: Client, token: str, hint:
         if kind == "access_token" and _looks_like_jwt(token):
             try:
                 claims = await services.validator.validate(token)
-                if not may_introspect(client, claims):
+                if not may_introspect(client, claims, services.settings.url):
                     return _INACTIVE
                 await standing(services, claims)
             except (InvalidAccessToken, Inactive):
