@@ -19,14 +19,11 @@ from issuer.http.responses import no_store_json
 from issuer.http.token import client_ip
 from issuer.keyinfo import describe_keys
 from issuer.models import Client
-from issuer.scopes import ADMIN_SCOPE
 from issuer.services import Services
 from issuer.tokens.principal import ADMIN, Principal
 from issuer.users import UserInputError
 from issuer.views import client_view, user_view
 from keys.lifecycle import NoSuchKey, NotYetSafe
-
-__all__ = ["ADMIN_SCOPE"]
 
 
 class _Admin:

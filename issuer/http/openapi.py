@@ -21,6 +21,7 @@ from issuer.errors import OAuthError
 from issuer.http import admin, discovery, oauth, token, users
 from issuer.http.clientauth import AUTH_METHODS
 from issuer.http.responses import json_response
+from issuer.scopes import ADMIN_SCOPE
 from issuer.services import Services
 from issuer.users import PASSWORD_MAX, PASSWORD_MIN, USERNAME
 from keys.lifecycle import KeyState
@@ -457,8 +458,8 @@ _CLIENT_SECURITY: list[dict[str, list[str]]] = [
     {},
 ]  # {}: client_secret_post or a public client's client_id in the body
 _USER_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
-_ADMIN_SECURITY = [{"bearer": [admin.ADMIN_SCOPE]}]
-_ADMIN_ERRORS = _bearer_errors(admin.ADMIN_SCOPE)
+_ADMIN_SECURITY = [{"bearer": [ADMIN_SCOPE]}]
+_ADMIN_ERRORS = _bearer_errors(ADMIN_SCOPE)
 
 
 def _operation(
@@ -779,7 +780,7 @@ _TAGS = {
     "discovery": "Metadata and public keys",
     "oauth": "Client-authenticated OAuth 2.0 endpoints",
     "account": "End users: registration, userinfo and their own account",
-    "admin": f"Management API; bearer token with scope {admin.ADMIN_SCOPE}",
+    "admin": f"Management API; bearer token with scope {ADMIN_SCOPE}",
     "operations": "Health, readiness, metrics and this document",
 }
 
