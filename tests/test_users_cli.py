@@ -117,11 +117,15 @@ def test_create_refuses_invalid_input_and_duplicates(cli: Cli) -> None:
     assert unknown_role.returncode == 2 and "root" in unknown_role.stderr
 
     cli.ok("users", "create", "--username", "alice", "--email", "a@example.com", "--password-stdin", stdin="password-123\n")
-    for args in (("--username", "ALICE"), ("--username", "other", "--email", "A@EXAMPLE.COM")):
+    for args in (("--username", "ALICE"), ("--username", "\uff21\uff2c\uff29\uff23\uff25")):
         duplicate = cli("users", "create", *args, "--password-stdin", stdin="password-123\n")
         assert duplicate.returncode == 5, duplicate.stderr
         assert "taken" in duplicate.stderr
     assert list(cli.users()) == ["alice"]
+
+    for password, message in (("alice-cli", "username"), ("password1", "common"), (" " * 9, "whitespace")):
+        refused = cli("users", "create", "--username", "alice-cli", "--password-stdin", stdin=password + "\n")
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
 
 
 # -- set-role, disable, enable -------------------------------------------------------------------------

@@ -1,0 +1,115 @@
+"""Password hashing is a budget, not a queue. A fixed number of hash threads (from the CPU quota
+and the memory each hash needs, issuer.resources) serve two kinds of work: logins first, then
+registrations. Registrations may hold all threads but one and wait only a few at a time; logins
+wait up to ``queue`` deep. Work beyond that is refused at once (503 + Retry-After), so a flood
+of registrations costs a bounded amount of CPU and memory and never stands in front of a login.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from enum import IntEnum
+from typing import TypeVar
+
+from issuer.errors import PasswordsBusy
+
+T = TypeVar("T")
+
+
+class Kind(IntEnum):
+    LOGIN = 0
+    REGISTER = 1
+
+
+class HashBudget:
+    def __init__(
+        self,
+        threads: int,
+        queue: int,
+        register_queue: int,
+        initializer: Callable[[], None] | None = None,
+    ) -> None:
+        self.threads = threads
+        self.queue = queue
+        self.register_queue = register_queue
+        # With two threads or more, one is always free for logins.
+        self.register_threads = max(1, threads - 1)
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="argon2", initializer=initializer)
+        self._running = {Kind.LOGIN: 0, Kind.REGISTER: 0}
+        self._waiting: dict[Kind, deque[asyncio.Future[None]]] = {Kind.LOGIN: deque(), Kind.REGISTER: deque()}
+        self._seconds_per_hash = 0.05
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+    def waiting(self, kind: Kind) -> int:
+        return len(self._waiting[kind])
+
+    def _may_start(self, kind: Kind) -> bool:
+        if sum(self._running.values()) >= self.threads:
+            return False
+        if kind is Kind.LOGIN:
+            return True
+        return not self._waiting[Kind.LOGIN] and self._running[Kind.REGISTER] < self.register_threads
+
+    def _full(self, kind: Kind) -> bool:
+        limit = self.queue if kind is Kind.LOGIN else self.register_queue
+        return len(self._waiting[kind]) >= limit
+
+    def retry_after(self) -> int:
+        backlog = sum(len(q) for q in self._waiting.values()) + self.threads
+        return max(1, math.ceil(backlog * self._seconds_per_hash / self.threads))
+
+    def check(self, kind: Kind) -> None:
+        """Refuse now (PasswordsBusy) if work of this kind could neither start nor wait: lets a
+        caller shed load before the cheaper steps (a database lookup) that precede the hash."""
+        if not self._may_start(kind) and self._full(kind):
+            raise PasswordsBusy(self.retry_after())
+
+    async def run(self, kind: Kind, fn: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        if self._may_start(kind):
+            self._running[kind] += 1
+        else:
+            if self._full(kind):
+                raise PasswordsBusy(self.retry_after())
+            turn: asyncio.Future[None] = loop.create_future()
+            self._waiting[kind].append(turn)
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():
+                    self._release(kind)  # the slot was handed to us; pass it on
+                elif turn in self._waiting[kind]:
+                    self._waiting[kind].remove(turn)
+                raise
+        started = loop.time()
+        job = self._pool.submit(fn, *args)
+
+        def finished(_: Future[T]) -> None:
+            # The slot is freed when the thread is, even if the awaiting request went away.
+            try:
+                loop.call_soon_threadsafe(self._finished, kind, loop.time() - started)
+            except RuntimeError:  # the loop closed at shutdown; nobody is waiting any more
+                pass
+
+        job.add_done_callback(finished)
+        return await asyncio.wrap_future(job)
+
+    def _finished(self, kind: Kind, seconds: float) -> None:
+        self._seconds_per_hash = 0.8 * self._seconds_per_hash + 0.2 * seconds
+        self._release(kind)
+
+    def _release(self, kind: Kind) -> None:
+        self._running[kind] -= 1
+        for waiting_kind in (Kind.LOGIN, Kind.REGISTER):
+            queue = self._waiting[waiting_kind]
+            while queue and self._may_start(waiting_kind):
+                turn = queue.popleft()
+                if not turn.done():
+                    self._running[waiting_kind] += 1
+                    turn.set_result(None)
