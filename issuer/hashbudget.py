@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from enum import IntEnum
+from functools import partial
 from typing import TypeVar
 
 from issuer.errors import PasswordsBusy
@@ -31,20 +32,30 @@ class HashBudget:
         threads: int,
         queue: int,
         register_queue: int,
-        initializer: Callable[[], None] | None = None,
+        initializer: Callable[[Kind], None] | None = None,
     ) -> None:
         self.threads = threads
         self.queue = queue
         self.register_queue = register_queue
         # With two threads or more, one is always free for logins.
         self.register_threads = max(1, threads - 1)
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="argon2", initializer=initializer)
+        # One pool per kind, so each kind's threads keep their own CPU priority (a thread may lower
+        # its priority but not raise it back); the counts below bound the two together.
+        self._pools = {
+            kind: ThreadPoolExecutor(
+                threads if kind is Kind.LOGIN else self.register_threads,
+                thread_name_prefix=f"argon2-{kind.name.lower()}",
+                initializer=partial(initializer, kind) if initializer else None,
+            )
+            for kind in Kind
+        }
         self._running = {Kind.LOGIN: 0, Kind.REGISTER: 0}
         self._waiting: dict[Kind, deque[asyncio.Future[None]]] = {Kind.LOGIN: deque(), Kind.REGISTER: deque()}
         self._seconds_per_hash = 0.05
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False)
 
     def waiting(self, kind: Kind) -> int:
         return len(self._waiting[kind])
@@ -88,7 +99,7 @@ class HashBudget:
                     self._waiting[kind].remove(turn)
                 raise
         started = loop.time()
-        job = self._pool.submit(fn, *args)
+        job = self._pools[kind].submit(fn, *args)
 
         def finished(_: Future[T]) -> None:
             # The slot is freed when the thread is, even if the awaiting request went away.

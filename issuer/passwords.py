@@ -24,11 +24,15 @@ from issuer.hashbudget import HashBudget, Kind
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 
 
-def _lower_priority() -> None:
+_NICE = {Kind.LOGIN: 10, Kind.REGISTER: 19}
+
+
+def _lower_priority(kind: Kind) -> None:
     """Hashing threads run at a lower CPU priority than the event loop, so a flood of logins
-    slows other logins, not token, JWKS or refresh requests (Linux: per-thread nice value)."""
+    slows other logins, not token, JWKS or refresh requests; registration hashes run lower still,
+    so they take only the CPU logins leave (Linux: per-thread nice value)."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _NICE[kind])
     except (AttributeError, OSError):
         pass
 

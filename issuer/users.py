@@ -147,10 +147,15 @@ class Users:
         await self.store.create_user(user)
         return user
 
+    def admit_registration(self) -> None:
+        """Raise PasswordsBusy (503) now if a registration's hash could neither start nor wait, so
+        a flood is shed before its bodies are even parsed."""
+        self.passwords.check_capacity(Kind.REGISTER)
+
     async def register(self, new: NewUser) -> User:
         """Self-service sign-up. Sheds load before the lookup if no hash could even wait, and finds
         a taken username before hashing (the insert still catches a race)."""
-        self.passwords.check_capacity(Kind.REGISTER)
+        self.admit_registration()
         if await self.store.find_user(new.username) is not None:
             raise Conflict("username")
         return await self.create(new)

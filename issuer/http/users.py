@@ -46,6 +46,7 @@ async def register(request: Request) -> Response:
     if not services.settings.open_registration:
         raise ProblemError(403, "Forbidden", "registration is closed; ask an administrator for an account")
     await _limit_registrations(services, client_ip(request, services))
+    services.users.admit_registration()
     data = await read_json(request, services.settings.max_body_bytes)
     try:
         user = await services.users.register(parse_registration(data))
