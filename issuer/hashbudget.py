@@ -60,6 +60,9 @@ class HashBudget:
     def waiting(self, kind: Kind) -> int:
         return len(self._waiting[kind])
 
+    def running(self, kind: Kind) -> int:
+        return self._running[kind]
+
     def _may_start(self, kind: Kind) -> bool:
         if sum(self._running.values()) >= self.threads:
             return False
