@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from enum import IntEnum
 from functools import partial
 from typing import TypeVar
@@ -52,6 +53,7 @@ class HashBudget:
         self._running = {Kind.LOGIN: 0, Kind.REGISTER: 0}
         self._waiting: dict[Kind, deque[asyncio.Future[None]]] = {Kind.LOGIN: deque(), Kind.REGISTER: deque()}
         self._seconds_per_hash = 0.05
+        self._admitted = 0
 
     def close(self) -> None:
         for pool in self._pools.values():
@@ -77,6 +79,27 @@ class HashBudget:
     def retry_after(self) -> int:
         backlog = sum(len(q) for q in self._waiting.values()) + self.threads
         return max(1, math.ceil(backlog * self._seconds_per_hash / self.threads))
+
+    @property
+    def registrations_admitted(self) -> int:
+        return self._admitted
+
+    def check_registration(self) -> None:
+        """Refuse now (PasswordsBusy) if no more registrations may be under way."""
+        if self._admitted >= self.register_threads + self.register_queue:
+            raise PasswordsBusy(self.retry_after())
+
+    @contextmanager
+    def registration(self) -> Iterator[None]:
+        """Admit one registration for its lookup, hash and insert, or refuse it (PasswordsBusy). At
+        most as many are under way as may hash or wait, so a flood never piles up database lookups
+        in front of the budget either."""
+        self.check_registration()
+        self._admitted += 1
+        try:
+            yield
+        finally:
+            self._admitted -= 1
 
     def check(self, kind: Kind) -> None:
         """Refuse now (PasswordsBusy) if work of this kind could neither start nor wait: lets a

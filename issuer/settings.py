@@ -120,6 +120,13 @@ class Settings(BaseSettings):
     rate_limit_register_global: int = Field(
         60, ge=0, description="Registrations per minute for the whole issuer (0: off). Checked before any hashing."
     )
+    register_refusal_pause: float = Field(
+        1.0,
+        ge=0,
+        le=10,
+        description="Seconds `POST /register` waits before answering 429 or 503, so a flood that ignores "
+        "Retry-After gets one attempt per pause per connection (0: answer at once).",
+    )
     trust_forwarded_for: bool = Field(
         False, description="Take the client IP from `X-Forwarded-For` (only behind a trusted proxy)."
     )

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 
-from issuer.hashbudget import Kind
 from issuer.models import User
 from issuer.names import display_username, has_unsafe_characters
 from issuer.passwordpolicy import PASSWORD_MAX, PASSWORD_MIN, check_password
@@ -148,17 +147,17 @@ class Users:
         return user
 
     def admit_registration(self) -> None:
-        """Raise PasswordsBusy (503) now if a registration's hash could neither start nor wait, so
-        a flood is shed before its bodies are even parsed."""
-        self.passwords.check_capacity(Kind.REGISTER)
+        """Raise PasswordsBusy (503) now if no more registrations may be under way, so a flood is
+        shed before its bodies are even parsed."""
+        self.passwords.budget.check_registration()
 
     async def register(self, new: NewUser) -> User:
-        """Self-service sign-up. Sheds load before the lookup if no hash could even wait, and finds
-        a taken username before hashing (the insert still catches a race)."""
-        self.admit_registration()
-        if await self.store.find_user(new.username) is not None:
-            raise Conflict("username")
-        return await self.create(new)
+        """Self-service sign-up, admitted by the hash budget (or PasswordsBusy). A taken username is
+        found by a lookup before hashing (the insert still catches a race)."""
+        with self.passwords.budget.registration():
+            if await self.store.find_user(new.username) is not None:
+                raise Conflict("username")
+            return await self.create(new)
 
     async def login(self, username: str, password: str) -> User | None:
         """The user if the password is right and the account enabled. An unknown user costs

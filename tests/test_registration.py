@@ -476,3 +476,12 @@ async def test_a_taken_username_is_found_before_any_hashing(start: Callable[...,
         assert (await register(http, username="bob", password="password-123")).status_code == 201
         created = time.perf_counter() - began
     assert conflicts < created / 2, (conflicts, created)
+
+
+async def test_a_refused_registration_is_answered_after_the_pause(start: Callable[..., Any]) -> None:
+    """A flood that ignores Retry-After on a keep-alive connection gets one attempt per pause."""
+    async with start(register_refusal_pause=0.3, rate_limit_register_per_ip=0, rate_limit_register_global=1) as http:
+        assert (await register(http, username="first", password="password-123")).status_code == 201
+        began = time.perf_counter()
+        assert_problem(await register(http, username="second", password="password-123"), 429)
+        assert time.perf_counter() - began >= 0.3

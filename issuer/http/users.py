@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from issuer.errors import InvalidToken, ProblemError
+from issuer.errors import InvalidToken, PasswordsBusy, ProblemError
 from issuer.grants.password import limit_login_attempts
 from issuer.http.bearer import bearer_claims
 from issuer.http.forms import read_json
@@ -45,13 +46,23 @@ async def register(request: Request) -> Response:
     services: Services = request.state.services
     if not services.settings.open_registration:
         raise ProblemError(403, "Forbidden", "registration is closed; ask an administrator for an account")
-    await _limit_registrations(services, client_ip(request, services))
-    services.users.admit_registration()
+    try:
+        await _limit_registrations(services, client_ip(request, services))
+        services.users.admit_registration()
+    except ProblemError as exc:
+        # A refusal (429, 503) is answered after a pause: a flood that ignores Retry-After on a
+        # keep-alive connection is held to one attempt per pause per connection, which costs a
+        # sleeping coroutine instead of a request's worth of CPU taken from logins.
+        await asyncio.sleep(services.settings.register_refusal_pause)
+        raise exc from None
     data = await read_json(request, services.settings.max_body_bytes)
     try:
         user = await services.users.register(parse_registration(data))
     except UserInputError as exc:
         raise _invalid(exc.errors) from None
+    except PasswordsBusy:
+        await asyncio.sleep(services.settings.register_refusal_pause)
+        raise
     except Conflict:
         # Only a username can conflict: emails are not unique, so nothing here tells whether an
         # address is registered.
