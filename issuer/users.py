@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 
+from issuer.hashbudget import Kind
 from issuer.models import User
 from issuer.names import display_username, has_unsafe_characters
 from issuer.passwordpolicy import PASSWORD_MAX, PASSWORD_MIN, check_password
@@ -179,7 +180,7 @@ class Users:
             raise UserInputError({"new_password": message})
         now = self._clock()
         await self.store.update_user(
-            user.user_id, password_hash=await self.passwords.hash(new_password), updated_at=now
+            user.user_id, password_hash=await self.passwords.hash(new_password, Kind.LOGIN), updated_at=now
         )
         await self._refresh.revoke_user_families(user.user_id, now, "password changed")
 

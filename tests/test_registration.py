@@ -485,3 +485,35 @@ async def test_a_refused_registration_is_answered_after_the_pause(start: Callabl
         began = time.perf_counter()
         assert_problem(await register(http, username="second", password="password-123"), 429)
         assert time.perf_counter() - began >= 0.3
+
+
+async def test_migration_0003_keeps_existing_users_and_frees_emails(own_database: str) -> None:
+    """A database at 0001 (emails unique) with a user in it: after `migrate` the user is intact,
+    the username is still unique, and another account may give the same email."""
+    from importlib import resources
+
+    from issuer.storage import SqlStorage, open_database
+    from issuer.storage.base import Conflict
+    from issuer.storage.migrate import migrate
+    from tests.contract.conftest import new_user
+
+    db = await open_database(own_database)
+    try:
+        init = (resources.files("issuer.storage") / "migrations" / db.dialect / "0001_init.sql").read_text()
+        await db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+        await db.run_script(init + "\nINSERT INTO schema_migrations VALUES (1, '0001_init.sql');")
+        store = SqlStorage(db)
+        alice = new_user("Alice", "alice@example.com")
+        await store.create_user(alice)
+        with pytest.raises(Conflict):
+            await store.create_user(new_user("bob", "ALICE@example.com"))
+
+        assert "0003_email_not_unique.sql" in await migrate(db)
+
+        assert await store.find_user("alice") == alice
+        await store.create_user(new_user("bob", "ALICE@example.com"))
+        with pytest.raises(Conflict) as caught:
+            await store.create_user(new_user("ALICE"))
+        assert caught.value.field == "username"
+    finally:
+        await db.close()
