@@ -80,10 +80,6 @@ class HashBudget:
         backlog = sum(len(q) for q in self._waiting.values()) + self.threads
         return max(1, math.ceil(backlog * self._seconds_per_hash / self.threads))
 
-    @property
-    def registrations_admitted(self) -> int:
-        return self._admitted
-
     def check_registration(self) -> None:
         """Refuse now (PasswordsBusy) if no more registrations may be under way."""
         if self._admitted >= self.register_threads + self.register_queue:
@@ -100,12 +96,6 @@ class HashBudget:
             yield
         finally:
             self._admitted -= 1
-
-    def check(self, kind: Kind) -> None:
-        """Refuse now (PasswordsBusy) if work of this kind could neither start nor wait: lets a
-        caller shed load before the cheaper steps (a database lookup) that precede the hash."""
-        if not self._may_start(kind) and self._full(kind):
-            raise PasswordsBusy(self.retry_after())
 
     async def run(self, kind: Kind, fn: Callable[..., T], *args: object) -> T:
         loop = asyncio.get_running_loop()

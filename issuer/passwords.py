@@ -99,9 +99,6 @@ class Passwords:
             return f"argon2id parallelism {params.parallelism} is above the configured {ours.parallelism}"
         return None
 
-    def check_capacity(self, kind: Kind) -> None:
-        self.budget.check(kind)
-
     async def hash(self, password: str, kind: Kind = Kind.REGISTER) -> str:
         return await self.budget.run(kind, self._hasher.hash, password)
 

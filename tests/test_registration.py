@@ -263,7 +263,8 @@ async def test_a_configured_hierarchy_sets_the_default_role_and_inheritance(
 async def test_forty_probes_learn_nothing_about_emails_and_username_probes_meet_429(http: httpx.AsyncClient) -> None:
     """Today's attack: 40 probes in a row. An email probe is answered exactly like a fresh email;
     username probes stop at the per-IP limit (20 an hour by default), before any hashing."""
-    assert (await register(http, username="alice", password="password-one", email="alice@example.com")).status_code == 201
+    first = await register(http, username="alice", password="password-one", email="alice@example.com")
+    assert first.status_code == 201, first.text
     statuses: list[int] = []
     for i in range(40):
         if i % 2:
@@ -419,10 +420,8 @@ async def test_logins_go_before_waiting_registrations_and_a_full_queue_sheds_wit
             return response
 
         async def sign_in() -> httpx.Response:
-            response = await http.post(
-                "/oauth2/token",
-                data={"grant_type": "password", "client_id": client_id, "username": "alice", "password": "password-123"},
-            )
+            form = {"grant_type": "password", "client_id": client_id, "username": "alice", "password": "password-123"}
+            response = await http.post("/oauth2/token", data=form)
             finished.append("login")
             return response
 

@@ -292,7 +292,8 @@ def test_import_refuses_hashes_costlier_than_the_policy(cli: Cli, tmp_path: Path
 
     assert result.returncode == 1, result.stderr
     assert "imported 1" in result.stdout
-    lines = {line.split()[1].rstrip(":"): line for line in result.stderr.splitlines() if line.strip().startswith("line ")}
+    reported = [line for line in result.stderr.splitlines() if line.strip().startswith("line ")]
+    lines = {line.split()[1].rstrip(":"): line for line in reported}
     assert set(lines) == {"3", "4", "5"}
     assert "bcrypt cost 13" in lines["3"] and "12" in lines["3"]
     assert "m=8192" in lines["4"]
