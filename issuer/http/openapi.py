@@ -187,7 +187,11 @@ def _user_schemas() -> dict[str, Schema]:
         ),
         "Registration": _object(
             {
-                "username": {"type": "string", "pattern": USERNAME.pattern},
+                "username": {
+                    "type": "string",
+                    "pattern": f"^{USERNAME.pattern}$",
+                    "description": "Checked after NFKC normalisation; compared by its NFKC + casefold key",
+                },
                 "password": _PASSWORD,
                 "email": {"type": ["string", "null"], "format": "email", "maxLength": 254},
             },
