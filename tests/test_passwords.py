@@ -306,4 +306,4 @@ async def test_failed_login_timing_does_not_reveal_an_un_upgraded_imported_accou
         assert await services.users.store.find_user("legacy") is not None
     slowest = medians["legacy"]
     for name in ("modern", "nobody"):
-        assert 0.6 < medians[name] / slowest < 1.67, medians
+        assert 0.5 < medians[name] / slowest < 2.0, medians  # unpadded: modern / legacy is about 1 / 12

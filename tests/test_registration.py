@@ -389,7 +389,8 @@ async def test_changing_the_password_follows_the_same_policy(http: httpx.AsyncCl
 
 # -- the hash budget ---------------------------------------------------------------------------------
 
-SLOW_HASH = {"argon2_time_cost": 2, "argon2_memory_kib": 65536, "password_hash_threads": 1}
+# Slow enough (about 0.2 s a hash) that the other requests arrive while the first still hashes.
+SLOW_HASH = {"argon2_time_cost": 4, "argon2_memory_kib": 65536, "password_hash_threads": 1}
 
 
 async def until(condition: Callable[[], bool]) -> None:
