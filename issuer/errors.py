@@ -68,6 +68,16 @@ class RateLimited(OAuthError):
         self.retry_after = seconds
 
 
+class TemporarilyUnavailable(OAuthError):
+    """RFC 6749 §5.2's ``temporarily_unavailable`` with 503 and Retry-After: the server sheds load."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("the server is busy; retry later", headers={"Retry-After": str(retry_after)})
+
+
 class InvalidToken(OAuthError):
     """RFC 6750 §3.1, for bearer-protected resources."""
 
@@ -98,6 +108,17 @@ class ProblemError(Exception):
         self.detail = detail
         self.errors = errors
         self.headers = headers or {}
+
+
+class PasswordsBusy(ProblemError):
+    """The password-hash budget is spent: 503 with Retry-After rather than an unbounded queue.
+    The token endpoint answers it as ``TemporarilyUnavailable``."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            503, "Service Unavailable", "the server is busy; retry later", headers={"Retry-After": str(retry_after)}
+        )
+        self.retry_after = retry_after
 
 
 class ConfigurationError(Exception):

@@ -216,6 +216,8 @@ async def open_services(
             settings.argon2_memory_kib,
             settings.argon2_parallelism,
             settings.hash_threads,
+            queue=settings.password_hash_queue,
+            bcrypt_max_cost=settings.bcrypt_max_cost,
         )
 
         async def reuse_detected(family: RefreshFamily) -> None:

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from issuer.resources import hash_concurrency
+
 CommaList = Annotated[list[str], NoDecode]
 
 
@@ -85,8 +87,23 @@ class Settings(BaseSettings):
         0,
         ge=0,
         le=64,
-        description="Threads hashing passwords off the event loop, at low CPU priority. "
-        "0: one fewer than the CPU cores (at least one), so a login flood leaves a core for tokens.",
+        description="Concurrent password hashes, on threads at low CPU priority. 0: the CPU quota (cgroup "
+        "`cpu.max` and affinity) divided by the argon2 lanes, capped so the hashes fit in half the memory "
+        "limit (`memory.max`) at `ISSUER_ARGON2_MEMORY_KIB` each; at least one.",
+    )
+    password_hash_queue: int = Field(
+        0,
+        ge=0,
+        le=10000,
+        description="Logins that may wait for a hash thread; beyond that they get 503 + Retry-After. "
+        "Registrations may wait only one per thread. 0: 16 per thread.",
+    )
+    bcrypt_max_cost: int = Field(
+        12,
+        ge=4,
+        le=16,
+        description="Highest bcrypt cost `users import` accepts. Every failed login lasts at least one "
+        "verification at this cost, so timing does not reveal accounts still on an imported hash.",
     )
     refresh_token_idle_ttl: int = Field(
         1209600, ge=60, description="A refresh token expires if unused this long, seconds (default 14 days)."
@@ -101,6 +118,19 @@ class Settings(BaseSettings):
     rate_limit_login_per_ip: int = Field(60, ge=0, description="Password attempts per client IP per minute (0: off).")
     rate_limit_token_per_client: int = Field(
         1000, ge=0, description="Token-endpoint requests per client per second (0: off)."
+    )
+    rate_limit_register_per_ip: int = Field(
+        20, ge=0, description="Registrations per client IP per hour (0: off). Checked before any hashing."
+    )
+    rate_limit_register_global: int = Field(
+        60, ge=0, description="Registrations per minute for the whole issuer (0: off). Checked before any hashing."
+    )
+    register_refusal_pause: float = Field(
+        1.0,
+        ge=0,
+        le=10,
+        description="Seconds `POST /register` waits before answering 429 or 503, so a flood that ignores "
+        "Retry-After gets one attempt per pause per connection (0: answer at once).",
     )
     trust_forwarded_for: bool = Field(
         False, description="Take the client IP from `X-Forwarded-For` (only behind a trusted proxy)."
@@ -141,7 +171,7 @@ class Settings(BaseSettings):
 
     @property
     def hash_threads(self) -> int:
-        return self.password_hash_threads or max(1, (os.cpu_count() or 2) - 1)
+        return self.password_hash_threads or hash_concurrency(self.argon2_memory_kib, self.argon2_parallelism)
 
     @property
     def is_sqlite(self) -> bool:

@@ -2,7 +2,9 @@
 
 CSV with a header row, or JSON lines, with ``username,email,password_hash,roles`` (roles
 separated by spaces, or a JSON list). argon2id and bcrypt (``$2a$``/``$2b$``/``$2y$``) hashes are
-accepted; bcrypt ones are replaced by argon2id on each user's next successful login.
+accepted; bcrypt ones are replaced by argon2id on each user's next successful login. Hashes
+costlier than the policy (bcrypt above ``ISSUER_BCRYPT_MAX_COST``, argon2id above the configured
+parameters) are refused: they would set how long every failed login must take.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from issuer.passwords import is_supported_hash
-from issuer.users import Conflict, NewUser, UserInputError, Users, check_email, check_username
+from issuer.users import Conflict, NewUser, UserInputError, Users, normalise_email, normalise_username
 
 
 @dataclass
@@ -49,20 +50,25 @@ async def import_users(users: Users, file: str) -> ImportReport:
         if "__error__" in row:
             report.errors.append((number, row["__error__"]))
             continue
-        username, email = row.get("username"), row.get("email") or None
         password_hash = row.get("password_hash")
         roles = row.get("roles") or []
         if isinstance(roles, str):
             roles = roles.replace(";", " ").replace(",", " ").split()
-        problem = check_username(username) or check_email(email)
+        username, problem = normalise_username(row.get("username"))
+        email, email_problem = normalise_email(row.get("email") or None)
+        problem = problem or email_problem
+        if problem or username is None:
+            report.errors.append((number, problem or "no username"))
+            continue
+        if not isinstance(password_hash, str):
+            report.errors.append((number, "password_hash must be argon2id or bcrypt"))
+            continue
+        problem = users.passwords.import_problem(password_hash)
         if problem:
             report.errors.append((number, problem))
             continue
-        if not isinstance(password_hash, str) or not is_supported_hash(password_hash):
-            report.errors.append((number, "password_hash must be argon2id or bcrypt"))
-            continue
         try:
-            await users.create(NewUser(str(username), "", email), roles, password_hash=password_hash)
+            await users.create(NewUser(username, "", email), roles, password_hash=password_hash)
         except UserInputError as exc:
             report.errors.append((number, str(exc)))
         except Conflict:

@@ -9,17 +9,19 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from email_validator import EmailNotValidError, validate_email
+
+from issuer.hashbudget import Kind
 from issuer.models import User
+from issuer.names import display_username, has_unsafe_characters
+from issuer.passwordpolicy import PASSWORD_MAX, PASSWORD_MIN, check_password
 from issuer.passwords import Passwords
 from issuer.storage.base import Conflict, RefreshStore, UserStore
 
 _V = TypeVar("_V")
 
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,62}[A-Za-z0-9]$")
-EMAIL = re.compile(
-    r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$"
-)
-PASSWORD_MIN, PASSWORD_MAX = 8, 128
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,62}[A-Za-z0-9]")
+USERNAME_RULE = "3 to 64 characters: letters, digits, '.', '_' or '-', starting and ending with a letter or digit"
 
 
 class UserInputError(ValueError):
@@ -130,26 +132,40 @@ def _bounded_put(entries: dict[str, _V], key: str, value: _V, limit: int) -> Non
     entries[key] = value
 
 
+def normalise_username(value: object) -> tuple[str | None, str | None]:
+    """(the username as stored, None) or (None, the message). The charset rule applies after NFKC,
+    so a fullwidth or Kelvin-sign spelling is the ASCII name it folds to."""
+    if not isinstance(value, str):
+        return None, USERNAME_RULE
+    if has_unsafe_characters(value):
+        return None, "must not contain control or bidirectional-override characters"
+    name = display_username(value)
+    if not USERNAME.fullmatch(name):
+        return None, USERNAME_RULE
+    return name, None
+
+
 def check_username(value: object) -> str | None:
-    if not isinstance(value, str) or not USERNAME.match(value):
-        return "3 to 64 characters: letters, digits, '.', '_' or '-', starting and ending with a letter or digit"
-    return None
+    return normalise_username(value)[1]
 
 
-def check_password(value: object) -> str | None:
-    if not isinstance(value, str) or not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
-        return f"{PASSWORD_MIN} to {PASSWORD_MAX} characters"
-    if "\x00" in value:
-        return "must not contain NUL characters"
-    return None
+def normalise_email(value: object) -> tuple[str | None, str | None]:
+    """(the normalised address or None if absent, None) or (None, the message). Syntax only:
+    an email is contact data we never send to here, so deliverability is not checked."""
+    if value is None:
+        return None, None
+    if not isinstance(value, str) or len(value) > 254:
+        return None, "a valid email address"
+    if has_unsafe_characters(value):
+        return None, "must not contain control or bidirectional-override characters"
+    try:
+        return validate_email(value, check_deliverability=False).normalized, None
+    except EmailNotValidError as exc:
+        return None, f"a valid email address ({exc})"
 
 
 def check_email(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > 254 or not EMAIL.match(value):
-        return "a valid email address"
-    return None
+    return normalise_email(value)[1]
 
 
 @dataclass(frozen=True)
@@ -164,14 +180,19 @@ def parse_registration(data: dict[str, object]) -> NewUser:
     unknown = sorted(set(data) - {"username", "password", "email"})
     if unknown:
         errors["body"] = f"unknown field(s): {', '.join(unknown)}"
-    for name, check in (("username", check_username), ("password", check_password), ("email", check_email)):
-        message = check(data.get(name))
-        if message:
-            errors[name] = message
+    username, message = normalise_username(data.get("username"))
+    if message:
+        errors["username"] = message
+    email, message = normalise_email(data.get("email"))
+    if message:
+        errors["email"] = message
+    message = check_password(data.get("password"), username)
+    if message:
+        errors["password"] = message
     if errors:
         raise UserInputError(errors)
-    email = data.get("email")
-    return NewUser(str(data["username"]), str(data["password"]), email if isinstance(email, str) else None)
+    assert username is not None
+    return NewUser(username, str(data["password"]), email)
 
 
 class Users:
@@ -200,7 +221,7 @@ class Users:
     async def create(
         self, new: NewUser, roles: Iterable[str] = (), *, password_hash: str | None = None, disabled: bool = False
     ) -> User:
-        """Raises Conflict if the username or email is taken (case-insensitively)."""
+        """Raises Conflict if the username is taken (compared by its NFKC + casefold key)."""
         now = self._clock()
         user = User(
             user_id=secrets.token_urlsafe(16),
@@ -214,6 +235,19 @@ class Users:
         )
         await self.store.create_user(user)
         return user
+
+    def admit_registration(self) -> None:
+        """Raise PasswordsBusy (503) now if no more registrations may be under way, so a flood is
+        shed before its bodies are even parsed."""
+        self.passwords.budget.check_registration()
+
+    async def register(self, new: NewUser) -> User:
+        """Self-service sign-up, admitted by the hash budget (or PasswordsBusy). A taken username is
+        found by a lookup before hashing (the insert still catches a race)."""
+        with self.passwords.budget.registration():
+            if await self.store.find_user(new.username) is not None:
+                raise Conflict("username")
+            return await self.create(new)
 
     async def login(self, username: str, password: str) -> User | None:
         """The user if the password is right and the account enabled. An unknown user costs
@@ -230,12 +264,12 @@ class Users:
         return user
 
     async def change_password(self, user: User, new_password: str) -> None:
-        message = check_password(new_password)
+        message = check_password(new_password, user.username)
         if message:
             raise UserInputError({"new_password": message})
         now = self._clock()
         await self.store.update_user(
-            user.user_id, password_hash=await self.passwords.hash(new_password), updated_at=now
+            user.user_id, password_hash=await self.passwords.hash(new_password, Kind.LOGIN), updated_at=now
         )
         await self._refresh.revoke_user_families(user.user_id, now, "password changed")
 
@@ -260,6 +294,8 @@ class Users:
 
 
 __all__ = [
+    "PASSWORD_MAX",
+    "PASSWORD_MIN",
     "Conflict",
     "NewUser",
     "RoleHierarchy",
@@ -267,5 +303,6 @@ __all__ = [
     "UserState",
     "UserStates",
     "Users",
+    "check_password",
     "parse_registration",
 ]

@@ -34,8 +34,16 @@ PG_ADMIN_URL = os.environ.get("ISSUER_TEST_DATABASE_URL", "postgresql://postgres
 REDIS_URL = os.environ.get("ISSUER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_KEK = new_kek()
-# Small argon2 parameters and quick-to-generate EC keys keep each app start cheap.
-FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 7168, "signing_alg": "ES256"}
+# Small argon2 parameters and quick-to-generate EC keys keep each app start cheap; a low bcrypt
+# ceiling keeps the padding of failed logins (the slowest accepted verification) short, and
+# refused registrations are answered without the anti-flood pause.
+FAST = {
+    "argon2_time_cost": 1,
+    "argon2_memory_kib": 7168,
+    "signing_alg": "ES256",
+    "bcrypt_max_cost": 4,
+    "register_refusal_pause": 0,
+}
 
 
 def unavailable(reason: str) -> None:

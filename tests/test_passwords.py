@@ -3,23 +3,27 @@ bcrypt hashes that verify and are replaced, and a dummy verification for unknown
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
 
 import bcrypt
 import pytest
 from argon2 import PasswordHasher
 
 from issuer.passwords import Passwords, is_supported_hash
+from issuer.resources import cpu_quota, hash_concurrency, memory_limit
 from issuer.settings import Settings
 from issuer.users import NewUser, RoleHierarchy, UserInputError, Users
-from tests.conftest import FakeClock, running_app, services_of
+from tests.conftest import FakeClock, make_client, running_app, services_of
 
 
 @pytest.fixture
 async def passwords() -> AsyncIterator[Passwords]:
-    pw = Passwords(time_cost=1, memory_kib=7168, parallelism=1, threads=2)
+    pw = Passwords(time_cost=1, memory_kib=7168, parallelism=1, threads=2, bcrypt_max_cost=4)
     try:
         yield pw
     finally:
@@ -68,7 +72,7 @@ async def test_argon2id_verifies_the_right_password_only(passwords: Passwords, p
 
 
 async def test_a_hash_with_weaker_parameters_asks_for_a_rehash(passwords: Passwords) -> None:
-    stronger = Passwords(time_cost=2, memory_kib=8192, parallelism=1, threads=1)
+    stronger = Passwords(time_cost=2, memory_kib=8192, parallelism=1, threads=1, bcrypt_max_cost=4)
     try:
         weak = await passwords.hash("password-123")
         verdict = await stronger.verify(weak, "password-123")
@@ -216,3 +220,90 @@ def test_role_hierarchy() -> None:
     assert roles.effective([]) == []
     with pytest.raises(UserInputError):
         roles.validate(["root"])
+
+
+# -- hash concurrency from the container's limits (issuer.resources) -------------------------------
+
+
+def cgroup(tmp_path: Path, cpu: str | None, memory: str | None) -> Path:
+    if cpu is not None:
+        (tmp_path / "cpu.max").write_text(cpu + "\n")
+    if memory is not None:
+        (tmp_path / "memory.max").write_text(memory + "\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("cpu", "expected"),
+    [("max 100000", None), ("200000 100000", 2), ("150000 100000", 2), ("50000 100000", 1), (None, None)],
+)
+def test_cpu_quota_is_the_cgroup_quota_rounded_up_within_the_affinity(
+    tmp_path: Path, cpu: str | None, expected: int | None
+) -> None:
+    affinity = len(os.sched_getaffinity(0))
+    quota = cpu_quota(cgroup(tmp_path, cpu, None))
+    assert quota == min(affinity, expected) if expected else quota == affinity
+
+
+@pytest.mark.parametrize(
+    ("memory", "expected"), [("max", None), ("536870912", 536870912), (None, None), ("garbage", None)]
+)
+def test_memory_limit_reads_memory_max(tmp_path: Path, memory: str | None, expected: int | None) -> None:
+    assert memory_limit(cgroup(tmp_path, None, memory)) == expected
+
+
+def test_hash_concurrency_is_bounded_by_memory_and_cpu_quota_never_the_host_core_count(tmp_path: Path) -> None:
+    # A 512 MiB pod with 32 CPUs of quota: half the memory at 19 MiB a hash allows 13, not 31.
+    root = cgroup(tmp_path, "3200000 100000", str(512 * 1024 * 1024))
+    affinity = len(os.sched_getaffinity(0))
+    assert hash_concurrency(19456, root=root) == min(affinity, 13)
+    # 64 MiB leaves room for one 19 MiB hash; 1 GiB hashes still get one thread.
+    assert hash_concurrency(19456, root=cgroup(tmp_path, "max 100000", str(64 * 1024 * 1024))) == 1
+    assert hash_concurrency(1048576, root=root) == 1
+    # one CPU of quota, and two lanes per hash, each give one
+    assert hash_concurrency(19456, root=cgroup(tmp_path, "100000 100000", "max")) == 1
+    assert hash_concurrency(19456, parallelism=2, root=cgroup(tmp_path, "200000 100000", "max")) == 1
+
+
+def test_the_default_hash_threads_come_from_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 32)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.hash_threads == hash_concurrency(settings.argon2_memory_kib, settings.argon2_parallelism)
+    assert settings.hash_threads <= len(os.sched_getaffinity(0))
+
+
+# -- failed logins take as long as the slowest accepted hash -------------------------------------------
+
+
+async def test_failed_login_timing_does_not_reveal_an_un_upgraded_imported_account(start: Callable[..., Any]) -> None:
+    """Without padding a wrong password costs a cheap argon2id verification for a modern account
+    and a bcrypt one (cost 10 here, ~15x as long) for an imported one."""
+    limits = {"rate_limit_login_per_user": 0, "rate_limit_login_per_ip": 0, "bcrypt_max_cost": 10}
+    async with start(**limits) as http:
+        services = services_of(http)
+        legacy = bcrypt.hashpw(b"legacy-password", bcrypt.gensalt(rounds=10)).decode()
+        assert services.users.passwords.import_problem(legacy) is None
+        await services.users.create(NewUser("legacy", ""), password_hash=legacy)
+        await services.users.create(NewUser("modern", "modern-password"))
+        client_id, secret = await make_client(http, name="app", grant_types=("password",))
+
+        async def failed(username: str) -> float:
+            began = time.perf_counter()
+            response = await http.post(
+                "/oauth2/token",
+                data={"grant_type": "password", "username": username, "password": "wrong-password"},
+                auth=(client_id, secret or ""),
+            )
+            assert response.status_code == 400, response.text
+            return time.perf_counter() - began
+
+        await failed("modern")  # warm-up, and the one-off measurement of the slowest hash
+        times: dict[str, list[float]] = {"legacy": [], "modern": [], "nobody": []}
+        for _ in range(9):
+            for name in times:
+                times[name].append(await failed(name))
+        medians = {name: statistics.median(values) for name, values in times.items()}
+        assert await services.users.store.find_user("legacy") is not None
+    slowest = medians["legacy"]
+    for name in ("modern", "nobody"):
+        assert 0.5 < medians[name] / slowest < 2.0, medians  # unpadded: modern / legacy is about 1 / 12

@@ -117,11 +117,15 @@ def test_create_refuses_invalid_input_and_duplicates(cli: Cli) -> None:
     assert unknown_role.returncode == 2 and "root" in unknown_role.stderr
 
     cli.ok("users", "create", "--username", "alice", "--email", "a@example.com", "--password-stdin", stdin="password-123\n")
-    for args in (("--username", "ALICE"), ("--username", "other", "--email", "A@EXAMPLE.COM")):
+    for args in (("--username", "ALICE"), ("--username", "\uff21\uff2c\uff29\uff23\uff25")):
         duplicate = cli("users", "create", *args, "--password-stdin", stdin="password-123\n")
         assert duplicate.returncode == 5, duplicate.stderr
         assert "taken" in duplicate.stderr
     assert list(cli.users()) == ["alice"]
+
+    for password, message in (("alice-cli", "username"), ("password1", "common"), (" " * 9, "whitespace")):
+        refused = cli("users", "create", "--username", "alice-cli", "--password-stdin", stdin=password + "\n")
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
 
 
 # -- set-role, disable, enable -------------------------------------------------------------------------
@@ -270,3 +274,28 @@ def test_import_reports_hashes_that_only_look_supported(cli: Cli, tmp_path: Path
     assert result.returncode == 1, result.stdout
     assert "imported 0, already present 0, invalid 2" in result.stdout
     assert cli.users() == {}
+
+
+def test_import_refuses_hashes_costlier_than_the_policy(cli: Cli, tmp_path: Path) -> None:
+    """Such hashes would set how long every failed login must take (and how much memory a hash
+    needs), so they are refused with a clear reason rather than imported."""
+    costly_bcrypt = "$2b$13$" + "a" * 53
+    costly_argon2 = PasswordHasher(time_cost=2, memory_cost=8192, parallelism=1).hash("x")
+    path = write_csv(tmp_path / "users.csv", [
+        ["okay", "", bcrypt_hash("fine-password"), ""],            # line 2
+        ["slowbcrypt", "", costly_bcrypt, ""],                     # line 3
+        ["slowargon", "", costly_argon2, ""],                      # line 4
+        ["ab\u202ecd", "", bcrypt_hash("fine-password"), ""],      # line 5
+    ])
+
+    result = cli("users", "import", str(path))
+
+    assert result.returncode == 1, result.stderr
+    assert "imported 1" in result.stdout
+    reported = [line for line in result.stderr.splitlines() if line.strip().startswith("line ")]
+    lines = {line.split()[1].rstrip(":"): line for line in reported}
+    assert set(lines) == {"3", "4", "5"}
+    assert "bcrypt cost 13" in lines["3"] and "12" in lines["3"]
+    assert "m=8192" in lines["4"]
+    assert "bidirectional" in lines["5"]
+    assert list(cli.users()) == ["okay"]

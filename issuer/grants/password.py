@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from issuer.errors import InvalidGrant, RateLimited
+from issuer.errors import InvalidGrant, PasswordsBusy, RateLimited, TemporarilyUnavailable
 from issuer.grants.base import GrantRequest, bearer_response
+from issuer.names import username_key
 from issuer.scopes import grant_audience, grant_scope, parse_scope, settle_admin_scope
 from issuer.services import Services
 
@@ -19,7 +20,10 @@ async def password(services: Services, request: GrantRequest) -> dict[str, Any]:
     scope = grant_scope(requested, client.scopes)
     audience = grant_audience(resources, client.audiences, services.settings.url)
     await limit_login_attempts(services, username, request.remote_addr)
-    user = await services.users.login(username, secret)
+    try:
+        user = await services.users.login(username, secret)
+    except PasswordsBusy as exc:
+        raise TemporarilyUnavailable(exc.retry_after) from None
     if user is None:
         services.metrics.login_failures.inc()
         raise InvalidGrant("invalid username or password")
@@ -44,7 +48,7 @@ async def limit_login_attempts(services: Services, username: str, ip: str) -> No
     """Password guesses are limited per username and per client IP (429 with Retry-After)."""
     settings = services.settings
     checks = (
-        (f"login-user:{username.casefold()[:64]}", settings.rate_limit_login_per_user),
+        (f"login-user:{username_key(username[:256])[:64]}", settings.rate_limit_login_per_user),
         (f"login-ip:{ip}", settings.rate_limit_login_per_ip),
     )
     for key, limit in checks:
@@ -52,3 +56,4 @@ async def limit_login_attempts(services: Services, username: str, ip: str) -> No
             retry_after = await services.limiter.hit(key, limit, 60)
             if retry_after is not None:
                 raise RateLimited(retry_after)
+

@@ -188,7 +188,11 @@ def _user_schemas() -> dict[str, Schema]:
         ),
         "Registration": _object(
             {
-                "username": {"type": "string", "pattern": USERNAME.pattern},
+                "username": {
+                    "type": "string",
+                    "pattern": f"^{USERNAME.pattern}$",
+                    "description": "Checked after NFKC normalisation; compared by its NFKC + casefold key",
+                },
                 "password": _PASSWORD,
                 "email": {"type": ["string", "null"], "format": "email", "maxLength": 254},
             },
@@ -420,6 +424,7 @@ _JSON_BODY: Responses = {
     "415": _problem("The body is not application/json"),
 }
 _RATE_LIMITED: Responses = {"429": _oauth_error("temporarily_unavailable: too many attempts", "Retry-After")}
+_HASH_BUDGET_SPENT: Responses = {"503": _problem("The password-hash budget is spent; retry later", "Retry-After")}
 
 
 def _bearer_errors(scope: str | None = None) -> Responses:
@@ -565,6 +570,7 @@ def _oauth_paths() -> list[tuple[str, Schema]]:
             )
         },
         _RATE_LIMITED,
+        {"503": _oauth_error("temporarily_unavailable: the password-hash budget is spent", "Retry-After")},
     )
     revoke = client_op(
         oauth.revoke,
@@ -606,6 +612,7 @@ def _account_paths() -> list[tuple[str, Schema]]:
             _JSON_BODY,
             _invalid(f"Invalid fields (errors names them; a wrong {field} too)"),
             _RATE_LIMITED,
+            _HASH_BUDGET_SPENT,
             body=_body(body),
         )
 
@@ -626,8 +633,10 @@ def _account_paths() -> list[tuple[str, Schema]]:
         _ok("User", "Registered", 201),
         _JSON_BODY,
         {"403": _problem("Registration is closed")},
-        {"409": _problem("Username or email already taken")},
-        _invalid("Invalid or unknown fields (errors names them)"),
+        {"409": _problem("Username already taken (emails are not unique, so never a conflict)")},
+        _invalid("Invalid or unknown fields, or a password the policy refuses (errors names them)"),
+        {"429": _problem("Too many registrations from this address or in total", "Retry-After")},
+        _HASH_BUDGET_SPENT,
         body=_body("Registration"),
     )
     return [

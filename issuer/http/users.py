@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from issuer.errors import InvalidToken, ProblemError
+from issuer.errors import InvalidToken, PasswordsBusy, ProblemError
 from issuer.grants.password import limit_login_attempts
 from issuer.http.bearer import bearer_principal
 from issuer.http.forms import read_json
@@ -24,17 +25,49 @@ def _invalid(errors: dict[str, str]) -> ProblemError:
     return ProblemError(422, "Unprocessable Content", "the request has invalid fields", errors=errors)
 
 
+async def _limit_registrations(services: Services, ip: str) -> None:
+    """Sign-ups are limited per client IP per hour and for the whole issuer per minute (429 with
+    Retry-After), before the body is even read: username probes and hash floods stop here."""
+    settings = services.settings
+    checks = (
+        (f"register-ip:{ip}", settings.rate_limit_register_per_ip, 3600),
+        ("register-all", settings.rate_limit_register_global, 60),
+    )
+    for key, limit, window in checks:
+        if limit:
+            retry_after = await services.limiter.hit(key, limit, window)
+            if retry_after is not None:
+                seconds = str(max(1, int(retry_after + 0.999)))
+                raise ProblemError(
+                    429, "Too Many Requests", "too many registrations; retry later", headers={"Retry-After": seconds}
+                )
+
+
 async def register(request: Request) -> Response:
     services: Services = request.state.services
     if not services.settings.open_registration:
         raise ProblemError(403, "Forbidden", "registration is closed; ask an administrator for an account")
+    try:
+        await _limit_registrations(services, client_ip(request, services))
+        services.users.admit_registration()
+    except ProblemError as exc:
+        # A refusal (429, 503) is answered after a pause: a flood that ignores Retry-After on a
+        # keep-alive connection is held to one attempt per pause per connection, which costs a
+        # sleeping coroutine instead of a request's worth of CPU taken from logins.
+        await asyncio.sleep(services.settings.register_refusal_pause)
+        raise exc from None
     data = await read_json(request, services.settings.max_body_bytes)
     try:
-        user = await services.users.create(parse_registration(data))
+        user = await services.users.register(parse_registration(data))
     except UserInputError as exc:
         raise _invalid(exc.errors) from None
-    except Conflict as exc:
-        raise ProblemError(409, "Conflict", f"that {exc.field} is already taken", errors={exc.field: "taken"}) from None
+    except PasswordsBusy:
+        await asyncio.sleep(services.settings.register_refusal_pause)
+        raise
+    except Conflict:
+        # Only a username can conflict: emails are not unique, so nothing here tells whether an
+        # address is registered.
+        raise ProblemError(409, "Conflict", "that username is already taken", errors={"username": "taken"}) from None
     return no_store_json(user_view(user, services.users.roles), 201)
 
 
@@ -74,7 +107,7 @@ async def change_password(request: Request) -> Response:
     services: Services = request.state.services
     user = await _current_user(request, services)
     data = await read_json(request, services.settings.max_body_bytes)
-    message = check_password(data.get("new_password"))
+    message = check_password(data.get("new_password"), user.username)
     if message:
         raise _invalid({"new_password": message})
     await _confirm_password(request, services, user, data, "current_password")

@@ -49,7 +49,8 @@ class SecretStore(Protocol):
 
 class UserStore(Protocol):
     async def create_user(self, user: User) -> None:
-        """Raises Conflict('username' | 'email'), compared case-insensitively."""
+        """Raises Conflict('username'), compared by ``issuer.names.username_key``. Emails are not
+        unique (contact data, not an identifier: see the README's "Registration and passwords")."""
         ...
 
     async def get_user(self, user_id: str) -> User | None: ...

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from issuer.models import AuditEntry, Client, RefreshFamily, RefreshToken, User
+from issuer.names import email_key, username_key
 from issuer.storage.base import Conflict
 from issuer.storage.database import Database, Row
 from keys.lifecycle import KeyState, SigningKey, Transition
@@ -302,9 +303,9 @@ class SqlStorage:
                 " disabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 user.user_id,
                 user.username,
-                user.username.casefold(),
+                username_key(user.username),
                 user.email,
-                user.email.casefold() if user.email else None,
+                email_key(user.email) if user.email else None,
                 user.password_hash,
                 _json(user.roles),
                 user.disabled,
@@ -319,12 +320,12 @@ class SqlStorage:
         return _user(row) if row else None
 
     async def find_user(self, username: str) -> User | None:
-        row = await self.db.fetchrow("SELECT * FROM users WHERE username_norm = $1", username.casefold())
+        row = await self.db.fetchrow("SELECT * FROM users WHERE username_norm = $1", username_key(username))
         return _user(row) if row else None
 
     async def list_users(self, *, limit: int, after: str = "") -> list[User]:
         rows = await self.db.fetch(
-            "SELECT * FROM users WHERE username_norm > $1 ORDER BY username_norm LIMIT $2", after.casefold(), limit
+            "SELECT * FROM users WHERE username_norm > $1 ORDER BY username_norm LIMIT $2", username_key(after), limit
         )
         return [_user(r) for r in rows]
 
@@ -338,7 +339,7 @@ class SqlStorage:
         if "roles" in changes:
             changes["roles"] = _json(changes["roles"])
         if "email" in changes:
-            changes["email_norm"] = changes["email"].casefold() if changes["email"] else None
+            changes["email_norm"] = email_key(changes["email"]) if changes["email"] else None
         columns = list(changes)
         assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))
         try:

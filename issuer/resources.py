@@ -1,0 +1,63 @@
+"""What this process may use: its CPU quota and memory limit, read from cgroup v2 and the CPU
+affinity mask, never from the host's core count (a 512 MiB pod on a 32-core node sees 32 cores).
+
+``root`` is injectable so tests can point it at fake cgroup files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _read(root: Path, name: str) -> str | None:
+    try:
+        return (root / name).read_text().strip()
+    except OSError:
+        return None
+
+
+def cpu_quota(root: Path = CGROUP_ROOT) -> int:
+    """Whole CPUs this process may use: the smaller of the affinity mask and the cgroup's
+    ``cpu.max`` quota (rounded up, at least one)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    text = _read(root, "cpu.max")
+    if text:
+        quota, _, period = text.partition(" ")
+        try:
+            if quota != "max" and int(period or "100000") > 0:
+                cpus = min(cpus, math.ceil(int(quota) / int(period or "100000")))
+        except ValueError:
+            pass
+    return max(1, cpus)
+
+
+def memory_limit(root: Path = CGROUP_ROOT) -> int | None:
+    """The cgroup's ``memory.max`` in bytes, or None when unlimited or unknown."""
+    text = _read(root, "memory.max")
+    if not text or text == "max":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+# Hashes may use at most this share of the container's memory: the rest is the interpreter,
+# connections, caches, and the other requests in flight.
+MEMORY_FRACTION = 0.5
+
+
+def hash_concurrency(memory_kib: int, parallelism: int = 1, root: Path = CGROUP_ROOT) -> int:
+    """Concurrent argon2id hashes: as many as the CPU quota runs at once (a hash with ``parallelism``
+    lanes keeps that many CPUs busy), and no more than fit in half the memory limit at
+    ``memory_kib`` each. At least one."""
+    limit = cpu_quota(root) // parallelism
+    memory = memory_limit(root)
+    if memory is not None:
+        limit = min(limit, int(memory * MEMORY_FRACTION) // (memory_kib * 1024))
+    return max(1, limit)
