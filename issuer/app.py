@@ -130,7 +130,7 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             metrics=lambda: holder["services"].metrics if "services" in holder else None,
             max_body=settings.max_body_bytes,
             https=settings.url.startswith("https://"),
-            proxies=TrustedProxies(settings.trusted_proxies),
+            proxies=TrustedProxies(settings.forwarded_allow_ips, trust_peer=settings.trust_forwarded_for),
         ),
     ]
     if settings.cors_origins:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from issuer.errors import InvalidScope, InvalidTarget
+from issuer.uris import is_https_uri, uri_problem
 
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 
@@ -35,20 +35,16 @@ def grant_scope(requested: tuple[str, ...] | None, allowed: tuple[str, ...]) -> 
 
 
 def is_resource_uri(value: str) -> bool:
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return False
-    return bool(parts.scheme) and bool(parts.netloc or parts.path) and "#" not in value and value.isprintable()
+    return is_https_uri(value)
 
 
 def grant_audience(resources: list[str], allowed: tuple[str, ...], default: str) -> tuple[str, ...]:
-    """RFC 8707: each ``resource`` must be an absolute URI without fragment that the client may address."""
+    """RFC 8707: each ``resource`` must be an absolute URI (issuer.uris) that the client may address."""
     if not resources:
         return (allowed[0],) if allowed else (default,)
     for resource in resources:
         if not is_resource_uri(resource):
-            raise InvalidTarget("resource must be an absolute URI without a fragment")
+            raise InvalidTarget(f"resource {uri_problem(resource)}")
         if resource not in allowed:
             raise InvalidTarget("resource not allowed for this client")
     return tuple(dict.fromkeys(resources))

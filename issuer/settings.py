@@ -104,7 +104,9 @@ class Settings(BaseSettings):
         "`X-Forwarded-For` entry that is not one of them (empty: the header is ignored).",
     )
     trust_forwarded_for: bool = Field(
-        False, description="Deprecated: `true` means `ISSUER_FORWARDED_ALLOW_IPS=*` (trust every peer as a proxy)."
+        False,
+        description="Deprecated (use `ISSUER_FORWARDED_ALLOW_IPS`): `true` trusts the direct peer as a proxy, "
+        "so the right-most `X-Forwarded-For` address is the client.",
     )
     max_header_bytes: int = Field(
         16384, ge=1024, le=1048576, description="Largest request head (request line and headers), bytes; beyond: 431."
@@ -167,12 +169,6 @@ class Settings(BaseSettings):
     @property
     def hash_threads(self) -> int:
         return self.password_hash_threads or max(1, (os.cpu_count() or 2) - 1)
-
-    @property
-    def trusted_proxies(self) -> list[str]:
-        if self.trust_forwarded_for and not self.forwarded_allow_ips:
-            return ["*"]
-        return self.forwarded_allow_ips
 
     @property
     def is_sqlite(self) -> bool:

@@ -154,7 +154,9 @@ def test_a_client_hanging_up_mid_body_is_no_server_error(server: ServeCommand) -
 
 
 # We answer 501 (RFC 9112 §6.1); the parser itself already refuses codings that do not end in chunked.
-@pytest.mark.parametrize(("coding", "status"), [(b"gzip, chunked", 501), (b"chunked, chunked", 400), (b"identity", 400)])
+@pytest.mark.parametrize(
+    ("coding", "status"), [(b"gzip, chunked", 501), (b"chunked, chunked", 400), (b"identity", 400)]
+)
 def test_a_transfer_coding_other_than_chunked_is_refused(server: ServeCommand, coding: bytes, status: int) -> None:
     with socket.create_connection(("127.0.0.1", port_of(server)), timeout=5) as sock:
         sock.sendall(

@@ -15,8 +15,13 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class TrustedProxies:
-    def __init__(self, allowed: list[str]) -> None:
+    """``allowed``: addresses and networks of trusted proxies, or ``*`` for every peer and hop.
+    ``trust_peer`` (the deprecated ISSUER_TRUST_FORWARDED_FOR): the direct peer is a proxy, so
+    the right-most forwarded address is the client unless it too is in ``allowed``."""
+
+    def __init__(self, allowed: list[str], *, trust_peer: bool = False) -> None:
         self._everyone = "*" in allowed
+        self._trust_peer = trust_peer
         self._networks: list[_Network] = [ipaddress.ip_network(a, strict=False) for a in allowed if a != "*"]
 
     def __contains__(self, host: str) -> bool:
@@ -29,7 +34,7 @@ class TrustedProxies:
         return any(address in network for network in self._networks)
 
     def client(self, peer: str, forwarded_for: str) -> str:
-        if peer not in self:
+        if not self._trust_peer and peer not in self:
             return peer
         hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
         if not hops:
@@ -43,7 +48,7 @@ class TrustedProxies:
 
     def apply(self, scope: Scope) -> None:
         """Rewrite ``scope["client"]`` when a trusted proxy forwarded the request."""
-        if not self._everyone and not self._networks:
+        if not (self._everyone or self._networks or self._trust_peer):
             return
         client = scope.get("client")
         if not client:
