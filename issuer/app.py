@@ -96,6 +96,9 @@ def _background(services: Services) -> list[asyncio.Task[None]]:
     if services.redis is None:
         # Without Redis, other processes' revocations reach this one's cache by polling.
         jobs.append((tick, services.revocations.cache.warm, "revocations"))
+    else:
+        # With Redis, polling still bounds what a failed cache write on another instance hides.
+        jobs.append((tick, services.revocations.poll, "revocations"))
     tasks = [asyncio.create_task(_every(seconds, job, name)) for seconds, job, name in jobs]
     tasks.append(asyncio.create_task(services.bus.listen(services.on_notification)))
     return tasks
