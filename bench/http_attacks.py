@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Slow and oversized requests against a real issuer: the figures behind README "HTTP limits".
 
-    .venv/bin/python bench/http_attacks.py [--plain-uvicorn] [--trickle 2000] [--megabytes 50]
+    .venv/bin/python bench/http_attacks.py [--plain-uvicorn [--uvicorn-arg=--http=h11 ...]] [--trickle 2000]
 
 Starts one issuer on a fresh SQLite database, as ``issuer serve`` (our limits) or, with
 ``--plain-uvicorn``, as bare ``uvicorn --factory issuer.asgi:build`` (no limits), then
@@ -33,6 +33,7 @@ class Serve(IssuerServer):
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--plain-uvicorn", action="store_true")
+    p.add_argument("--uvicorn-arg", action="append", default=[], help="e.g. --uvicorn-arg=--http=h11")
     p.add_argument("--trickle", type=int, default=2000)
     p.add_argument("--megabytes", type=int, default=50)
     p.add_argument("--header-timeout", type=float, default=10.0)
@@ -47,8 +48,8 @@ def main() -> None:
             "ISSUER_HEADER_TIMEOUT": str(args.header_timeout),
             "ISSUER_MAX_CONNECTIONS": str(args.trickle + 100),
         }
-        server_class = IssuerServer if args.plain_uvicorn else Serve
-        with server_class(env) as server:
+        server = IssuerServer(env, extra_args=args.uvicorn_arg) if args.plain_uvicorn else Serve(env)
+        with server:
             assert server.process is not None and server.port is not None
             pid = server.process.pid
             idle = rss_mib(pid)
