@@ -4,6 +4,9 @@ uvicorn holds a connection that trickles its request head or body forever, and h
 buffers an unterminated header without bound. Here each connection gets a deadline for its
 request head and one for its body, a cap on the head's size (431), and each worker a cap on
 open connections (503 at once, before anything is read). ``issuer serve`` selects this class.
+It hooks uvicorn's parser callbacks (``on_headers_complete``, ``on_message_complete``) and its
+``connections`` set; tests/test_http_limits.py exercises each limit against a real process, so an
+uvicorn upgrade that moves them fails there.
 """
 
 from __future__ import annotations

@@ -143,14 +143,18 @@ class AllowedMethods:
     def __init__(self, app: ASGIApp, routes: list[Route]) -> None:
         self.app = app
         self._routes = routes
-        self._static: dict[str, set[str]] = {}
-        for route in routes:
-            if "{" not in route.path:
-                self._static.setdefault(route.path, set()).update(route.methods or ())
+        # Paths without parameters (the token endpoint…) are looked up, not matched, per request.
+        self._static = {
+            route.path: self._scan({"type": "http", "path": route.path, "root_path": "", "method": "GET"})
+            for route in routes
+            if "{" not in route.path
+        }
 
     def _allowed(self, scope: Scope) -> set[str]:
-        if scope["path"] in self._static:
-            return self._static[scope["path"]]
+        known = self._static.get(scope["path"])
+        return known if known is not None else self._scan(scope)
+
+    def _scan(self, scope: Scope) -> set[str]:
         methods: set[str] = set()
         for route in self._routes:
             match, _ = route.matches(scope)
