@@ -100,7 +100,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().data_received(data)
         if self._in_head and self._head_bytes > self._limits.max_header_bytes and not self.transport.is_closing():
             # Checked after parsing, so a chunk carrying the end of the head plus body is fine.
-            self._linger("request head too large", _TOO_LARGE)
+            if self.cycle is None or self.cycle.response_complete:
+                self._linger("request head too large", _TOO_LARGE)
+            else:  # a pipelined head while an answer is still due: no room for ours
+                self._close("request head too large")
 
     def on_headers_complete(self) -> None:
         self._in_head = False
