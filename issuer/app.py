@@ -13,18 +13,32 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from issuer.errors import OAuthError, ProblemError
 from issuer.http import admin, discovery, oauth, openapi, token, users
-from issuer.http.middleware import RequestMiddleware
+from issuer.http.forwarded import TrustedProxies
+from issuer.http.middleware import AllowedMethods, BrowserCORS, RequestMiddleware
 from issuer.http.responses import handle_http_exception, handle_oauth_error, handle_problem, handle_unexpected
 from issuer.keyschedule import run_schedule_once
 from issuer.services import Clock, Services, open_services
 from issuer.settings import Settings
 
 log = logging.getLogger("issuer")
+
+
+# Endpoints a web page may call (CORS). Introspection is for resource servers, which are not
+# browsers; /admin and /account are never exposed to scripts of another origin.
+BROWSER_PATHS = frozenset(
+    {
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/.well-known/jwks.json",
+        "/oauth2/token",
+        "/oauth2/revoke",
+        "/userinfo",
+    }
+)
 
 
 def routes() -> list[Route]:
@@ -82,6 +96,9 @@ def _background(services: Services) -> list[asyncio.Task[None]]:
     if services.redis is None:
         # Without Redis, other processes' revocations reach this one's cache by polling.
         jobs.append((tick, services.revocations.cache.warm, "revocations"))
+    else:
+        # With Redis, polling still bounds what a failed cache write on another instance hides.
+        jobs.append((tick, services.revocations.poll, "revocations"))
     tasks = [asyncio.create_task(_every(seconds, job, name)) for seconds, job, name in jobs]
     tasks.append(asyncio.create_task(services.bus.listen(services.on_notification)))
     return tasks
@@ -109,26 +126,27 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             holder.pop("services", None)
             await services.close()
 
+    route_list = routes()
     middleware = [
         Middleware(
             RequestMiddleware,
             metrics=lambda: holder["services"].metrics if "services" in holder else None,
             max_body=settings.max_body_bytes,
             https=settings.url.startswith("https://"),
+            proxies=TrustedProxies(settings.forwarded_allow_ips, trust_peer=settings.trust_forwarded_for),
         ),
     ]
     if settings.cors_origins:
         middleware.append(
             Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type"],
-                max_age=600,
+                BrowserCORS,
+                paths=BROWSER_PATHS,
+                origins=settings.cors_origins,
             )
         )
-    return Starlette(
-        routes=routes(),
+    middleware.append(Middleware(AllowedMethods, routes=route_list))
+    app = Starlette(
+        routes=route_list,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={
@@ -138,3 +156,6 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             Exception: handle_unexpected,
         },
     )
+    # Starlette would redirect /path/ to /path with a Location built from the Host header.
+    app.router.redirect_slashes = False
+    return app

@@ -244,14 +244,21 @@ def _serve(args: argparse.Namespace) -> int:
     # uvicorn re-raises SIGTERM after a graceful shutdown; a no-op handler underneath turns a
     # clean drain into exit status 0, which process supervisors read as success.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    from issuer.httpserver import LimitedHttpToolsProtocol, Limits
+
+    LimitedHttpToolsProtocol.limits = Limits.from_settings(settings)  # spawned workers read the environment
     uvicorn.run(
         "issuer.asgi:build",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # Our httptools protocol adds head/body deadlines, a head-size cap and a connection cap.
+        http="issuer.httpserver:LimitedHttpToolsProtocol",
+        timeout_keep_alive=settings.keep_alive_timeout,
         access_log=False,
         log_config=None,
+        # The client address behind proxies is worked out by our middleware (ISSUER_FORWARDED_ALLOW_IPS).
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=20,

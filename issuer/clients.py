@@ -16,8 +16,9 @@ from dataclasses import replace
 
 from issuer.errors import InvalidClient
 from issuer.models import Client
-from issuer.scopes import is_resource_uri, is_scope_token
+from issuer.scopes import is_scope_token
 from issuer.storage.base import ClientStore
+from issuer.uris import uri_problem
 
 GRANT_TYPES = ("client_credentials", "password", "refresh_token")
 # Known clients and unknown ids are bounded apart, so a flood of made-up client_ids (which
@@ -45,9 +46,10 @@ def validate_client_fields(
     bad_scopes = [s for s in scopes if not is_scope_token(s)]
     if bad_scopes:
         raise ClientValidationError(f"invalid scope token(s): {' '.join(bad_scopes)}")
-    bad_aud = [a for a in audiences if not is_resource_uri(a)]
-    if bad_aud:
-        raise ClientValidationError(f"audiences must be absolute URIs: {' '.join(bad_aud)}")
+    for audience in audiences:
+        problem = uri_problem(audience)
+        if problem:
+            raise ClientValidationError(f"audience {audience[:100]!r} {problem}")
 
 
 class ClientRegistry:

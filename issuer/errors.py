@@ -27,6 +27,12 @@ class BodyTooLarge(InvalidRequest):
     status_code = 413
 
 
+class UnsupportedTransferCoding(InvalidRequest):
+    """RFC 9112 §6.1: a transfer coding we do not implement (only plain ``chunked`` is)."""
+
+    status_code = 501
+
+
 class InvalidClient(OAuthError):
     error = "invalid_client"
     status_code = 401

@@ -7,9 +7,9 @@ and ``issuer:introspect`` (registered on a client: it may introspect any access 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from issuer.errors import InvalidScope, InvalidTarget
+from issuer.uris import is_https_uri, uri_problem
 
 ADMIN_SCOPE = "issuer:admin"
 INTROSPECT_SCOPE = "issuer:introspect"
@@ -42,23 +42,21 @@ def grant_scope(requested: tuple[str, ...] | None, allowed: tuple[str, ...]) -> 
 
 
 def is_resource_uri(value: str) -> bool:
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return False
-    return bool(parts.scheme) and bool(parts.netloc or parts.path) and "#" not in value and value.isprintable()
+    return is_https_uri(value)
 
 
 def grant_audience(resources: list[str], allowed: tuple[str, ...], issuer: str) -> tuple[str, ...]:
-    """RFC 8707: each ``resource`` must be an absolute URI without fragment that the client may
+    """RFC 8707: each ``resource`` must be an absolute URI (issuer.uris) that the client may
     address. The issuer itself is always addressable: its own endpoints enforce their own rules
     (audience, scope, and the principal's standing), so naming it grants nothing by itself."""
     if not resources:
         return (allowed[0],) if allowed else (issuer,)
     for resource in resources:
+        if resource == issuer:
+            continue
         if not is_resource_uri(resource):
-            raise InvalidTarget("resource must be an absolute URI without a fragment")
-        if resource not in allowed and resource != issuer:
+            raise InvalidTarget(f"resource {uri_problem(resource)}")
+        if resource not in allowed:
             raise InvalidTarget("resource not allowed for this client")
     return tuple(dict.fromkeys(resources))
 

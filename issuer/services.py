@@ -210,7 +210,7 @@ async def open_services(
         else:
             limiter = LocalRateLimiter(clock)
             revocation_cache = LocalRevocationCache(store, clock)
-        revocations = Revocations(store, revocation_cache, clock)
+        revocations = Revocations(store, revocation_cache, clock, overlap=settings.clock_skew + 5.0)
         passwords = Passwords(
             settings.argon2_time_cost,
             settings.argon2_memory_kib,

@@ -6,6 +6,7 @@ configuration table, so the documentation cannot drift from the code.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -132,13 +133,44 @@ class Settings(BaseSettings):
         description="Seconds `POST /register` waits before answering 429 or 503, so a flood that ignores "
         "Retry-After gets one attempt per pause per connection (0: answer at once).",
     )
-    trust_forwarded_for: bool = Field(
-        False, description="Take the client IP from `X-Forwarded-For` (only behind a trusted proxy)."
+    forwarded_allow_ips: CommaList = Field(
+        [],
+        description="Addresses or CIDR ranges of the proxies in front of us. The client IP is the right-most "
+        "`X-Forwarded-For` entry that is not one of them (empty: the header is ignored).",
     )
+    trust_forwarded_for: bool = Field(
+        False,
+        description="Deprecated (use `ISSUER_FORWARDED_ALLOW_IPS`): `true` trusts the direct peer as a proxy, "
+        "so the right-most `X-Forwarded-For` address is the client.",
+    )
+    max_header_bytes: int = Field(
+        16384, ge=1024, le=1048576, description="Largest request head (request line and headers), bytes; beyond: 431."
+    )
+    header_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds a connection has to send a complete request head; then it is closed."
+    )
+    body_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds a request has to send its whole body once the head is in."
+    )
+    max_connections: int = Field(
+        1000, ge=1, le=100000, description="Open connections per worker process; beyond, new ones get 503 at once."
+    )
+    keep_alive_timeout: int = Field(5, ge=1, le=300, description="Seconds an idle kept-alive connection stays open.")
     cors_origins: CommaList = Field([], description="Origins allowed to call the token endpoints from a browser.")
     log_level: str = Field("INFO", description="Log level of the JSON logs.")
 
-    _split_lists = field_validator("roles", "cors_origins", mode="before")(_split)
+    _split_lists = field_validator("roles", "cors_origins", "forwarded_allow_ips", mode="before")(_split)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item != "*":
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"ISSUER_FORWARDED_ALLOW_IPS: {item!r} is not an IP address or network") from None
+        return value
 
     @field_validator("url")
     @classmethod

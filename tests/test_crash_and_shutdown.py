@@ -109,6 +109,8 @@ async def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
         # argon2 at its default cost, on one thread: the logins queue up behind each other
         # (and leave a CPU to this test's client on a small machine)
         ISSUER_PASSWORD_HASH_THREADS="1",
+        # ... and all of them may wait for it (the default queue would shed some with 503)
+        ISSUER_PASSWORD_HASH_QUEUE=str(LOGINS),
     )
     server = ServeCommand(setup.env, log_path=tmp_path / "server.log").start()
     writers: list[asyncio.StreamWriter] = []

@@ -247,6 +247,29 @@ def test_k8s_settings_are_real_settings() -> None:
     assert config["ISSUER_URL"].startswith("https://")
 
 
+HTTP_LIMITS = (
+    "ISSUER_MAX_HEADER_BYTES",
+    "ISSUER_HEADER_TIMEOUT",
+    "ISSUER_BODY_TIMEOUT",
+    "ISSUER_KEEP_ALIVE_TIMEOUT",
+    "ISSUER_MAX_CONNECTIONS",
+    "ISSUER_MAX_BODY_BYTES",
+)
+
+
+def test_compose_and_kubernetes_set_the_same_http_limits() -> None:
+    (compose,) = yaml_documents(DEPLOY / "compose.yaml")
+    environment = compose["services"]["issuer"]["environment"]
+    config = k8s("ConfigMap", "configmap.yaml")["data"]
+    for name in HTTP_LIMITS:
+        # compose: ${NAME:-default}, overridable from .env
+        match = re.fullmatch(r"\$\{(\w+):-([^}]*)\}", str(environment[name]))
+        assert match and match.group(1) == name, (name, environment[name])
+        assert match.group(2) == config[name], name
+        Settings(_env_file=None, **{name.removeprefix("ISSUER_").lower(): config[name]})  # type: ignore[arg-type]
+    assert "ISSUER_FORWARDED_ALLOW_IPS" in config and "ISSUER_TRUST_FORWARDED_FOR" not in config
+
+
 def container(manifest: dict[str, Any]) -> dict[str, Any]:
     (only,) = manifest["spec"]["template"]["spec"]["containers"]
     return only

@@ -4,8 +4,10 @@
 database decides). The Redis cache is trusted only while its warm marker exists: after a
 Redis restart or flush the marker is gone, so answers fall back to the database until the
 cache has been rebuilt from it. A failed cache write makes this instance answer from the
-database for a minute; the marker expires every minute, which bounds how long another
-instance can miss a revocation whose cache write failed while Redis itself stayed up.
+database for a minute; the marker expires every minute, so the cache is rebuilt at least that
+often. Until then another instance would miss a revocation whose cache write failed while
+Redis stayed up for it: ``Revocations.poll`` (issuer.tokens.validate) closes that gap within
+ISSUER_KEYRING_REFRESH_INTERVAL.
 """
 
 from __future__ import annotations

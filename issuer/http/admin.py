@@ -131,6 +131,9 @@ async def list_clients(request: Request) -> Response:
 async def create_client(request: Request) -> Response:
     admin = await _admin(request)
     data = await read_json(request, admin.services.settings.max_body_bytes)
+    unknown = sorted(set(data) - {"name", "grant_types", "scopes", "audiences", "public"})
+    if unknown:
+        raise _invalid(f"unknown field(s): {', '.join(u[:64] for u in unknown[:10])}")
     name = data.get("name")
     public = data.get("public", False)
     if not isinstance(name, str) or not isinstance(public, bool):

@@ -1,16 +1,24 @@
-"""One pure-ASGI middleware for what every request needs: a body-size guard, security headers,
-the latency histogram, and one JSON log line per request (no query strings, bodies or headers,
-so no secret or token is ever logged)."""
+"""Pure-ASGI middleware. ``RequestMiddleware`` does what every request needs: a body-size and
+transfer-coding guard, security headers, the client address behind trusted proxies, the latency
+histogram, and one JSON log line per request (no query strings, bodies or headers, so no secret
+or token is ever logged). ``BrowserCORS`` applies CORS to the endpoints meant for browsers only;
+``AllowedMethods`` answers OPTIONS and 405 with every method the path has."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from issuer.errors import BodyTooLarge
+from issuer.errors import BodyTooLarge, OAuthError, UnsupportedTransferCoding
+from issuer.http.forwarded import TrustedProxies
 from issuer.http.responses import oauth_error, problem
 from issuer.metrics import Metrics
 
@@ -25,11 +33,30 @@ _SECURITY_HEADERS = [
 ]
 
 
+# Status logged (never sent) when the client went away before its request was read.
+CLIENT_CLOSED_REQUEST = 499
+
+
+def _refusal(scope: Scope, exc: OAuthError, title: str) -> Response:
+    # OAuth endpoints answer in RFC 6749 §5.2 form, everything else as problem details.
+    if scope["path"].startswith("/oauth2/"):
+        return oauth_error(exc)
+    return problem(exc.status_code, title, exc.description)
+
+
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics | None], max_body: int, https: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Callable[[], Metrics | None],
+        max_body: int,
+        https: bool,
+        proxies: TrustedProxies | None = None,
+    ) -> None:
         self.app = app
         self._metrics = metrics
         self._max_body = max_body
+        self._proxies = proxies or TrustedProxies([])
         self._headers = _SECURITY_HEADERS + (
             [(b"strict-transport-security", b"max-age=31536000; includeSubDomains")] if https else []
         )
@@ -40,6 +67,8 @@ class RequestMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        outcome = ""
+        self._proxies.apply(scope)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -48,19 +77,21 @@ class RequestMiddleware:
                 message["headers"] = list(message.get("headers", [])) + self._headers
             await send(message)
 
-        length = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        coding = headers.get(b"transfer-encoding")
         try:
-            if length is not None and (not length.isdigit() or int(length) > self._max_body):
-                message = f"the body exceeds {self._max_body} bytes"
-                # OAuth endpoints answer in RFC 6749 §5.2 form, everything else as problem details.
-                response = (
-                    oauth_error(BodyTooLarge(message))
-                    if scope["path"].startswith("/oauth2/")
-                    else problem(413, "Content Too Large", message)
-                )
-                await response(scope, receive, send_wrapper)
+            if coding is not None and coding.strip().lower() != b"chunked":
+                refused = UnsupportedTransferCoding("only the chunked transfer coding is supported")
+                await _refusal(scope, refused, "Not Implemented")(scope, receive, send_wrapper)
+            elif length is not None and (not length.isdigit() or int(length) > self._max_body):
+                too_large = BodyTooLarge(f"the body exceeds {self._max_body} bytes")
+                await _refusal(scope, too_large, "Content Too Large")(scope, receive, send_wrapper)
             else:
                 await self.app(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            # The client hung up before sending its whole request: nothing to answer, not our fault.
+            status, outcome = CLIENT_CLOSED_REQUEST, "client disconnected"
         finally:
             elapsed = time.perf_counter() - started
             endpoint = scope.get("endpoint")
@@ -68,14 +99,80 @@ class RequestMiddleware:
             metrics = self._metrics()
             if metrics is not None:
                 metrics.request_latency.labels(scope["method"], route, str(status)).observe(elapsed)
-            log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"][:200],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "client": (scope.get("client") or ("-",))[0],
-                },
-            )
+            fields: dict[str, Any] = {
+                "method": scope["method"],
+                "path": scope["path"][:200],
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+                "client": (scope.get("client") or ("-",))[0],
+            }
+            if outcome:
+                fields["outcome"] = outcome
+            log.info("request", extra=fields)
+
+
+class BrowserCORS:
+    """CORS for ``origins`` on ``paths`` only: the admin and account APIs must never be readable
+    from a web page, whatever origins are configured."""
+
+    def __init__(self, app: ASGIApp, paths: frozenset[str], origins: list[str]) -> None:
+        self.app = app
+        self._paths = paths
+        self._cors = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self._paths:
+            await self._cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+class AllowedMethods:
+    """OPTIONS → 204 with ``Allow``; a method the path lacks → 405 with the full ``Allow``.
+
+    Starlette answers 405 from the first route whose path matches, so a path served by several
+    routes (GET, PATCH, DELETE) would list only one of them."""
+
+    def __init__(self, app: ASGIApp, routes: list[Route]) -> None:
+        self.app = app
+        self._routes = routes
+        # Paths without parameters (the token endpoint…) are looked up, not matched, per request.
+        self._static = {
+            route.path: self._scan({"type": "http", "path": route.path, "root_path": "", "method": "GET"})
+            for route in routes
+            if "{" not in route.path
+        }
+
+    def _allowed(self, scope: Scope) -> set[str]:
+        known = self._static.get(scope["path"])
+        return known if known is not None else self._scan(scope)
+
+    def _scan(self, scope: Scope) -> set[str]:
+        methods: set[str] = set()
+        for route in self._routes:
+            match, _ = route.matches(scope)
+            if match is not Match.NONE:
+                methods.update(route.methods or ())
+        return methods
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        allowed = self._allowed(scope)
+        if not allowed or (scope["method"] in allowed and scope["method"] != "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        allow = ", ".join(sorted(allowed | {"OPTIONS"}))
+        if scope["method"] == "OPTIONS":
+            response = Response(status_code=204, headers={"Allow": allow})
+        else:
+            response = problem(405, "Method Not Allowed", headers={"Allow": allow})
+        await response(scope, receive, send)

@@ -211,7 +211,11 @@ def _admin_schemas() -> dict[str, Schema]:
         "name": {"type": "string", "minLength": 1, "maxLength": 200},
         "grant_types": _GRANT_TYPES,
         "scopes": _STRINGS,
-        "audiences": _described(_array(_URI), "Absolute resource URIs the client's tokens may be issued for"),
+        "audiences": _described(
+            _array(_URI),
+            "Resource URIs the client's tokens may be issued for: absolute https (http only to a loopback host), "
+            "without user info or fragment",
+        ),
     }
     key_transition = _all_required(
         {"to": {"type": "string", "enum": ["active", "retired", "removed"]}, "at": _WHEN},
@@ -239,7 +243,7 @@ def _admin_schemas() -> dict[str, Schema]:
             ]
         },
         "ClientCreate": _object(
-            {**client_fields, "public": {"type": "boolean", "default": False}}, ["name", "grant_types"]
+            {**client_fields, "public": {"type": "boolean", "default": False}}, ["name", "grant_types"], closed=True
         ),
         "ClientUpdate": _object(
             {**client_fields, "disabled": {"type": "boolean"}},

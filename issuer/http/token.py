@@ -15,10 +15,8 @@ from issuer.services import Services
 
 
 def client_ip(request: Request, services: Services) -> str:
-    if services.settings.trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
+    """The client's address; behind trusted proxies RequestMiddleware has already put the
+    forwarded one in the scope (ISSUER_FORWARDED_ALLOW_IPS)."""
     return request.client.host if request.client else "unknown"
 
 

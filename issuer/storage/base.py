@@ -88,6 +88,10 @@ class RevocationStore(Protocol):
         """Every revoked id that has not yet expired, with its expiry (to warm caches)."""
         ...
 
+    async def revoked_after(self, since: float, now: float) -> list[tuple[str, float]]:
+        """Unexpired ids revoked after ``since`` (by any instance's clock), with their expiry."""
+        ...
+
     async def purge_revoked(self, now: float) -> int: ...
 
 

@@ -459,6 +459,13 @@ class SqlStorage:
         rows = await self.db.fetch("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > $1", now)
         return [(r["jti"], r["expires_at"]) for r in rows]
 
+    async def revoked_after(self, since: float, now: float) -> list[tuple[str, float]]:
+        # Narrowed by the expiry index first: only unexpired ids, a short list, are scanned.
+        rows = await self.db.fetch(
+            "SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > $1 AND revoked_at > $2", now, since
+        )
+        return [(r["jti"], r["expires_at"]) for r in rows]
+
     async def purge_revoked(self, now: float) -> int:
         return await self.db.execute("DELETE FROM revoked_tokens WHERE expires_at < $1", now)
 

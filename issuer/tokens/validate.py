@@ -53,20 +53,44 @@ def scopes(claims: dict[str, Any]) -> list[str]:
 
 
 class Revocations:
-    """Revoked access-token ids, durable in the database and cached (Redis or in-process)."""
+    """Revoked access-token ids, durable in the database and cached (Redis or in-process).
 
-    def __init__(self, store: RevocationStore, cache: RevocationCache, clock: Callable[[], float]) -> None:
+    A revocation whose cache write failed (Redis partitioned from the revoking instance only)
+    would be missed by the other instances until their Redis cache is rebuilt. So every
+    instance also polls the database for ids revoked since its last poll (``poll``, run every
+    ISSUER_KEYRING_REFRESH_INTERVAL) and answers from them first: that interval bounds the miss.
+    """
+
+    def __init__(
+        self, store: RevocationStore, cache: RevocationCache, clock: Callable[[], float], overlap: float = 60.0
+    ) -> None:
         self._store = store
         self.cache = cache
         self._clock = clock
+        # Polls reach back this far before the previous one: instances' clocks differ, and a
+        # revocation may commit a little after the time it records.
+        self._overlap = overlap
+        self._recent: dict[str, float] = {}
+        self._polled_at: float | None = None
 
     async def revoke(self, jti: str, expires_at: float) -> None:
         await self._store.revoke_jti(jti, expires_at, self._clock())
+        self._recent[jti] = expires_at
         await self.cache.add(jti, expires_at)
 
     async def is_revoked(self, jti: str) -> bool:
+        if jti in self._recent:
+            return True
         cached = await self.cache.contains(jti)
         return cached if cached is not None else await self._store.is_revoked(jti)
+
+    async def poll(self) -> None:
+        now = self._clock()
+        since = (self._polled_at if self._polled_at is not None else now) - self._overlap
+        found = await self._store.revoked_after(since, now)
+        self._recent = {jti: exp for jti, exp in self._recent.items() if exp > now}
+        self._recent.update(found)
+        self._polled_at = now
 
 
 class AccessTokenValidator:

@@ -29,6 +29,15 @@ async def test_revoked_since_lists_only_unexpired(storage: SqlStorage) -> None:
     assert await storage.revoked_since(NOW + 150) == [("live-b", NOW + 200)]
 
 
+async def test_revoked_after_lists_unexpired_ids_revoked_since_then(storage: SqlStorage) -> None:
+    await storage.revoke_jti("expired", NOW - 1, NOW + 10)
+    await storage.revoke_jti("earlier", NOW + 100, NOW - 60)
+    await storage.revoke_jti("later", NOW + 200, NOW + 5)
+    assert await storage.revoked_after(NOW, NOW) == [("later", NOW + 200)]
+    assert sorted(await storage.revoked_after(NOW - 100, NOW)) == [("earlier", NOW + 100), ("later", NOW + 200)]
+    assert await storage.revoked_after(NOW + 5, NOW) == []
+
+
 async def test_purge_removes_only_expired(storage: SqlStorage) -> None:
     await storage.revoke_jti("old", NOW - 1, NOW - 900)
     await storage.revoke_jti("live", NOW + 100, NOW)
