@@ -5,6 +5,7 @@ Every change is written to the audit log (who, what, when, from where) before it
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -24,6 +25,9 @@ from issuer.views import client_view, user_view
 from keys.lifecycle import NoSuchKey, NotYetSafe
 
 ADMIN_SCOPE = "issuer:admin"
+# ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() then refuses.
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_INT64_MAX = 2**63 - 1
 
 
 class _Admin:
@@ -46,14 +50,21 @@ async def _admin(request: Request) -> _Admin:
     return _Admin(request, services, claims)
 
 
+def _integer(request: Request, name: str, default: int, low: int, high: int, message: str) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
+        raise ProblemError(400, "Bad Request", message)
+    return int(raw)
+
+
 def _page(request: Request) -> tuple[int, str]:
-    raw = request.query_params.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
-        raise ProblemError(400, "Bad Request", "limit must be an integer from 1 to 500")
+    limit = _integer(request, "limit", 100, 1, 500, "limit must be an integer from 1 to 500")
     after = request.query_params.get("after", "")
     if len(after) > 256:
         raise ProblemError(400, "Bad Request", "after is too long")
-    return int(raw), after
+    return limit, after
 
 
 def _not_found(what: str) -> ProblemError:
@@ -278,10 +289,8 @@ async def revoke_user_sessions(request: Request) -> Response:
 async def list_audit(request: Request) -> Response:
     admin = await _admin(request)
     limit, _ = _page(request)
-    raw_before = request.query_params.get("before", "0")
-    if not raw_before.isdigit():
-        raise ProblemError(400, "Bad Request", "before must be an entry id")
-    entries = await admin.services.store.list_audit(limit=limit, before=int(raw_before))
+    before = _integer(request, "before", 0, 0, _INT64_MAX, "before must be an entry id (0 to 2**63-1)")
+    entries = await admin.services.store.list_audit(limit=limit, before=before)
     items = [
         {
             "id": e.id,

@@ -13,6 +13,9 @@ from issuer.errors import InvalidRequest, ProblemError
 from issuer.params import Params
 
 _MAX_FIELDS = 64
+# No endpoint takes JSON deeper than a list inside an object; 32 leaves room and keeps the
+# walk below cheap. (json.loads itself recurses: 5,000 levels raise RecursionError.)
+_MAX_JSON_DEPTH = 32
 
 
 class BodyTooLarge(Exception):
@@ -71,8 +74,28 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         raise ProblemError(413, "Content Too Large", f"the body exceeds {limit} bytes") from None
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ProblemError(400, "Bad Request", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ProblemError(400, "Bad Request", "the body must be a JSON object")
+    problem = _json_problem(data)
+    if problem:
+        raise ProblemError(400, "Bad Request", problem)
     return data
+
+
+def _json_problem(data: object) -> str | None:
+    """Nesting beyond _MAX_JSON_DEPTH, or a NUL in any key or string (never valid in a name, id or
+    password, and PostgreSQL text cannot hold one). Iterative, so depth cannot exhaust the stack."""
+    todo: list[tuple[object, int]] = [(data, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return "the body contains NUL characters"
+        elif isinstance(value, dict | list):
+            if depth > _MAX_JSON_DEPTH:
+                return f"the body is nested deeper than {_MAX_JSON_DEPTH} levels"
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            todo.extend((item, depth + 1) for item in items)
+    return None

@@ -8,10 +8,11 @@ import logging
 import time
 from collections.abc import Callable
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from issuer.errors import BodyTooLarge
-from issuer.http.responses import oauth_error, problem
+from issuer.http.responses import no_store_json, oauth_error, problem
 from issuer.metrics import Metrics
 
 log = logging.getLogger("issuer.access")
@@ -23,6 +24,21 @@ _SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"cross-origin-resource-policy", b"cross-origin"),
 ]
+
+
+def _refuse_nul(scope: Scope) -> Response | None:
+    """A NUL is never part of a valid id, cursor or parameter (and PostgreSQL text cannot hold one):
+    decided here, once, for every route. In the path nothing can be found (404); in the query
+    string the request is malformed (400). OAuth endpoints answer in RFC 6749 §5.2 form."""
+    if "\x00" in scope["path"]:
+        status, title, message = 404, "Not Found", "the path contains a NUL character"
+    elif b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]:
+        status, title, message = 400, "Bad Request", "the query string contains a NUL character"
+    else:
+        return None
+    if scope["path"].startswith("/oauth2/"):
+        return no_store_json({"error": "invalid_request", "error_description": message}, status)
+    return problem(status, title, message)
 
 
 class RequestMiddleware:
@@ -59,6 +75,8 @@ class RequestMiddleware:
                     else problem(413, "Content Too Large", message)
                 )
                 await response(scope, receive, send_wrapper)
+            elif (refusal := _refuse_nul(scope)) is not None:
+                await refusal(scope, receive, send_wrapper)
             else:
                 await self.app(scope, receive, send_wrapper)
         finally:
