@@ -16,10 +16,16 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
-from issuer.errors import OAuthError, ProblemError
+from issuer.errors import OAuthError, ProblemError, ServiceUnavailable
 from issuer.http import admin, discovery, oauth, openapi, token, users
 from issuer.http.middleware import RequestMiddleware
-from issuer.http.responses import handle_http_exception, handle_oauth_error, handle_problem, handle_unexpected
+from issuer.http.responses import (
+    handle_http_exception,
+    handle_oauth_error,
+    handle_problem,
+    handle_unavailable,
+    handle_unexpected,
+)
 from issuer.keyschedule import run_schedule_once
 from issuer.services import Clock, Services, open_services
 from issuer.settings import Settings
@@ -135,6 +141,7 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             OAuthError: handle_oauth_error,
             ProblemError: handle_problem,
             HTTPException: handle_http_exception,
+            ServiceUnavailable: handle_unavailable,
             Exception: handle_unexpected,
         },
     )

@@ -23,6 +23,7 @@ from issuer.services import Services
 from issuer.users import UserInputError
 from issuer.views import client_view, user_view
 from keys.lifecycle import NoSuchKey, NotYetSafe
+from keys.manager import ScheduleBusy
 
 ADMIN_SCOPE = "issuer:admin"
 # ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() then refuses.
@@ -64,7 +65,13 @@ def _page(request: Request) -> tuple[int, str]:
     after = request.query_params.get("after", "")
     if len(after) > 256:
         raise ProblemError(400, "Bad Request", "after is too long")
+    if "\x00" in after:
+        raise ProblemError(400, "Bad Request", "after contains a NUL character")
     return limit, after
+
+
+def _busy() -> ProblemError:
+    return ProblemError(409, "Conflict", "another key change won the race; retry", headers={"Retry-After": "1"})
 
 
 def _not_found(what: str) -> ProblemError:
@@ -110,6 +117,8 @@ async def rotate_keys(request: Request) -> Response:
             headers={"Retry-After": str(max(1, int(exc.safe_at - admin.services.clock()) + 1))},
             errors={"safe_at": int(exc.safe_at)},
         ) from None
+    except ScheduleBusy:
+        raise _busy() from None
     admin.services.metrics.key_rotations.labels("forced" if force == "true" else "manual").inc()
     activated = [c.kid for c in transition.changes if c.to_state.value == "active"]
     await admin.audit("keys.rotate", ",".join(activated), force=force == "true")
@@ -124,6 +133,8 @@ async def revoke_key(request: Request) -> Response:
         await admin.services.keys.revoke(kid)
     except NoSuchKey:
         raise _not_found("published key") from None
+    except ScheduleBusy:
+        raise _busy() from None
     admin.services.metrics.key_rotations.labels("revoked").inc()
     await admin.audit("keys.revoke", kid)
     return await _key_schedule(admin.services)

@@ -27,18 +27,15 @@ _SECURITY_HEADERS = [
 
 
 def _refuse_nul(scope: Scope) -> Response | None:
-    """A NUL is never part of a valid id, cursor or parameter (and PostgreSQL text cannot hold one):
-    decided here, once, for every route. In the path nothing can be found (404); in the query
-    string the request is malformed (400). OAuth endpoints answer in RFC 6749 §5.2 form."""
-    if "\x00" in scope["path"]:
-        status, title, message = 404, "Not Found", "the path contains a NUL character"
-    elif b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]:
-        status, title, message = 400, "Bad Request", "the query string contains a NUL character"
-    else:
+    """A NUL is never part of a valid path id (and PostgreSQL text cannot hold one): decided here,
+    once, for every route, as "nothing there" (404). Query parameters are refused where they are
+    parsed (issuer.http.admin._page)."""
+    if "\x00" not in scope["path"]:
         return None
+    message = "the path contains a NUL character"
     if scope["path"].startswith("/oauth2/"):
-        return no_store_json({"error": "invalid_request", "error_description": message}, status)
-    return problem(status, title, message)
+        return no_store_json({"error": "invalid_request", "error_description": message}, 404)
+    return problem(404, "Not Found", message)
 
 
 class RequestMiddleware:
