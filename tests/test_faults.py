@@ -92,6 +92,9 @@ async def test_a_dropped_database_answers_503_everywhere(
         token = await client_token(http, admin_id, admin_secret)
         headers = {"Authorization": f"Bearer {token}"}
         assert (await http.get("/admin/clients", headers=headers)).status_code == 200
+        paths = (await http.get("/openapi.json")).json()["paths"]
+        for path, method in [("/admin/clients", "get"), ("/register", "post"), ("/oauth2/token", "post")]:
+            assert "Retry-After" in paths[path][method]["responses"]["503"]["headers"], (method, path)
 
         await _admin(f'DROP DATABASE "{_name(own_pg)}" WITH (FORCE)')
         assert_unavailable(await http.get("/admin/clients", headers=headers))
