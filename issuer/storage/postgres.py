@@ -22,12 +22,19 @@ _OUTAGE = (
 )
 
 
+
 @contextmanager
-def _outage_is_unavailable() -> Iterator[None]:
+def _outage_is_unavailable(conn: asyncpg.Connection | None = None) -> Iterator[None]:
     try:
         yield
     except _OUTAGE as exc:
         raise DatabaseUnavailable(type(exc).__name__) from exc
+    except (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError) as exc:
+        # A connection the server cut mid-statement can surface as a client-side state error
+        # ("cannot switch to state …"); it is an outage when the connection is indeed gone.
+        if conn is not None and conn.is_closed():
+            raise DatabaseUnavailable(type(exc).__name__) from exc
+        raise
 
 
 def _rowcount(status: str) -> int:
@@ -46,15 +53,15 @@ class _Conn:
         self._conn = conn
 
     async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
-        with _outage_is_unavailable():
+        with _outage_is_unavailable(self._conn):
             return await self._conn.fetch(sql, *args)  # type: ignore[no-any-return]
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        with _outage_is_unavailable():
+        with _outage_is_unavailable(self._conn):
             return await self._conn.fetchrow(sql, *args)  # type: ignore[no-any-return]
 
     async def execute(self, sql: str, *args: Any) -> int:
-        with _outage_is_unavailable():
+        with _outage_is_unavailable(self._conn):
             return _rowcount(await self._conn.execute(sql, *args))
 
 
@@ -97,7 +104,7 @@ class PostgresDatabase:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
         async with self._acquire() as conn:
-            with _outage_is_unavailable():
+            with _outage_is_unavailable(conn):
                 async with conn.transaction():
                     yield _Conn(conn)
 
@@ -105,13 +112,13 @@ class PostgresDatabase:
     async def advisory_lock(self, name: str) -> AsyncIterator[bool]:
         lock_id = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         async with self._acquire() as conn:
-            with _outage_is_unavailable():
+            with _outage_is_unavailable(conn):
                 taken = await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_id)
             try:
                 yield bool(taken)
             finally:
                 if taken:
-                    with _outage_is_unavailable():
+                    with _outage_is_unavailable(conn):
                         await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
 
     async def run_script(self, script: str) -> None:
