@@ -73,6 +73,9 @@ async def _every(seconds: float, job: Callable[[], Awaitable[Any]], name: str) -
         await asyncio.sleep(seconds)
         try:
             await job()
+        except ServiceUnavailable as exc:
+            # An outage is not a bug: one line per tick, no traceback.
+            log.warning("background job %s: %s; will retry", name, type(exc.__cause__ or exc).__name__)
         except Exception:  # noqa: BLE001 - a background job must outlive a failed run
             log.exception("background job %s failed; will retry", name)
 

@@ -100,13 +100,27 @@ async def test_deeply_nested_json_to_the_admin_api_is_400(http: httpx.AsyncClien
     assert_problem(response, 400)
 
 
-async def test_json_nested_a_little_too_deep_is_400_and_a_nul_in_a_string_is_400(http: httpx.AsyncClient) -> None:
+async def test_json_nested_a_little_too_deep_is_400_and_a_nul_in_a_field_is_422(http: httpx.AsyncClient) -> None:
     deep: list[object] = []
     for _ in range(40):
         deep = [deep]
     assert_problem(await http.post("/register", json={"username": "deep", "password": "password-123", "x": deep}), 400)
     assert_problem(await http.post("/register", json=deep), 400)
     nul = {"username": "nul", "password": "pass\x00word-123"}
-    assert_problem(await http.post("/register", json=nul), 400)
+    assert "password" in assert_problem(await http.post("/register", json=nul), 422)["errors"]
     ok = {"username": "plain", "password": "password-123", "email": "plain@example.com"}
     assert (await http.post("/register", json=ok)).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "a\x00b", "grant_types": ["client_credentials"]},
+        {"name": "x", "grant_types": ["client_credentials"], "scopes": ["a\x00"]},
+        {"name": "x", "grant_types": ["client_credentials"], "audiences": ["https://api.example.com/\x00"]},
+        {"name": "x", "grant_types": ["client_\x00credentials"]},
+    ],
+)
+async def test_a_nul_in_a_client_field_is_422(http: httpx.AsyncClient, body: dict[str, object]) -> None:
+    headers = await admin_headers(http)
+    assert_problem(await http.post("/admin/clients", json=body, headers=headers), 422)
