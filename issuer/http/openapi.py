@@ -417,7 +417,7 @@ _CLIENT_AUTH: Responses = {
     "503": _oauth_error(f"temporarily_unavailable: {_UNAVAILABLE_TEXT}", "Retry-After"),
 }
 _JSON_BODY: Responses = {
-    "400": _problem("The body is not a JSON object, is nested too deep, or contains a NUL character"),
+    "400": _problem("The body is not a JSON object, or is nested more than 32 levels deep"),
     "413": _problem(_TOO_LARGE),
     "415": _problem("The body is not application/json"),
 }
@@ -587,15 +587,7 @@ def _account_paths() -> list[tuple[str, Schema]]:
 
     def user_op(handler: Handler, summary: str, *responses: Responses, **kwargs: Any) -> Schema:
         return _operation(
-            handler,
-            summary,
-            "account",
-            *responses,
-            _bearer_errors(),
-            not_active,
-            _UNAVAILABLE,
-            security=_USER_SECURITY,
-            **kwargs,
+            handler, summary, "account", *responses, _bearer_errors(), not_active, security=_USER_SECURITY, **kwargs
         )
 
     def account_action(handler: Handler, summary: str, body: str, field: str) -> Schema:
@@ -606,11 +598,12 @@ def _account_paths() -> list[tuple[str, Schema]]:
             _JSON_BODY,
             _invalid(f"Invalid fields (errors names them; a wrong {field} too)"),
             _RATE_LIMITED,
+            _UNAVAILABLE,
             body=_body(body),
         )
 
     def userinfo(suffix: str) -> Schema:
-        return user_op(users.userinfo, "Claims about the signed-in user", _ok("UserInfo"), suffix=suffix)
+        return user_op(users.userinfo, "Claims about the signed-in user", _ok("UserInfo"), _UNAVAILABLE, suffix=suffix)
 
     register = _operation(
         users.register,
