@@ -15,11 +15,17 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from issuer.errors import OAuthError, ProblemError
+from issuer.errors import OAuthError, ProblemError, ServiceUnavailable
 from issuer.http import admin, discovery, oauth, openapi, token, users
 from issuer.http.forwarded import TrustedProxies
 from issuer.http.middleware import AllowedMethods, BrowserCORS, RequestMiddleware
-from issuer.http.responses import handle_http_exception, handle_oauth_error, handle_problem, handle_unexpected
+from issuer.http.responses import (
+    handle_http_exception,
+    handle_oauth_error,
+    handle_problem,
+    handle_unavailable,
+    handle_unexpected,
+)
 from issuer.keyschedule import run_schedule_once
 from issuer.services import Clock, Services, open_services
 from issuer.settings import Settings
@@ -81,6 +87,9 @@ async def _every(seconds: float, job: Callable[[], Awaitable[Any]], name: str) -
         await asyncio.sleep(seconds)
         try:
             await job()
+        except ServiceUnavailable as exc:
+            # An outage is not a bug: one line per tick, no traceback.
+            log.warning("background job %s: %s; will retry", name, type(exc.__cause__ or exc).__name__)
         except Exception:  # noqa: BLE001 - a background job must outlive a failed run
             log.exception("background job %s failed; will retry", name)
 
@@ -153,6 +162,7 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             OAuthError: handle_oauth_error,
             ProblemError: handle_problem,
             HTTPException: handle_http_exception,
+            ServiceUnavailable: handle_unavailable,
             Exception: handle_unexpected,
         },
     )

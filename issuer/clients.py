@@ -27,6 +27,11 @@ _CACHE_LIMIT = 10_000
 _MISS_LIMIT = 1_000
 
 
+def _consume(future: asyncio.Future[Client | None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class ClientValidationError(ValueError):
     pass
 
@@ -134,12 +139,18 @@ class ClientRegistry:
                 return hit[0]
             if age < 2 * self._ttl:
                 if client_id not in self._loading:
-                    self._loading[client_id] = asyncio.ensure_future(self._load(client_id))
+                    self._start_load(client_id)
                 return hit[0]
-        loading = self._loading.get(client_id)
-        if loading is None:
-            loading = self._loading[client_id] = asyncio.ensure_future(self._load(client_id))
+        loading = self._loading.get(client_id) or self._start_load(client_id)
         return await asyncio.shield(loading)
+
+    def _start_load(self, client_id: str) -> asyncio.Future[Client | None]:
+        loading = self._loading[client_id] = asyncio.ensure_future(self._load(client_id))
+        # A background refresh has no awaiter, and a shielded one may lose its awaiter to a
+        # cancelled request: read the outcome here so a failed load (say, the database is down)
+        # is never reported as "Task exception was never retrieved". The next get() retries.
+        loading.add_done_callback(_consume)
+        return loading
 
     async def _load(self, client_id: str) -> Client | None:
         generation = self._generation

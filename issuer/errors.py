@@ -127,5 +127,12 @@ class PasswordsBusy(ProblemError):
         self.retry_after = retry_after
 
 
+class ServiceUnavailable(Exception):
+    """A dependency is down for now (the database): 503 + Retry-After, in the endpoint's format
+    (``temporarily_unavailable`` on /oauth2/*, problem details elsewhere). Nothing internal is shown."""
+
+    retry_after: ClassVar[int] = 5
+
+
 class ConfigurationError(Exception):
     """The issuer cannot start as configured; the message says what to set."""

@@ -24,7 +24,7 @@ from issuer.cache.redisconn import REDIS_ERRORS
 from issuer.cache.redisconn import connect as connect_redis
 from issuer.cache.revocations import LocalRevocationCache, RedisRevocationCache, RevocationCache
 from issuer.clients import ClientRegistry
-from issuer.errors import ConfigurationError
+from issuer.errors import ConfigurationError, ServiceUnavailable
 from issuer.metrics import Metrics
 from issuer.models import RefreshFamily
 from issuer.passwords import Passwords
@@ -92,7 +92,12 @@ class Services:
         """Every scope some client may request, recomputed at most once a minute."""
         at, scopes = self._scopes
         if self.clock() - at > 60:
-            scopes = await self.store.all_scopes()
+            try:
+                scopes = await self.store.all_scopes()
+            except ServiceUnavailable:
+                # Discovery stays up through a database outage (verifiers need jwks_uri, not
+                # scopes): serve the last list known (empty only if none was ever read).
+                return scopes
             self._scopes = (self.clock(), scopes)
         return scopes
 

@@ -25,9 +25,14 @@ from keys.lifecycle import (
 )
 from keys.store import KeyStore
 
-__all__ = ["KeyManager", "NotYetSafe"]
+__all__ = ["KeyManager", "NotYetSafe", "ScheduleBusy"]
 
 _ATTEMPTS = 5
+
+
+class ScheduleBusy(Exception):
+    """Concurrent changes (other instances rotating too) won every compare-and-swap we tried;
+    nothing was changed by us, and retrying in a moment will see the new schedule."""
 
 
 class KeyManager:
@@ -46,6 +51,10 @@ class KeyManager:
         self.alg = alg
         self.clock = clock
         self._on_change = on_change
+        # One change at a time per instance: concurrent requests here would only race each other
+        # (each plan is made from the same keys, one wins, the others retry). Across instances the
+        # compare-and-swap in apply_transition decides.
+        self._changing = asyncio.Lock()
 
     async def new_pending(self) -> SigningKey:
         kid, public, der = await asyncio.to_thread(generate_key, self.alg)
@@ -60,15 +69,16 @@ class KeyManager:
 
     async def _apply(self, plan: Callable[[list[SigningKey], SigningKey], Transition]) -> Transition:
         fresh = await self.new_pending()
-        for _ in range(_ATTEMPTS):
-            transition = plan(await self.store.list_keys(), fresh)
-            if not (transition.changes or transition.inserts or transition.deletes):
-                return transition
-            if await self.store.apply_transition(transition):
-                if self._on_change is not None:
-                    await self._on_change()
-                return transition
-        raise RuntimeError("key schedule kept changing under us; try again")
+        async with self._changing:
+            for _ in range(_ATTEMPTS):
+                transition = plan(await self.store.list_keys(), fresh)
+                if not (transition.changes or transition.inserts or transition.deletes):
+                    return transition
+                if await self.store.apply_transition(transition):
+                    if self._on_change is not None:
+                        await self._on_change()
+                    return transition
+        raise ScheduleBusy("the key schedule kept changing under us; try again")
 
     async def ensure_initial(self) -> None:
         keys = await self.store.list_keys()

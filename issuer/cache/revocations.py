@@ -88,6 +88,8 @@ class RedisRevocationCache:
         if marker is None:
             if self._warming is None or self._warming.done():
                 self._warming = asyncio.create_task(self.warm())
+                # Nobody awaits this rebuild; a failure (database down) is retried on the next miss.
+                self._warming.add_done_callback(lambda t: t.cancelled() or t.exception())
             return None
         if self._clock() < self._distrust_until:
             return None

@@ -6,6 +6,7 @@ Every change is written to the audit log (who, what, when, from where) before it
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -24,6 +25,11 @@ from issuer.tokens.principal import ADMIN, Principal
 from issuer.users import UserInputError
 from issuer.views import client_view, user_view
 from keys.lifecycle import NoSuchKey, NotYetSafe
+from keys.manager import ScheduleBusy
+
+# ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() then refuses.
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_INT64_MAX = 2**63 - 1
 
 
 class _Admin:
@@ -45,14 +51,27 @@ async def _admin(request: Request) -> _Admin:
     return _Admin(request, services, await bearer_principal(request, services, ADMIN))
 
 
+def _integer(request: Request, name: str, default: int, low: int, high: int, message: str) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
+        raise ProblemError(400, "Bad Request", message)
+    return int(raw)
+
+
 def _page(request: Request) -> tuple[int, str]:
-    raw = request.query_params.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
-        raise ProblemError(400, "Bad Request", "limit must be an integer from 1 to 500")
+    limit = _integer(request, "limit", 100, 1, 500, "limit must be an integer from 1 to 500")
     after = request.query_params.get("after", "")
     if len(after) > 256:
         raise ProblemError(400, "Bad Request", "after is too long")
-    return int(raw), after
+    if "\x00" in after:
+        raise ProblemError(400, "Bad Request", "after contains a NUL character")
+    return limit, after
+
+
+def _busy() -> ProblemError:
+    return ProblemError(409, "Conflict", "another key change won the race; retry", headers={"Retry-After": "1"})
 
 
 def _not_found(what: str) -> ProblemError:
@@ -98,6 +117,8 @@ async def rotate_keys(request: Request) -> Response:
             headers={"Retry-After": str(max(1, int(exc.safe_at - admin.services.clock()) + 1))},
             errors={"safe_at": int(exc.safe_at)},
         ) from None
+    except ScheduleBusy:
+        raise _busy() from None
     admin.services.metrics.key_rotations.labels("forced" if force == "true" else "manual").inc()
     activated = [c.kid for c in transition.changes if c.to_state.value == "active"]
     await admin.audit("keys.rotate", ",".join(activated), force=force == "true")
@@ -112,6 +133,8 @@ async def revoke_key(request: Request) -> Response:
         await admin.services.keys.revoke(kid)
     except NoSuchKey:
         raise _not_found("published key") from None
+    except ScheduleBusy:
+        raise _busy() from None
     admin.services.metrics.key_rotations.labels("revoked").inc()
     await admin.audit("keys.revoke", kid)
     return await _key_schedule(admin.services)
@@ -287,10 +310,8 @@ async def revoke_user_sessions(request: Request) -> Response:
 async def list_audit(request: Request) -> Response:
     admin = await _admin(request)
     limit, _ = _page(request)
-    raw_before = request.query_params.get("before", "0")
-    if not raw_before.isdigit():
-        raise ProblemError(400, "Bad Request", "before must be an entry id")
-    entries = await admin.services.store.list_audit(limit=limit, before=int(raw_before))
+    before = _integer(request, "before", 0, 0, _INT64_MAX, "before must be an entry id (0 to 2**63-1)")
+    entries = await admin.services.store.list_audit(limit=limit, before=before)
     items = [
         {
             "id": e.id,

@@ -13,6 +13,9 @@ from issuer.errors import InvalidRequest, ProblemError
 from issuer.params import Params
 
 _MAX_FIELDS = 64
+# No endpoint takes JSON deeper than a list inside an object; 32 leaves room and keeps the
+# walk below cheap. (json.loads itself recurses: 5,000 levels raise RecursionError.)
+_MAX_JSON_DEPTH = 32
 
 
 class BodyTooLarge(Exception):
@@ -71,8 +74,24 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         raise ProblemError(413, "Content Too Large", f"the body exceeds {limit} bytes") from None
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ProblemError(400, "Bad Request", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ProblemError(400, "Bad Request", "the body must be a JSON object")
+    if _depth(data) > _MAX_JSON_DEPTH:
+        raise ProblemError(400, "Bad Request", f"the body is nested deeper than {_MAX_JSON_DEPTH} levels")
     return data
+
+
+def _depth(data: object) -> int:
+    """How deeply objects and arrays nest; iterative, so no depth can exhaust the stack.
+    (Strings are checked by each field's validation, which refuses NUL and control characters.)"""
+    deepest, todo = 0, [(data, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            if depth > _MAX_JSON_DEPTH:
+                break
+            todo.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return deepest

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from issuer.errors import BodyTooLarge, OAuthError, UnsupportedTransferCoding
 from issuer.http.forwarded import TrustedProxies
-from issuer.http.responses import oauth_error, problem
+from issuer.http.responses import no_store_json, oauth_error, problem
 from issuer.metrics import Metrics
 
 log = logging.getLogger("issuer.access")
@@ -42,6 +42,18 @@ def _refusal(scope: Scope, exc: OAuthError, title: str) -> Response:
     if scope["path"].startswith("/oauth2/"):
         return oauth_error(exc)
     return problem(exc.status_code, title, exc.description)
+
+
+def _refuse_nul(scope: Scope) -> Response | None:
+    """A NUL is never part of a valid path id (and PostgreSQL text cannot hold one): decided here,
+    once, for every route, as "nothing there" (404). Query parameters are refused where they are
+    parsed (issuer.http.admin._page)."""
+    if "\x00" not in scope["path"]:
+        return None
+    message = "the path contains a NUL character"
+    if scope["path"].startswith("/oauth2/"):
+        return no_store_json({"error": "invalid_request", "error_description": message}, 404)
+    return problem(404, "Not Found", message)
 
 
 class RequestMiddleware:
@@ -87,6 +99,8 @@ class RequestMiddleware:
             elif length is not None and (not length.isdigit() or int(length) > self._max_body):
                 too_large = BodyTooLarge(f"the body exceeds {self._max_body} bytes")
                 await _refusal(scope, too_large, "Content Too Large")(scope, receive, send_wrapper)
+            elif (refusal := _refuse_nul(scope)) is not None:
+                await refusal(scope, receive, send_wrapper)
             else:
                 await self.app(scope, receive, send_wrapper)
         except ClientDisconnect:

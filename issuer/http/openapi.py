@@ -340,7 +340,10 @@ _PARAMETERS: dict[str, Schema] = {
     "limit": _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "Page size"),
     "after": _param("after", "query", {"type": "string", "maxLength": 256}, "Cursor: `next` of the previous page"),
     "before": _param(
-        "before", "query", {"type": "integer", "minimum": 0, "default": 0}, "Entries older than this id; 0 = newest"
+        "before",
+        "query",
+        {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0},
+        "Entries older than this id; 0 = newest",
     ),
     "force": _param(
         "force", "query", {"type": "boolean", "default": False}, "Activate the pending key even if not yet safe"
@@ -417,13 +420,17 @@ def _merge(*groups: Responses) -> Responses:
 _TOO_LARGE = "Body larger than the configured limit"
 # The request middleware refuses an oversized Content-Length on every route, before routing.
 _BODY_GUARD: Responses = {"413": _problem(_TOO_LARGE)}
+_UNAVAILABLE_TEXT = "The database is unavailable for now; retry after Retry-After seconds"
+# Every operation that reads the database answers 503 while it is down (issuer.errors.ServiceUnavailable).
+_UNAVAILABLE: Responses = {"503": _problem(_UNAVAILABLE_TEXT, "Retry-After")}
 _CLIENT_AUTH: Responses = {
     "400": _oauth_error("invalid_request: not a UTF-8 form, or a parameter missing or repeated"),
     "401": _oauth_error("invalid_client: client authentication failed", "WWW-Authenticate"),
     "413": _oauth_error(_TOO_LARGE),
+    "503": _oauth_error(f"temporarily_unavailable: {_UNAVAILABLE_TEXT}", "Retry-After"),
 }
 _JSON_BODY: Responses = {
-    "400": _problem("The body is not a JSON object"),
+    "400": _problem("The body is not a JSON object, or is nested more than 32 levels deep"),
     "413": _problem(_TOO_LARGE),
     "415": _problem("The body is not application/json"),
 }
@@ -468,7 +475,7 @@ _CLIENT_SECURITY: list[dict[str, list[str]]] = [
 ]  # {}: client_secret_post or a public client's client_id in the body
 _USER_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 _ADMIN_SECURITY = [{"bearer": [ADMIN_SCOPE]}]
-_ADMIN_ERRORS = _bearer_errors(ADMIN_SCOPE)
+_ADMIN_ERRORS = _merge(_bearer_errors(ADMIN_SCOPE), _UNAVAILABLE)
 
 
 def _operation(
@@ -617,6 +624,7 @@ def _account_paths() -> list[tuple[str, Schema]]:
             _invalid(f"Invalid fields (errors names them; a wrong {field} too)"),
             _RATE_LIMITED,
             _HASH_BUDGET_SPENT,
+            _UNAVAILABLE,
             body=_body(body),
         )
 
@@ -625,6 +633,7 @@ def _account_paths() -> list[tuple[str, Schema]]:
             users.userinfo,
             "Claims about the signed-in user",
             _ok("UserInfo"),
+            _UNAVAILABLE,
             suffix=suffix,
             description="A user's access token whose aud names this issuer, or that carries the openid scope "
             "(OIDC Core §5.3).",
@@ -641,6 +650,7 @@ def _account_paths() -> list[tuple[str, Schema]]:
         _invalid("Invalid or unknown fields, or a password the policy refuses (errors names them)"),
         {"429": _problem("Too many registrations from this address or in total", "Retry-After")},
         _HASH_BUDGET_SPENT,
+        _UNAVAILABLE,
         body=_body("Registration"),
     )
     return [
@@ -659,7 +669,8 @@ def _account_paths() -> list[tuple[str, Schema]]:
 
 def _admin_paths() -> list[tuple[str, Schema]]:
     keys = _ok("KeyList", "Every key after the change")
-    page_errors = _bad_query("limit is not 1 to 500, or after is too long")
+    page_errors = _bad_query("limit is not 1 to 500, or after is too long or contains a NUL")
+    busy = {"409": _problem("Another key change won the race; retry after Retry-After seconds", "Retry-After")}
     client_body_errors = (_JSON_BODY, _invalid("Invalid client fields"))
     user_change = (_ok("User", "The updated user"), _not_found("user"))
     rotate = _admin_op(
@@ -668,6 +679,7 @@ def _admin_paths() -> list[tuple[str, Schema]]:
         keys,
         _bad_query("force is not true or false"),
         {"409": _problem("The pending key is not yet in every JWKS cache (errors.safe_at)", "Retry-After")},
+        busy,
         parameters=["force"],
     )
     create = _admin_op(
@@ -688,7 +700,9 @@ def _admin_paths() -> list[tuple[str, Schema]]:
         _item("/admin/keys/rotate", post=rotate),
         _item(
             "/admin/keys/{kid}/revoke",
-            post=_admin_op(admin.revoke_key, "Revoke a key (unpublished at once)", keys, _not_found("published key")),
+            post=_admin_op(
+                admin.revoke_key, "Revoke a key (unpublished at once)", keys, _not_found("published key"), busy
+            ),
         ),
         _item(
             "/admin/clients",
@@ -753,7 +767,7 @@ def _admin_paths() -> list[tuple[str, Schema]]:
                 admin.list_audit,
                 "Audit log, newest first",
                 _ok("AuditPage"),
-                _bad_query("limit is not 1 to 500, or before is not an entry id"),
+                _bad_query("limit is not 1 to 500, or before is not an entry id (0 to 2**63-1)"),
                 parameters=["limit", "before"],
             ),
         ),

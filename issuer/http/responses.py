@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from issuer.errors import OAuthError, ProblemError
+from issuer.errors import OAuthError, ProblemError, ServiceUnavailable
 
 log = logging.getLogger("issuer.http")
 
@@ -58,6 +58,18 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     from http import HTTPStatus
 
     return problem(exc.status_code, HTTPStatus(exc.status_code).phrase, headers=dict(exc.headers or {}))
+
+
+async def handle_unavailable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceUnavailable)
+    # The cause is for the operator (one line, no traceback: an outage is not a bug); never for the client.
+    cause = type(exc.__cause__ or exc).__name__
+    log.warning("dependency unavailable on %s %s: %s", request.method, request.url.path, cause)
+    headers = {"Retry-After": str(exc.retry_after)}
+    if request.url.path.startswith("/oauth2/"):
+        body = {"error": "temporarily_unavailable", "error_description": "the service is unavailable; retry later"}
+        return no_store_json(body, 503, headers)
+    return problem(503, "Service Unavailable", "a dependency is unavailable; retry later", headers)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

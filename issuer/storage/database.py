@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, Protocol
 
+from issuer.errors import ServiceUnavailable
+
 Row = Mapping[str, Any]
 
 
@@ -36,5 +38,6 @@ class Database(Executor, Protocol):
     async def close(self) -> None: ...
 
 
-class DatabaseUnavailable(Exception):
-    pass
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached or is refusing work right now; each adapter maps its own
+    driver's outage errors to this, so callers and the HTTP layer see one type."""

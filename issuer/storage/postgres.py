@@ -3,13 +3,38 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Literal
 
 import asyncpg
 
-from issuer.storage.database import Executor, Row
+from issuer.storage.database import DatabaseUnavailable, Executor, Row
+
+# The server is unreachable, gone, shutting down, out of connections or cancelled our statement:
+# none of these is the request's fault, and a retry later may succeed. (TimeoutError is an OSError.)
+_OUTAGE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.InvalidCatalogNameError,
+)
+
+
+
+@contextmanager
+def _outage_is_unavailable(conn: asyncpg.Connection | None = None) -> Iterator[None]:
+    try:
+        yield
+    except _OUTAGE as exc:
+        raise DatabaseUnavailable(type(exc).__name__) from exc
+    except (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError) as exc:
+        # A connection the server cut mid-statement can surface as a client-side state error
+        # ("cannot switch to state …"); it is an outage when the connection is indeed gone.
+        if conn is not None and conn.is_closed():
+            raise DatabaseUnavailable(type(exc).__name__) from exc
+        raise
 
 
 def _rowcount(status: str) -> int:
@@ -28,13 +53,16 @@ class _Conn:
         self._conn = conn
 
     async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
-        return await self._conn.fetch(sql, *args)  # type: ignore[no-any-return]
+        with _outage_is_unavailable(self._conn):
+            return await self._conn.fetch(sql, *args)  # type: ignore[no-any-return]
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        return await self._conn.fetchrow(sql, *args)  # type: ignore[no-any-return]
+        with _outage_is_unavailable(self._conn):
+            return await self._conn.fetchrow(sql, *args)  # type: ignore[no-any-return]
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return _rowcount(await self._conn.execute(sql, *args))
+        with _outage_is_unavailable(self._conn):
+            return _rowcount(await self._conn.execute(sql, *args))
 
 
 class PostgresDatabase:
@@ -48,30 +76,50 @@ class PostgresDatabase:
         pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, command_timeout=30, reset=_no_reset)
         return cls(pool)
 
+    @asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            conn = await self._pool.acquire()
+        except (*_OUTAGE, asyncpg.PostgresError) as exc:
+            # Whatever keeps us from getting a connection (refused, database gone or closed to
+            # connections, too many clients) means the database is unavailable to us for now.
+            raise DatabaseUnavailable(type(exc).__name__) from exc
+        try:
+            yield conn
+        finally:
+            await self._pool.release(conn)
+
     async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
-        return await self._pool.fetch(sql, *args)  # type: ignore[no-any-return]
+        async with self._acquire() as conn:
+            return await _Conn(conn).fetch(sql, *args)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        return await self._pool.fetchrow(sql, *args)  # type: ignore[no-any-return]
+        async with self._acquire() as conn:
+            return await _Conn(conn).fetchrow(sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return _rowcount(await self._pool.execute(sql, *args))
+        async with self._acquire() as conn:
+            return await _Conn(conn).execute(sql, *args)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            yield _Conn(conn)
+        async with self._acquire() as conn:
+            with _outage_is_unavailable(conn):
+                async with conn.transaction():
+                    yield _Conn(conn)
 
     @asynccontextmanager
     async def advisory_lock(self, name: str) -> AsyncIterator[bool]:
         lock_id = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        async with self._pool.acquire() as conn:
-            taken = await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_id)
+        async with self._acquire() as conn:
+            with _outage_is_unavailable(conn):
+                taken = await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_id)
             try:
                 yield bool(taken)
             finally:
                 if taken:
-                    await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
+                    with _outage_is_unavailable(conn):
+                        await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
 
     async def run_script(self, script: str) -> None:
         async with self._pool.acquire() as conn, conn.transaction():

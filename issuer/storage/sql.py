@@ -485,9 +485,11 @@ class SqlStorage:
         )
 
     async def list_audit(self, *, limit: int, before: int = 0) -> list[AuditEntry]:
-        rows = await self.db.fetch(
-            "SELECT * FROM audit_log WHERE ($1 = 0 OR id < $1) ORDER BY id DESC LIMIT $2", before, limit
-        )
+        # Two statements rather than "$1 = 0 OR id < $1": there asyncpg would type $1 as int4.
+        if before:
+            rows = await self.db.fetch("SELECT * FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2", before, limit)
+        else:
+            rows = await self.db.fetch("SELECT * FROM audit_log ORDER BY id DESC LIMIT $1", limit)
         return [
             AuditEntry(
                 id=r["id"],

@@ -10,17 +10,29 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import aiosqlite
 
-from issuer.storage.database import Executor, Row
+from issuer.storage.database import DatabaseUnavailable, Executor, Row
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
+# OperationalError also means bad SQL; only these messages mean "the file cannot serve us now".
+_OUTAGE_MESSAGES = ("database is locked", "unable to open", "disk i/o error", "database or disk is full")
+
+
+@contextmanager
+def _outage_is_unavailable() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if any(m in str(exc).lower() for m in _OUTAGE_MESSAGES):
+            raise DatabaseUnavailable(str(exc)) from exc
+        raise
 
 
 @lru_cache(maxsize=512)
@@ -33,16 +45,19 @@ class _Tx:
         self._conn = conn
 
     async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
-        async with self._conn.execute(_translate(sql), args) as cur:
-            return await cur.fetchall()  # type: ignore[return-value]
+        with _outage_is_unavailable():
+            async with self._conn.execute(_translate(sql), args) as cur:
+                return await cur.fetchall()  # type: ignore[return-value]
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        async with self._conn.execute(_translate(sql), args) as cur:
-            return await cur.fetchone()  # type: ignore[return-value]
+        with _outage_is_unavailable():
+            async with self._conn.execute(_translate(sql), args) as cur:
+                return await cur.fetchone()  # type: ignore[return-value]
 
     async def execute(self, sql: str, *args: Any) -> int:
-        async with self._conn.execute(_translate(sql), args) as cur:
-            return cur.rowcount
+        with _outage_is_unavailable():
+            async with self._conn.execute(_translate(sql), args) as cur:
+                return cur.rowcount
 
 
 class SqliteDatabase:
@@ -80,14 +95,20 @@ class SqliteDatabase:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            with _outage_is_unavailable():
+                await self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._tx
             except BaseException:
                 await self._conn.execute("ROLLBACK")
                 raise
             else:
-                await self._conn.execute("COMMIT")
+                try:
+                    with _outage_is_unavailable():
+                        await self._conn.execute("COMMIT")
+                except DatabaseUnavailable:
+                    await self._conn.execute("ROLLBACK")
+                    raise
 
     @asynccontextmanager
     async def advisory_lock(self, name: str) -> AsyncIterator[bool]:
