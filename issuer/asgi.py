@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from issuer.app import create_app
-from issuer.logs import configure_logging
+from issuer.observability.logs import configure_logging
 from issuer.settings import Settings
 
 

@@ -13,13 +13,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from issuer.accounts.users import Conflict, UserInputError, parse_registration
+from issuer.accounts.views import client_view, user_view
 from issuer.errors import ConfigurationError
-from issuer.logs import configure_logging
 from issuer.models import User
+from issuer.observability.logs import configure_logging
 from issuer.services import Services, open_services
 from issuer.settings import Settings
-from issuer.users import Conflict, UserInputError, parse_registration
-from issuer.views import client_view, user_view
 from keys.envelope import new_kek
 from keys.lifecycle import NoSuchKey, NotYetSafe
 
@@ -153,7 +153,7 @@ async def users_disable(services: Services, args: argparse.Namespace) -> int:
 
 
 async def users_import(services: Services, args: argparse.Namespace) -> int:
-    from issuer.userimport import import_users
+    from issuer.accounts.importer import import_users
 
     report = await import_users(services.users, args.file)
     print(f"imported {report.imported}, already present {report.conflicts}, invalid {len(report.errors)}")
@@ -171,7 +171,7 @@ def _next(row: dict[str, Any]) -> str:
 
 
 async def keys_list(services: Services, args: argparse.Namespace) -> int:
-    from issuer.keyinfo import describe_keys
+    from keys.info import describe_keys
 
     rows = describe_keys(await services.store.list_keys(), services.keys.policy, services.clock())
     if args.json:
@@ -206,7 +206,7 @@ async def keys_revoke(services: Services, args: argparse.Namespace) -> int:
 
 
 async def keys_rewrap(services: Services, args: argparse.Namespace) -> int:
-    from issuer.serversecrets import rewrap_all
+    from keys.secrets import rewrap_all
 
     keys = await services.keys.rewrap()
     secrets_ = await rewrap_all(services.store, services.envelope)
@@ -244,7 +244,7 @@ def _serve(args: argparse.Namespace) -> int:
     # uvicorn re-raises SIGTERM after a graceful shutdown; a no-op handler underneath turns a
     # clean drain into exit status 0, which process supervisors read as success.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    from issuer.httpserver import LimitedHttpToolsProtocol, Limits
+    from issuer.http.server import LimitedHttpToolsProtocol, Limits
 
     LimitedHttpToolsProtocol.limits = Limits.from_settings(settings)  # spawned workers read the environment
     uvicorn.run(
@@ -254,7 +254,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         # Our httptools protocol adds head/body deadlines, a head-size cap and a connection cap.
-        http="issuer.httpserver:LimitedHttpToolsProtocol",
+        http="issuer.http.server:LimitedHttpToolsProtocol",
         timeout_keep_alive=settings.keep_alive_timeout,
         access_log=False,
         log_config=None,

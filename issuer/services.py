@@ -18,28 +18,28 @@ from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 
+from issuer.accounts.passwords import Passwords
+from issuer.accounts.users import RoleHierarchy, Users
 from issuer.cache.bus import Bus
 from issuer.cache.limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from issuer.cache.redisconn import REDIS_ERRORS
 from issuer.cache.redisconn import connect as connect_redis
 from issuer.cache.revocations import LocalRevocationCache, RedisRevocationCache, RevocationCache
-from issuer.clients import ClientRegistry
 from issuer.errors import ConfigurationError, ServiceUnavailable
-from issuer.metrics import Metrics
 from issuer.models import RefreshFamily
-from issuer.passwords import Passwords
-from issuer.serversecrets import load_or_create
+from issuer.oauth.clients import ClientRegistry
+from issuer.observability.metrics import Metrics
 from issuer.settings import Settings
 from issuer.storage import SqlStorage, open_database
 from issuer.storage.migrate import migrate, pending_migrations
 from issuer.tokens.access import AccessTokens
 from issuer.tokens.refresh import RefreshPolicy, RefreshTokens
 from issuer.tokens.validate import AccessTokenValidator, Revocations
-from issuer.users import RoleHierarchy, Users
 from keys.envelope import Envelope, EnvelopeError, new_kek, parse_keks
 from keys.keyring import Keyring
 from keys.lifecycle import Policy
 from keys.manager import KeyManager
+from keys.secrets import load_or_create
 
 log = logging.getLogger("issuer")
 

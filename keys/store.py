@@ -1,4 +1,4 @@
-"""The narrow storage interface the key lifecycle needs; issuer.storage implements it."""
+"""The narrow storage interfaces the key lifecycle and server secrets need; issuer.storage implements them."""
 
 from __future__ import annotations
 
@@ -17,3 +17,13 @@ class KeyStore(Protocol):
         ...
 
     async def replace_ciphertext(self, kid: str, old: bytes, new: bytes) -> bool: ...
+
+
+class SecretStore(Protocol):
+    async def get_secret(self, name: str) -> bytes | None: ...
+    async def put_secret_if_absent(self, name: str, ciphertext: bytes, now: float) -> bytes:
+        """Store unless present; return whichever ciphertext is stored (first writer wins)."""
+        ...
+
+    async def list_secrets(self) -> dict[str, bytes]: ...
+    async def replace_secret(self, name: str, old: bytes, new: bytes) -> bool: ...

@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 
-from issuer.users import NewUser
+from issuer.accounts.users import NewUser
 from tests.conftest import FAST, FakeClock, assert_problem, make_client, running_app, services_of
 from tests.users_helpers import PASSWORD, Client, client_auth
 

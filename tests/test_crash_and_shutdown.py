@@ -26,9 +26,9 @@ import httpx
 import jwt
 import pytest
 
+from issuer.accounts.users import NewUser
 from issuer.services import open_services
 from issuer.settings import Settings
-from issuer.users import NewUser
 from keys.envelope import new_kek
 from tests.conftest import run_cli, sqlite_file_url
 from tests.servers import IssuerServer

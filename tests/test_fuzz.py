@@ -39,7 +39,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from issuer.users import NewUser
+from issuer.accounts.users import NewUser
 from tests.conftest import make_client, services_of
 from tests.test_admin_api import client_token
 from tests.users_helpers import first_party, login

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from issuer.http.forwarded import TrustedProxies
-from issuer.uris import is_https_uri
+from issuer.oauth.uris import is_https_uri
 from tests.conftest import assert_problem, make_client
 from tests.test_admin_api import Admin, admin  # noqa: F401 - the fixture, as the admin API tests get it
 from tests.test_rate_limits import assert_limited, setup_login

@@ -19,9 +19,9 @@ import httpx
 import jwt
 import pytest
 
-from issuer.serversecrets import secret_aad
 from keys.envelope import Envelope, new_kek, parse_keks
 from keys.keyring import private_key_aad
+from keys.secrets import secret_aad
 from tests.conftest import run_cli, sqlite_file_url
 from tests.servers import IssuerServer, ServerFailed
 

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 API = "https://api.example.com"
 ISSUER = "https://issuer.example.com"
-CLIENT_CACHE_TTL = 5.0  # issuer.clients.ClientRegistry default
+CLIENT_CACHE_TTL = 5.0  # issuer.oauth.clients.ClientRegistry default
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import jwt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from issuer.logs import JsonFormatter
+from issuer.observability.logs import JsonFormatter
 from issuer.settings import Settings
 from tests.conftest import FakeClock, make_client, running_app, services_of
 from tests.servers import free_port

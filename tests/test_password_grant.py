@@ -14,7 +14,7 @@ import httpx
 import jwt
 import pytest
 
-from issuer.users import NewUser
+from issuer.accounts.users import NewUser
 from tests.conftest import make_client, services_of
 
 AUDIENCE = "https://api.example.com"

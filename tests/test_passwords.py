@@ -1,4 +1,4 @@
-"""Password hashing (issuer.passwords): argon2id at the configured (OWASP) parameters, legacy
+"""Password hashing (issuer.accounts.passwords): argon2id at the configured (OWASP) parameters, legacy
 bcrypt hashes that verify and are replaced, and a dummy verification for unknown users."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import bcrypt
 import pytest
 from argon2 import PasswordHasher
 
-from issuer.passwords import Passwords, is_supported_hash
+from issuer.accounts.passwords import Passwords, is_supported_hash
+from issuer.accounts.users import NewUser, RoleHierarchy, UserInputError, Users
 from issuer.resources import cpu_quota, hash_concurrency, memory_limit
 from issuer.settings import Settings
-from issuer.users import NewUser, RoleHierarchy, UserInputError, Users
 from tests.conftest import FakeClock, make_client, running_app, services_of
 
 

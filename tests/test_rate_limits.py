@@ -14,8 +14,8 @@ import jwt
 import pytest
 import redis
 
+from issuer.accounts.users import NewUser
 from issuer.settings import Settings
-from issuer.users import NewUser
 from tests.conftest import FAST, FakeClock, make_client, running_app, services_of, unavailable
 from tests.servers import RedisServer
 from tests.users_helpers import PASSWORD, Client, first_party

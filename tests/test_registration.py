@@ -12,8 +12,8 @@ import httpx
 import jwt
 import pytest
 
+from issuer.accounts.users import NewUser
 from issuer.settings import Settings
-from issuer.users import NewUser
 from tests.conftest import FAST, FakeClock, assert_problem, make_client, running_app, services_of
 
 
@@ -371,7 +371,7 @@ async def test_password_policy_refuses_with_a_clear_message(
 
 
 def test_the_bundled_common_password_list_has_at_least_ten_thousand_entries() -> None:
-    from issuer.passwordpolicy import PASSWORD_MIN, common_passwords
+    from issuer.accounts.policy import PASSWORD_MIN, common_passwords
 
     entries = common_passwords()
     assert len(entries) >= 10_000
@@ -413,7 +413,7 @@ async def test_logins_go_before_waiting_registrations_and_a_full_queue_sheds_wit
 ) -> None:
     """One hash thread: a registration hashes, a second waits (one may wait per thread), a third
     is shed with 503 + Retry-After; a login arriving last is served before the waiting one."""
-    from issuer.hashbudget import Kind
+    from issuer.accounts.hashbudget import Kind
 
     async with start(**SLOW_HASH) as http:
         services = services_of(http)
@@ -449,7 +449,7 @@ async def test_logins_go_before_waiting_registrations_and_a_full_queue_sheds_wit
 
 
 async def test_a_login_beyond_the_queue_gets_503_temporarily_unavailable(start: Callable[..., Any]) -> None:
-    from issuer.hashbudget import Kind
+    from issuer.accounts.hashbudget import Kind
 
     async with start(**SLOW_HASH, password_hash_queue=1, rate_limit_login_per_user=0) as http:
         services = services_of(http)

@@ -14,9 +14,9 @@ import httpx
 import jwt
 import pytest
 
+from issuer.accounts.users import NewUser
 from issuer.services import open_services
 from issuer.settings import Settings
-from issuer.users import NewUser
 from tests.conftest import TEST_KEK
 from tests.servers import IssuerServer
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from issuer.users import NewUser
+from issuer.accounts.users import NewUser
 from tests.conftest import FakeClock, make_client, services_of
 from tests.users_helpers import PASSWORD, Client, first_party
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from issuer.users import NewUser
+from issuer.accounts.users import NewUser
 from tests.conftest import make_client, services_of
 
 Client = tuple[str, str | None]

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from issuer.models import Client
-from issuer.params import Params
+from issuer.oauth.params import Params
 from issuer.services import Services
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from issuer.errors import UnauthorizedClient
 from issuer.grants.base import GrantRequest, bearer_response
-from issuer.scopes import grant_audience, grant_scope, parse_scope, settle_admin_scope
+from issuer.oauth.scopes import grant_audience, grant_scope, parse_scope, settle_admin_scope
 from issuer.services import Services
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from issuer.accounts.names import username_key
 from issuer.errors import InvalidGrant, PasswordsBusy, RateLimited, TemporarilyUnavailable
 from issuer.grants.base import GrantRequest, bearer_response
-from issuer.names import username_key
-from issuer.scopes import grant_audience, grant_scope, parse_scope, settle_admin_scope
+from issuer.oauth.scopes import grant_audience, grant_scope, parse_scope, settle_admin_scope
 from issuer.services import Services
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from issuer.errors import InvalidGrant, InvalidScope, InvalidTarget
 from issuer.grants.base import GrantRequest, bearer_response
 from issuer.models import RefreshToken, User
-from issuer.scopes import parse_scope, settle_admin_scope
+from issuer.oauth.scopes import parse_scope, settle_admin_scope
 from issuer.services import Services
 
 

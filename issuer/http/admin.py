@@ -12,18 +12,18 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from issuer.clients import ClientValidationError
+from issuer.accounts.users import UserInputError
+from issuer.accounts.views import client_view, user_view
 from issuer.errors import ProblemError
 from issuer.http.bearer import bearer_principal
 from issuer.http.forms import read_json
 from issuer.http.responses import no_store_json
 from issuer.http.token import client_ip
-from issuer.keyinfo import describe_keys
 from issuer.models import Client
+from issuer.oauth.clients import ClientValidationError
 from issuer.services import Services
 from issuer.tokens.principal import ADMIN, Principal
-from issuer.users import UserInputError
-from issuer.views import client_view, user_view
+from keys.info import describe_keys
 from keys.lifecycle import NoSuchKey, NotYetSafe
 from keys.manager import ScheduleBusy
 

@@ -10,10 +10,10 @@ from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 
-from issuer.clients import ClientRegistry
 from issuer.errors import InvalidClient, InvalidRequest
 from issuer.models import Client
-from issuer.params import Params
+from issuer.oauth.clients import ClientRegistry
+from issuer.oauth.params import Params
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 

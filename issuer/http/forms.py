@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from issuer.errors import BodyTooLarge as BodyTooLargeError
 from issuer.errors import InvalidRequest, ProblemError
-from issuer.params import Params
+from issuer.oauth.params import Params
 
 _MAX_FIELDS = 64
 # No endpoint takes JSON deeper than a list inside an object; 32 leaves room and keeps the

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from issuer.errors import BodyTooLarge, OAuthError, UnsupportedTransferCoding
 from issuer.http.forwarded import TrustedProxies
 from issuer.http.responses import no_store_json, oauth_error, problem
-from issuer.metrics import Metrics
+from issuer.observability.metrics import Metrics
 
 log = logging.getLogger("issuer.access")
 

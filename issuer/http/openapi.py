@@ -16,14 +16,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from issuer.clients import GRANT_TYPES
+from issuer.accounts.users import PASSWORD_MAX, PASSWORD_MIN, USERNAME
 from issuer.errors import OAuthError
 from issuer.http import admin, discovery, oauth, token, users
 from issuer.http.clientauth import AUTH_METHODS
 from issuer.http.responses import json_response
-from issuer.scopes import ADMIN_SCOPE
+from issuer.oauth.clients import GRANT_TYPES
+from issuer.oauth.scopes import ADMIN_SCOPE
 from issuer.services import Services
-from issuer.users import PASSWORD_MAX, PASSWORD_MIN, USERNAME
 from keys.lifecycle import KeyState
 
 Schema = dict[str, Any]

@@ -8,6 +8,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from issuer.accounts.users import Conflict, UserInputError, check_password, parse_registration
+from issuer.accounts.views import user_view
 from issuer.errors import InvalidToken, PasswordsBusy, ProblemError
 from issuer.grants.password import limit_login_attempts
 from issuer.http.bearer import bearer_principal
@@ -17,8 +19,6 @@ from issuer.http.token import client_ip
 from issuer.models import User
 from issuer.services import Services
 from issuer.tokens.principal import ACCOUNT, USERINFO, Rule
-from issuer.users import Conflict, UserInputError, check_password, parse_registration
-from issuer.views import user_view
 
 
 def _invalid(errors: dict[str, str]) -> ProblemError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from issuer.models import AuditEntry, Client, RefreshFamily, RefreshToken, User
-from keys.store import KeyStore
+from keys.store import KeyStore, SecretStore
 
 __all__ = [
     "AuditStore",
@@ -37,19 +37,9 @@ class ClientStore(Protocol):
     async def all_scopes(self) -> list[str]: ...
 
 
-class SecretStore(Protocol):
-    async def get_secret(self, name: str) -> bytes | None: ...
-    async def put_secret_if_absent(self, name: str, ciphertext: bytes, now: float) -> bytes:
-        """Store unless present; return whichever ciphertext is stored (first writer wins)."""
-        ...
-
-    async def list_secrets(self) -> dict[str, bytes]: ...
-    async def replace_secret(self, name: str, old: bytes, new: bytes) -> bool: ...
-
-
 class UserStore(Protocol):
     async def create_user(self, user: User) -> None:
-        """Raises Conflict('username'), compared by ``issuer.names.username_key``. Emails are not
+        """Raises Conflict('username'), compared by ``issuer.accounts.names.username_key``. Emails are not
         unique (contact data, not an identifier: see the README's "Registration and passwords")."""
         ...
 

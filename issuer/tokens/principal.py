@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from issuer.accounts.users import UserState
 from issuer.models import Client
-from issuer.scopes import ADMIN_SCOPE
+from issuer.oauth.scopes import ADMIN_SCOPE
 from issuer.services import Services
 from issuer.tokens.validate import InvalidAccessToken, audiences, scopes
-from issuer.users import UserState
 
 
 class Inactive(Exception):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from issuer.models import Client
-from issuer.scopes import INTROSPECT_SCOPE
+from issuer.oauth.scopes import INTROSPECT_SCOPE
 from issuer.services import Services
 from issuer.tokens.principal import Inactive, standing
 from issuer.tokens.validate import InvalidAccessToken, audiences

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from issuer.users import Conflict, NewUser, UserInputError, Users, normalise_email, normalise_username
+from issuer.accounts.users import Conflict, NewUser, UserInputError, Users, normalise_email, normalise_username
 
 
 @dataclass

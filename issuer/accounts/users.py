@@ -11,11 +11,11 @@ from typing import TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 
-from issuer.hashbudget import Kind
+from issuer.accounts.hashbudget import Kind
+from issuer.accounts.names import display_username, has_unsafe_characters
+from issuer.accounts.passwords import Passwords
+from issuer.accounts.policy import PASSWORD_MAX, PASSWORD_MIN, check_password
 from issuer.models import User
-from issuer.names import display_username, has_unsafe_characters
-from issuer.passwordpolicy import PASSWORD_MAX, PASSWORD_MIN, check_password
-from issuer.passwords import Passwords
 from issuer.storage.base import Conflict, RefreshStore, UserStore
 
 _V = TypeVar("_V")

@@ -1,5 +1,5 @@
 """Password hashing: argon2id (argon2-cffi) at OWASP parameters or stronger, run on the hash
-budget (issuer.hashbudget) so a flood cannot stall the event loop or queue without bound.
+budget (issuer.accounts.hashbudget) so a flood cannot stall the event loop or queue without bound.
 bcrypt hashes imported from older apps verify, and are replaced by argon2id on the next
 successful login. A failed verification lasts at least as long as the slowest hash we accept,
 so timing does not tell an un-upgraded imported account from any other."""
@@ -18,8 +18,8 @@ import bcrypt
 from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from issuer.accounts.hashbudget import HashBudget, Kind
 from issuer.errors import PasswordsBusy
-from issuer.hashbudget import HashBudget, Kind
 
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 

@@ -16,9 +16,9 @@ from dataclasses import replace
 
 from issuer.errors import InvalidClient
 from issuer.models import Client
-from issuer.scopes import is_scope_token
+from issuer.oauth.scopes import is_scope_token
+from issuer.oauth.uris import uri_problem
 from issuer.storage.base import ClientStore
-from issuer.uris import uri_problem
 
 GRANT_TYPES = ("client_credentials", "password", "refresh_token")
 # Known clients and unknown ids are bounded apart, so a flood of made-up client_ids (which

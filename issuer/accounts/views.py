@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from issuer.accounts.users import RoleHierarchy
 from issuer.models import Client, User
-from issuer.users import RoleHierarchy
 
 
 def client_view(client: Client) -> dict[str, Any]:

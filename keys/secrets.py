@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import secrets
 
-from issuer.storage.base import SecretStore
 from keys.envelope import Envelope
+from keys.store import SecretStore
 
 
 def secret_aad(name: str) -> bytes:

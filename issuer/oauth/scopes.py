@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from issuer.errors import InvalidScope, InvalidTarget
-from issuer.uris import is_https_uri, uri_problem
+from issuer.oauth.uris import is_https_uri, uri_problem
 
 ADMIN_SCOPE = "issuer:admin"
 INTROSPECT_SCOPE = "issuer:introspect"
@@ -46,7 +46,7 @@ def is_resource_uri(value: str) -> bool:
 
 
 def grant_audience(resources: list[str], allowed: tuple[str, ...], issuer: str) -> tuple[str, ...]:
-    """RFC 8707: each ``resource`` must be an absolute URI (issuer.uris) that the client may
+    """RFC 8707: each ``resource`` must be an absolute URI (issuer.oauth.uris) that the client may
     address. The issuer itself is always addressable: its own endpoints enforce their own rules
     (audience, scope, and the principal's standing), so naming it grants nothing by itself."""
     if not resources:

@@ -8,14 +8,14 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-from issuer.names import username_key
+from issuer.accounts.names import username_key
 
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 
 
 @cache
 def common_passwords() -> frozenset[str]:
-    text = (resources.files("issuer") / "common_passwords.txt").read_text(encoding="utf-8")
+    text = (resources.files("issuer.accounts") / "common_passwords.txt").read_text(encoding="utf-8")
     return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
 
 

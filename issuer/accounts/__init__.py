@@ -1,0 +1,1 @@
+"""User accounts: records, passwords and their policy, usernames, bulk import, and the views the API returns."""

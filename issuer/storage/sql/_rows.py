@@ -1,0 +1,109 @@
+"""Row mappers and helpers shared by the SQL stores (issuer.storage.sql)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from issuer.models import Client, RefreshFamily, RefreshToken, User
+from issuer.storage.database import Database, Row
+from keys.lifecycle import KeyState, SigningKey
+
+
+class SqlStore:
+    """What every store mixin shares: the database it runs on."""
+
+    db: Database
+
+
+class _Lost(Exception):
+    """A compare-and-swap found the row changed; the transaction rolls back."""
+
+
+def _tuple(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
+
+
+def _json(values: tuple[str, ...] | list[str]) -> str:
+    return json.dumps(list(values))
+
+
+def _bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+def _client(row: Row) -> Client:
+    return Client(
+        client_id=row["client_id"],
+        name=row["name"],
+        secret_hash=_bytes(row["secret_hash"]),
+        grant_types=_tuple(row["grant_types"]),
+        scopes=_tuple(row["scopes"]),
+        audiences=_tuple(row["audiences"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        disabled=bool(row["disabled"]),
+    )
+
+
+def _key(row: Row) -> SigningKey:
+    return SigningKey(
+        kid=row["kid"],
+        alg=row["alg"],
+        state=KeyState(row["state"]),
+        public_jwk=json.loads(row["public_jwk"]),
+        private_ciphertext=bytes(row["private_ciphertext"]),
+        created_at=row["created_at"],
+        activated_at=row["activated_at"],
+        retired_at=row["retired_at"],
+        revoked_at=row["revoked_at"],
+        remove_after=row["remove_after"],
+    )
+
+
+_USER_COLUMNS = ("user_id", "username", "email", "password_hash", "roles", "disabled", "created_at", "updated_at")
+
+
+def _user(row: Row, prefix: str = "") -> User:
+    return User(
+        user_id=row[prefix + "user_id"],
+        username=row[prefix + "username"],
+        email=row[prefix + "email"],
+        password_hash=row[prefix + "password_hash"],
+        roles=_tuple(row[prefix + "roles"]),
+        disabled=bool(row[prefix + "disabled"]),
+        created_at=row[prefix + "created_at"],
+        updated_at=row[prefix + "updated_at"],
+    )
+
+
+def _refresh(row: Row) -> RefreshToken:
+    return RefreshToken(
+        token_hash=bytes(row["token_hash"]),
+        family_id=row["family_id"],
+        generation=row["generation"],
+        scope=row["scope"],
+        audience=row["audience"],
+        issued_at=row["issued_at"],
+        expires_at=row["expires_at"],
+        consumed_at=row["consumed_at"],
+        successor_ciphertext=_bytes(row["successor_ciphertext"]),
+    )
+
+
+def _family(row: Row) -> RefreshFamily:
+    return RefreshFamily(
+        family_id=row["family_id"],
+        client_id=row["client_id"],
+        user_id=row["user_id"],
+        created_at=row["f_created_at"],
+        expires_at=row["f_expires_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def _unique_field(exc: Exception) -> str:
+    # PostgreSQL names the constraint; SQLite says "UNIQUE constraint failed: users.<column>".
+    # Never look at the rejected value itself, which may contain any word.
+    name = getattr(exc, "constraint_name", None) or str(exc).rsplit(":", 1)[-1]
+    return "email" if "email_norm" in name else "username" if "username_norm" in name else "id"

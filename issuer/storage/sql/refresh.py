@@ -1,0 +1,144 @@
+"""Refresh-token families and their rotation."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import asyncpg
+
+from issuer.models import RefreshFamily, RefreshToken, User
+from issuer.storage.sql._rows import _USER_COLUMNS, SqlStore, _family, _Lost, _refresh, _user
+
+_INSERT_TOKEN = """
+    INSERT INTO refresh_tokens (token_hash, family_id, generation, scope, audience, issued_at, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+
+
+_CONSUME = """
+    UPDATE refresh_tokens SET consumed_at = $2, successor_ciphertext = $3
+    WHERE token_hash = $1 AND consumed_at IS NULL AND EXISTS (
+        SELECT 1 FROM refresh_families f WHERE f.family_id = refresh_tokens.family_id AND f.revoked_at IS NULL
+    )
+"""
+_FORGET_GRANDPARENT = "UPDATE refresh_tokens SET successor_ciphertext = NULL WHERE family_id = $1 AND generation = $2"
+# The same three steps as data-modifying CTEs: the successor is inserted only if the
+# compare-and-swap won, and the grandparent's sealed successor is dropped in the same statement.
+_CONSUME_ONE_STATEMENT = f"""
+    WITH won AS ({_CONSUME} RETURNING family_id),
+    successor AS (
+        INSERT INTO refresh_tokens (token_hash, family_id, generation, scope, audience, issued_at, expires_at)
+        SELECT $4, $5, $6, $7, $8, $9, $10 FROM won RETURNING 1
+    ),
+    forgotten AS (
+        UPDATE refresh_tokens SET successor_ciphertext = NULL
+        WHERE family_id = $5 AND generation = $11 AND EXISTS (SELECT 1 FROM won)
+    )
+    SELECT count(*) AS won FROM successor
+"""
+
+
+# The refresh grant's first round trip: the token, its family and the family's user.
+_FIND_TOKEN_WITH_USER = (
+    "SELECT t.*, f.client_id, f.user_id, f.created_at AS f_created_at, f.expires_at AS f_expires_at, f.revoked_at, "
+    + ", ".join(f"u.{c} AS u_{c}" for c in _USER_COLUMNS)
+    + " FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id"
+    " LEFT JOIN users u ON u.user_id = f.user_id WHERE t.token_hash = $1"
+)
+
+
+def _token_args(t: RefreshToken) -> tuple[Any, ...]:
+    return (t.token_hash, t.family_id, t.generation, t.scope, t.audience, t.issued_at, t.expires_at)
+
+
+class RefreshSql(SqlStore):
+    """issuer.storage.base.RefreshStore."""
+
+    async def start_family(self, family: RefreshFamily, first: RefreshToken) -> None:
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO refresh_families (family_id, client_id, user_id, created_at, expires_at)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                family.family_id,
+                family.client_id,
+                family.user_id,
+                family.created_at,
+                family.expires_at,
+            )
+            await tx.execute(_INSERT_TOKEN, *_token_args(first))
+
+    async def find_token(self, token_hash: bytes) -> tuple[RefreshToken, RefreshFamily] | None:
+        row = await self.db.fetchrow(
+            "SELECT t.*, f.client_id, f.user_id, f.created_at AS f_created_at, f.expires_at AS f_expires_at,"
+            " f.revoked_at FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id"
+            " WHERE t.token_hash = $1",
+            token_hash,
+        )
+        return (_refresh(row), _family(row)) if row else None
+
+    async def find_token_with_user(self, token_hash: bytes) -> tuple[RefreshToken, RefreshFamily, User | None] | None:
+        row = await self.db.fetchrow(_FIND_TOKEN_WITH_USER, token_hash)
+        if row is None:
+            return None
+        return _refresh(row), _family(row), _user(row, "u_") if row["u_user_id"] is not None else None
+
+    async def get_token(self, family_id: str, generation: int) -> RefreshToken | None:
+        row = await self.db.fetchrow(
+            "SELECT * FROM refresh_tokens WHERE family_id = $1 AND generation = $2", family_id, generation
+        )
+        return _refresh(row) if row else None
+
+    async def consume(self, token_hash: bytes, now: float, successor: RefreshToken, sealed_successor: bytes) -> bool:
+        args = (token_hash, now, sealed_successor, *_token_args(successor), successor.generation - 2)
+        try:
+            if self.db.dialect == "postgres":
+                # The hot path of every refresh: one statement (one round trip, atomic on its own).
+                row = await self.db.fetchrow(_CONSUME_ONE_STATEMENT, *args)
+                return row is not None and row["won"] == 1
+            async with self.db.transaction() as tx:
+                if await tx.execute(_CONSUME, *args[:3]) != 1:
+                    raise _Lost
+                await tx.execute(_INSERT_TOKEN, *args[3:10])
+                await tx.execute(_FORGET_GRANDPARENT, successor.family_id, args[10])
+        except (_Lost, asyncpg.UniqueViolationError, sqlite3.IntegrityError):
+            return False
+        return True
+
+    async def revoke_family(self, family_id: str, now: float, reason: str) -> bool:
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3"
+                " WHERE family_id = $1 AND revoked_at IS NULL",
+                family_id,
+                now,
+                reason,
+            )
+            await tx.execute("UPDATE refresh_tokens SET successor_ciphertext = NULL WHERE family_id = $1", family_id)
+        return changed == 1
+
+    async def revoke_user_families(self, user_id: str, now: float, reason: str) -> int:
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3"
+                " WHERE user_id = $1 AND revoked_at IS NULL",
+                user_id,
+                now,
+                reason,
+            )
+            await tx.execute(
+                "UPDATE refresh_tokens SET successor_ciphertext = NULL WHERE family_id IN"
+                " (SELECT family_id FROM refresh_families WHERE user_id = $1)",
+                user_id,
+            )
+        return changed
+
+    async def forget_successors(self, consumed_before: float) -> int:
+        return await self.db.execute(
+            "UPDATE refresh_tokens SET successor_ciphertext = NULL"
+            " WHERE successor_ciphertext IS NOT NULL AND consumed_at < $1",
+            consumed_before,
+        )
+
+    async def purge_expired(self, now: float) -> int:
+        return await self.db.execute("DELETE FROM refresh_families WHERE expires_at < $1", now)
