@@ -26,7 +26,6 @@ from issuer.http.responses import (
     handle_unavailable,
     handle_unexpected,
 )
-from issuer.keyschedule import run_schedule_once
 from issuer.services import Clock, Services, open_services
 from issuer.settings import Settings
 
@@ -100,7 +99,7 @@ def _background(services: Services) -> list[asyncio.Task[None]]:
     jobs: list[tuple[float, Callable[[], Awaitable[Any]], str]] = [
         (tick, services.keyring.refresh, "keyring"),
         (max(1.0, settings.refresh_reuse_grace), services.refresh_tokens.sweep, "sweep"),
-        (min(tick, 10.0), lambda: run_schedule_once(services), "key-schedule"),
+        (min(tick, 10.0), services.ops.keys.run_schedule_once, "key-schedule"),
     ]
     if services.redis is None:
         # Without Redis, other processes' revocations reach this one's cache by polling.

@@ -16,12 +16,17 @@ from pydantic import ValidationError
 from issuer.accounts.users import Conflict, UserInputError, parse_registration
 from issuer.accounts.views import client_view, user_view
 from issuer.errors import ConfigurationError
-from issuer.models import User
+from issuer.models import AuditEntry, Client, User
 from issuer.observability.logs import configure_logging
+from issuer.operations import Actor
+from issuer.operations.audit import audit_view, recent
+from issuer.operations.clients import ClientValidationError, NoSuchClient
+from issuer.operations.users import NoSuchUser
 from issuer.services import Services, open_services
 from issuer.settings import Settings
 from keys.envelope import new_kek
 from keys.lifecycle import NoSuchKey, NotYetSafe
+from keys.manager import ScheduleBusy
 
 Command = Callable[[Services, argparse.Namespace], Awaitable[int]]
 
@@ -44,9 +49,18 @@ def _table(rows: list[list[str]], header: list[str]) -> None:
 
 
 async def clients_create(services: Services, args: argparse.Namespace) -> int:
-    client, secret = await services.clients.create(
-        args.name, tuple(args.grant_type), tuple(args.scope or ()), tuple(args.audience or ()), public=args.public
-    )
+    try:
+        client, secret = await services.ops.clients.create(
+            Actor.cli(),
+            args.name,
+            tuple(args.grant_type),
+            tuple(args.scope or ()),
+            tuple(args.audience or ()),
+            public=args.public,
+        )
+    except ClientValidationError as exc:
+        print(f"invalid: {exc}", file=sys.stderr)
+        return 2
     out = {"client_id": client.client_id, "client_secret": secret, "name": client.name}
     if args.json:
         _print_json(out)
@@ -61,7 +75,7 @@ async def clients_create(services: Services, args: argparse.Namespace) -> int:
 async def clients_list(services: Services, args: argparse.Namespace) -> int:
     clients = []
     after = ""
-    while batch := await services.store.list_clients(limit=500, after=after):
+    while batch := await services.ops.clients.page(limit=500, after=after):
         clients.extend(batch)
         after = batch[-1].client_id
     rows = [client_view(c) for c in clients]
@@ -75,12 +89,89 @@ async def clients_list(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_client(client_id: str) -> int:
+    print(f"no client {client_id!r}", file=sys.stderr)
+    return 4
+
+
+def _show_client(client: Client, as_json: bool) -> None:
+    view = client_view(client)
+    if as_json:
+        _print_json(view)
+        return
+    for name, value in view.items():
+        shown = " ".join(value) if isinstance(value, list) else _when(value) if name.endswith("_at") else value
+        print(f"{name + ':':<14} {shown if shown not in ('', None) else '-'}")
+
+
+async def clients_get(services: Services, args: argparse.Namespace) -> int:
+    try:
+        _show_client(await services.ops.clients.get(args.client_id), args.json)
+    except NoSuchClient:
+        return _no_client(args.client_id)
+    return 0
+
+
 async def clients_disable(services: Services, args: argparse.Namespace) -> int:
-    client = await services.store.get_client(args.client_id)
-    if client is None:
-        print(f"no client {args.client_id!r}", file=sys.stderr)
-        return 4
-    await services.clients.set_disabled(client, args.disabled)
+    try:
+        await services.ops.clients.set_disabled(Actor.cli(), args.client_id, args.disabled)
+    except NoSuchClient:
+        return _no_client(args.client_id)
+    print(f"client {args.client_id} {'disabled' if args.disabled else 'enabled'}")
+    return 0
+
+
+async def clients_update(services: Services, args: argparse.Namespace) -> int:
+    changes: dict[str, Any] = {}
+    if args.name is not None:
+        changes["name"] = args.name
+    for field, value in (("scopes", args.scope), ("grant_types", args.grant_type), ("audiences", args.audience)):
+        if value is not None:
+            changes[field] = tuple(value)
+    if not changes:
+        print("nothing to change: give --name, --scope, --grant-type or --audience", file=sys.stderr)
+        return 2
+    try:
+        before = await services.ops.clients.get(args.client_id)
+        after = await services.ops.clients.update(Actor.cli(), args.client_id, **changes)
+    except NoSuchClient:
+        return _no_client(args.client_id)
+    except ClientValidationError as exc:
+        print(f"invalid: {exc}", file=sys.stderr)
+        return 2
+    old, new = client_view(before), client_view(after)
+    for field in sorted(changes):
+        print(f"{field}: {_shown(old[field])} -> {_shown(new[field])}")
+    return 0
+
+
+def _shown(value: Any) -> str:
+    return " ".join(value) if isinstance(value, list) else str(value)
+
+
+async def clients_delete(services: Services, args: argparse.Namespace) -> int:
+    try:
+        await services.ops.clients.delete(Actor.cli(), args.client_id)
+    except NoSuchClient:
+        return _no_client(args.client_id)
+    print(f"client {args.client_id} deleted")
+    return 0
+
+
+async def clients_rotate_secret(services: Services, args: argparse.Namespace) -> int:
+    try:
+        client, secret = await services.ops.clients.rotate_secret(Actor.cli(), args.client_id)
+    except NoSuchClient:
+        return _no_client(args.client_id)
+    except ClientValidationError as exc:
+        print(f"invalid: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        _print_json({"client_id": client.client_id, "client_secret": secret})
+    else:
+        print(f"client_id:     {client.client_id}")
+        print(f"client_secret: {secret}")
+        print("(the new secret is shown only now; the old one no longer works)")
     return 0
 
 
@@ -88,10 +179,11 @@ async def clients_disable(services: Services, args: argparse.Namespace) -> int:
 
 
 async def _user_or_fail(services: Services, username: str) -> User | None:
-    user = await services.users.store.find_user(username)
-    if user is None:
+    try:
+        return await services.ops.users.find(username)
+    except NoSuchUser:
         print(f"no user {username!r}", file=sys.stderr)
-    return user
+        return None
 
 
 async def users_create(services: Services, args: argparse.Namespace) -> int:
@@ -101,21 +193,25 @@ async def users_create(services: Services, args: argparse.Namespace) -> int:
     password = sys.stdin.readline().rstrip("\r\n")
     try:
         new = parse_registration({"username": args.username, "password": password, "email": args.email})
-        user = await services.users.create(new, args.role or ())
+        user = await services.ops.users.create(Actor.cli(), new, args.role or ())
     except UserInputError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return 2
     except Conflict as exc:
         print(f"that {exc.field} is already taken", file=sys.stderr)
         return 5
-    _print_json(user_view(user, services.users.roles)) if args.json else print(f"user_id: {user.user_id}")
+    if args.json:
+        _print_json(user_view(user, services.users.roles))
+    else:
+        print(f"created user {user.username}")
+        print(f"user_id: {user.user_id}")
     return 0
 
 
 async def users_list(services: Services, args: argparse.Namespace) -> int:
     users: list[User] = []
     after = ""
-    while batch := await services.users.store.list_users(limit=500, after=after):
+    while batch := await services.ops.users.page(limit=500, after=after):
         users.extend(batch)
         after = batch[-1].username
     rows = [user_view(u, services.users.roles) for u in users]
@@ -137,10 +233,11 @@ async def users_set_role(services: Services, args: argparse.Namespace) -> int:
     if user is None:
         return 4
     try:
-        await services.users.set_roles(user.user_id, args.role)
+        updated = await services.ops.users.set_roles(Actor.cli(), user.user_id, args.role)
     except UserInputError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return 2
+    print(f"roles of {user.username}: {' '.join(user.roles)} -> {' '.join(updated.roles)}")
     return 0
 
 
@@ -148,14 +245,36 @@ async def users_disable(services: Services, args: argparse.Namespace) -> int:
     user = await _user_or_fail(services, args.username)
     if user is None:
         return 4
-    await services.users.set_disabled(user.user_id, args.disabled, "disabled by an administrator")
+    await services.ops.users.set_disabled(Actor.cli(), user.user_id, args.disabled)
+    print(f"user {user.username} {'disabled (every session revoked)' if args.disabled else 'enabled'}")
+    return 0
+
+
+async def users_show(services: Services, args: argparse.Namespace) -> int:
+    user = await _user_or_fail(services, args.username)
+    if user is None:
+        return 4
+    view = user_view(user, services.users.roles)
+    if args.json:
+        _print_json(view)
+    else:
+        for name, value in view.items():
+            shown = _when(value) if name.endswith("_at") else _shown(value) if value is not None else "-"
+            print(f"{name + ':':<16} {shown}")
+    return 0
+
+
+async def users_revoke_sessions(services: Services, args: argparse.Namespace) -> int:
+    user = await _user_or_fail(services, args.username)
+    if user is None:
+        return 4
+    count = await services.ops.users.revoke_sessions(Actor.cli(), user.user_id)
+    print(f"revoked {count} session(s) of {user.username}")
     return 0
 
 
 async def users_import(services: Services, args: argparse.Namespace) -> int:
-    from issuer.accounts.importer import import_users
-
-    report = await import_users(services.users, args.file)
+    report = await services.ops.users.import_file(Actor.cli(), args.file)
     print(f"imported {report.imported}, already present {report.conflicts}, invalid {len(report.errors)}")
     for line, message in report.errors:
         print(f"  line {line}: {message}", file=sys.stderr)
@@ -171,9 +290,7 @@ def _next(row: dict[str, Any]) -> str:
 
 
 async def keys_list(services: Services, args: argparse.Namespace) -> int:
-    from keys.info import describe_keys
-
-    rows = describe_keys(await services.store.list_keys(), services.keys.policy, services.clock())
+    rows = await services.ops.keys.schedule()
     if args.json:
         _print_json(rows)
     else:
@@ -186,31 +303,63 @@ async def keys_list(services: Services, args: argparse.Namespace) -> int:
 
 async def keys_rotate(services: Services, args: argparse.Namespace) -> int:
     try:
-        await services.keys.rotate(force=args.force)
+        transition = await services.ops.keys.rotate(Actor.cli(), force=args.force)
     except NotYetSafe as exc:
         print(
             f"not yet safe: the pending key may sign from {_when(exc.safe_at)} (use --force only for an emergency)",
             file=sys.stderr,
         )
         return 3
+    except ScheduleBusy:
+        print("another key change won the race; retry", file=sys.stderr)
+        return 3
+    for change in transition.changes:
+        print(f"{change.kid}: {change.from_state.value} -> {change.to_state.value}")
+    for key in transition.inserts:
+        print(f"{key.kid}: new, {key.state.value}")
     return await keys_list(services, argparse.Namespace(json=False))
 
 
 async def keys_revoke(services: Services, args: argparse.Namespace) -> int:
     try:
-        await services.keys.revoke(args.kid)
+        await services.ops.keys.revoke(Actor.cli(), args.kid)
     except NoSuchKey:
         print(f"no published key {args.kid}", file=sys.stderr)
         return 4
+    except ScheduleBusy:
+        print("another key change won the race; retry", file=sys.stderr)
+        return 3
+    print(f"{args.kid}: revoked (unpublished; a new key signs now)")
     return await keys_list(services, argparse.Namespace(json=False))
 
 
 async def keys_rewrap(services: Services, args: argparse.Namespace) -> int:
-    from keys.secrets import rewrap_all
-
-    keys = await services.keys.rewrap()
-    secrets_ = await rewrap_all(services.store, services.envelope)
+    keys, secrets_ = await services.ops.keys.rewrap(Actor.cli())
     print(f"re-encrypted {keys} signing key(s) and {secrets_} server secret(s) under the first key-encryption key")
+    return 0
+
+
+# -- audit -----------------------------------------------------------------------------------
+
+
+def _audit_line(entry: AuditEntry) -> str:
+    detail = " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(entry.detail.items()))
+    where = f" from {entry.remote_addr}" if entry.remote_addr else ""
+    return f"{_when(entry.at)}  {entry.actor}{where}  {entry.action} {entry.target or '-'}  {detail}".rstrip()
+
+
+async def audit_tail(services: Services, args: argparse.Namespace) -> int:
+    """The last N entries, oldest first; with --follow, then each new one as it is written."""
+    entries = list(reversed(await recent(services.store, limit=max(1, min(args.n, 500)))))
+    last = entries[-1].id if entries else 0
+    for entry in entries[-args.n :] if args.n > 0 else []:
+        print(json.dumps(audit_view(entry)) if args.json else _audit_line(entry), flush=True)
+    while args.follow:
+        await asyncio.sleep(args.interval)
+        newer = [e for e in await recent(services.store, limit=500) if e.id > last]
+        for entry in reversed(newer):
+            print(json.dumps(audit_view(entry)) if args.json else _audit_line(entry), flush=True)
+            last = entry.id
     return 0
 
 
@@ -312,6 +461,24 @@ def parser() -> argparse.ArgumentParser:
     cenable = clients.add_parser("enable")
     cenable.add_argument("client_id")
     cenable.set_defaults(func=clients_disable, disabled=False)
+    cget = clients.add_parser("get", help="show one client")
+    cget.add_argument("client_id")
+    cget.add_argument("--json", action="store_true")
+    cget.set_defaults(func=clients_get)
+    cupdate = clients.add_parser("update", help="change a client's name, scopes, grant types or audiences")
+    cupdate.add_argument("client_id")
+    cupdate.add_argument("--name")
+    cupdate.add_argument("--scope", action="extend", nargs="+", metavar="S", help="the full new list (repeatable)")
+    cupdate.add_argument("--grant-type", action="extend", nargs="+", metavar="G", help="the full new list")
+    cupdate.add_argument("--audience", action="extend", nargs="+", metavar="A", help="the full new list")
+    cupdate.set_defaults(func=clients_update)
+    cdelete = clients.add_parser("delete", help="delete a client")
+    cdelete.add_argument("client_id")
+    cdelete.set_defaults(func=clients_delete)
+    crotate = clients.add_parser("rotate-secret", help="issue a new secret (printed once); the old one stops working")
+    crotate.add_argument("client_id")
+    crotate.add_argument("--json", action="store_true")
+    crotate.set_defaults(func=clients_rotate_secret)
 
     users = sub.add_parser("users", help="manage end users").add_subparsers(dest="sub", required=True)
     ucreate = users.add_parser("create", help="create a user; the password is read from standard input")
@@ -339,6 +506,21 @@ def parser() -> argparse.ArgumentParser:
     )
     uimport.add_argument("file")
     uimport.set_defaults(func=users_import)
+    ushow = users.add_parser("show", help="show one user")
+    ushow.add_argument("username")
+    ushow.add_argument("--json", action="store_true")
+    ushow.set_defaults(func=users_show)
+    urevoke = users.add_parser("revoke-sessions", help="revoke every refresh token of a user")
+    urevoke.add_argument("username")
+    urevoke.set_defaults(func=users_revoke_sessions)
+
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="sub", required=True)
+    tail = audit.add_parser("tail", help="print the latest entries, oldest first")
+    tail.add_argument("-n", type=int, default=20, help="how many (at most 500; default 20)")
+    tail.add_argument("--follow", "-f", action="store_true", help="keep printing new entries")
+    tail.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.set_defaults(func=audit_tail)
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="sub", required=True)
     klist = keys.add_parser("list")

@@ -29,6 +29,8 @@ from issuer.errors import ConfigurationError, ServiceUnavailable
 from issuer.models import RefreshFamily
 from issuer.oauth.clients import ClientRegistry
 from issuer.observability.metrics import Metrics
+from issuer.operations import ClientOps, KeyOps, Operations, UserOps
+from issuer.operations.audit import RefusalLog, revoke_for_reuse
 from issuer.settings import Settings
 from issuer.storage import SqlStorage, open_database
 from issuer.storage.migrate import migrate, pending_migrations
@@ -53,7 +55,7 @@ class Services:
     store: SqlStorage
     envelope: Envelope
     keyring: Keyring
-    keys: KeyManager
+    keys: KeyManager[SqlStorage]
     clients: ClientRegistry
     access_tokens: AccessTokens
     signing_pool: ThreadPoolExecutor | None
@@ -64,6 +66,8 @@ class Services:
     limiter: RateLimiter
     metrics: Metrics
     bus: Bus
+    ops: Operations
+    refusals: RefusalLog
     redis: Redis | None = None
 
     _scopes: tuple[float, list[str]] = (float("-inf"), [])
@@ -225,7 +229,8 @@ async def open_services(
             bcrypt_max_cost=settings.bcrypt_max_cost,
         )
 
-        async def reuse_detected(family: RefreshFamily) -> None:
+        async def reuse_detected(family: RefreshFamily, generation: int) -> None:
+            await revoke_for_reuse(store, clock, family, generation)
             metrics.refresh_reuse.inc()
 
         refresh_tokens = RefreshTokens(
@@ -254,6 +259,8 @@ async def open_services(
             await bus.publish("user:" + user_id)
 
         manager = KeyManager(store, envelope, policy, settings.signing_alg, clock, on_change=keys_changed)
+        clients = ClientRegistry(store, pepper, clock, on_change=client_changed)
+        users = Users(store, store, passwords, RoleHierarchy(settings.roles, settings.admin_role), clock, user_changed)
         return Services(
             settings=settings,
             clock=clock,
@@ -261,18 +268,22 @@ async def open_services(
             envelope=envelope,
             keyring=keyring,
             keys=manager,
-            clients=ClientRegistry(store, pepper, clock, on_change=client_changed),
+            clients=clients,
             access_tokens=AccessTokens(keyring, settings.url, settings.access_token_ttl, clock),
             signing_pool=signing_pool,
-            users=Users(
-                store, store, passwords, RoleHierarchy(settings.roles, settings.admin_role), clock, user_changed
-            ),
+            users=users,
             refresh_tokens=refresh_tokens,
             revocations=revocations,
             validator=AccessTokenValidator(keyring, settings.url, revocations, clock),
             limiter=limiter,
             metrics=metrics,
             bus=bus,
+            ops=Operations(
+                clients=ClientOps(store, clients, clock),
+                users=UserOps(store, users, clock),
+                keys=KeyOps(manager, envelope, metrics),
+            ),
+            refusals=RefusalLog(store, clock),
             redis=redis,
         )
     except BaseException:

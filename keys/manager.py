@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from keys.envelope import Envelope
 from keys.generate import generate_key
@@ -25,9 +26,14 @@ from keys.lifecycle import (
 )
 from keys.store import KeyStore
 
-__all__ = ["KeyManager", "NotYetSafe", "ScheduleBusy"]
+__all__ = ["KeyManager", "NotYetSafe", "Record", "ScheduleBusy"]
 
 _ATTEMPTS = 5
+
+S = TypeVar("S", bound=KeyStore)
+Record = Callable[[S, Transition], Awaitable[None]]
+"""Called with the transaction-bound store right after a transition is applied, before commit:
+what it writes (an audit entry) lands with the transition or not at all."""
 
 
 class ScheduleBusy(Exception):
@@ -35,10 +41,10 @@ class ScheduleBusy(Exception):
     nothing was changed by us, and retrying in a moment will see the new schedule."""
 
 
-class KeyManager:
+class KeyManager(Generic[S]):
     def __init__(
         self,
-        store: KeyStore,
+        store: S,
         envelope: Envelope,
         policy: Policy,
         alg: str,
@@ -67,14 +73,25 @@ class KeyManager:
             created_at=self.clock(),
         )
 
-    async def _apply(self, plan: Callable[[list[SigningKey], SigningKey], Transition]) -> Transition:
-        fresh = await self.new_pending()
+    async def _commit(self, transition: Transition, record: Record[S] | None) -> bool:
+        if record is None:
+            return await self.store.apply_transition(transition)
+        async with self.store.transaction() as tx:
+            if not await tx.apply_transition(transition):
+                return False
+            await record(tx, transition)
+        return True
+
+    async def _apply(
+        self, plan: Callable[[list[SigningKey], SigningKey], Transition], record: Record[S] | None = None
+    ) -> Transition:
+        fresh = await self.new_pending()  # generated outside any transaction: it takes a while
         async with self._changing:
             for _ in range(_ATTEMPTS):
                 transition = plan(await self.store.list_keys(), fresh)
                 if not (transition.changes or transition.inserts or transition.deletes):
                     return transition
-                if await self.store.apply_transition(transition):
+                if await self._commit(transition, record):
                     if self._on_change is not None:
                         await self._on_change()
                     return transition
@@ -87,31 +104,35 @@ class KeyManager:
         spare = await self.new_pending()
         await self._apply(lambda current, fresh: plan_initial(current, [fresh, spare]))
 
-    async def rotate(self, *, force: bool = False) -> Transition:
+    async def rotate(self, *, force: bool = False, record: Record[S] | None = None) -> Transition:
         return await self._apply(
-            lambda current, fresh: plan_rotation(current, fresh, self.clock(), self.policy, force=force)
+            lambda current, fresh: plan_rotation(current, fresh, self.clock(), self.policy, force=force), record
         )
 
-    async def revoke(self, kid: str) -> Transition:
-        return await self._apply(lambda current, fresh: plan_revocation(current, kid, fresh, self.clock(), self.policy))
+    async def revoke(self, kid: str, record: Record[S] | None = None) -> Transition:
+        return await self._apply(
+            lambda current, fresh: plan_revocation(current, kid, fresh, self.clock(), self.policy), record
+        )
 
-    async def cleanup(self) -> list[str]:
+    async def cleanup(self, record: Record[S] | None = None) -> list[str]:
         for _ in range(_ATTEMPTS):
             transition = plan_cleanup(await self.store.list_keys(), self.clock())
             if not transition.deletes:
                 return []
-            if await self.store.apply_transition(transition):
+            if await self._commit(transition, record):
                 if self._on_change is not None:
                     await self._on_change()
                 return list(transition.deletes)
         return []
 
-    async def rewrap(self) -> int:
-        """Re-encrypt every private key under the first key-encryption key; return how many changed."""
+    async def rewrap(self, store: S | None = None) -> int:
+        """Re-encrypt every private key under the first key-encryption key; return how many changed.
+        ``store``: a transaction-bound store to do it in (default: this manager's)."""
+        store = self.store if store is None else store
         changed = 0
-        for key in await self.store.list_keys():
+        for key in await store.list_keys():
             if self.envelope.is_current(key.private_ciphertext):
                 continue
             new = self.envelope.rewrap(key.private_ciphertext, private_key_aad(key.kid))
-            changed += await self.store.replace_ciphertext(key.kid, key.private_ciphertext, new)
+            changed += await store.replace_ciphertext(key.kid, key.private_ciphertext, new)
         return changed

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, Self
 
 from keys.lifecycle import SigningKey, Transition
 
 
 class KeyStore(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[Self]:
+        """The same store bound to one transaction (a caller's record lands with a transition)."""
+        ...
+
     async def list_keys(self) -> list[SigningKey]: ...
 
     async def apply_transition(self, transition: Transition) -> bool:

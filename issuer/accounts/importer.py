@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,11 @@ def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return [(number, dict(row)) for number, row in enumerate(reader, 2)]
 
 
-async def import_users(users: Users, file: str) -> ImportReport:
+Create = Callable[[NewUser, Iterable[str], str], Awaitable[None]]
+
+
+async def import_users(users: Users, file: str, create: Create) -> ImportReport:
+    """Check each row and hand the good ones to ``create`` (issuer.operations.users stores them)."""
     report = ImportReport()
     for number, row in _rows(Path(file)):
         if not isinstance(row, dict):
@@ -68,7 +73,7 @@ async def import_users(users: Users, file: str) -> ImportReport:
             report.errors.append((number, problem))
             continue
         try:
-            await users.create(NewUser(username, "", email), roles, password_hash=password_hash)
+            await create(NewUser(username, "", email), roles, password_hash)
         except UserInputError as exc:
             report.errors.append((number, str(exc)))
         except Conflict:

@@ -213,17 +213,21 @@ class Users:
         self.states = UserStates(store, clock)
         self.on_change = on_change
 
-    async def _changed(self, user_id: str) -> None:
+    # Changes are made by issuer.operations.users (audited in the same transaction); Users builds
+    # the new values and drops its cached state once they are committed.
+
+    async def changed(self, user_id: str) -> None:
+        """A committed change: forget it here, and tell the other instances."""
         self.states.invalidate(user_id)
         if self.on_change is not None:
             await self.on_change(user_id)
 
-    async def create(
+    async def new_user(
         self, new: NewUser, roles: Iterable[str] = (), *, password_hash: str | None = None, disabled: bool = False
     ) -> User:
-        """Raises Conflict if the username is taken (compared by its NFKC + casefold key)."""
+        """A validated new user (its password hashed), not yet stored."""
         now = self._clock()
-        user = User(
+        return User(
             user_id=secrets.token_urlsafe(16),
             username=new.username,
             email=new.email,
@@ -233,21 +237,17 @@ class Users:
             created_at=now,
             updated_at=now,
         )
-        await self.store.create_user(user)
-        return user
+
+    def chosen_roles(self, roles: Iterable[str]) -> tuple[str, ...]:
+        chosen = self.roles.validate(roles)
+        if not chosen:
+            raise UserInputError({"roles": "at least one role"})
+        return chosen
 
     def admit_registration(self) -> None:
         """Raise PasswordsBusy (503) now if no more registrations may be under way, so a flood is
         shed before its bodies are even parsed."""
         self.passwords.budget.check_registration()
-
-    async def register(self, new: NewUser) -> User:
-        """Self-service sign-up, admitted by the hash budget (or PasswordsBusy). A taken username is
-        found by a lookup before hashing (the insert still catches a race)."""
-        with self.passwords.budget.registration():
-            if await self.store.find_user(new.username) is not None:
-                raise Conflict("username")
-            return await self.create(new)
 
     async def login(self, username: str, password: str) -> User | None:
         """The user if the password is right and the account enabled. An unknown user costs
@@ -272,25 +272,6 @@ class Users:
             user.user_id, password_hash=await self.passwords.hash(new_password, Kind.LOGIN), updated_at=now
         )
         await self._refresh.revoke_user_families(user.user_id, now, "password changed")
-
-    async def set_disabled(self, user_id: str, disabled: bool, reason: str) -> User | None:
-        now = self._clock()
-        user = await self.store.update_user(user_id, disabled=disabled, updated_at=now)
-        await self._changed(user_id)
-        if user is not None and disabled:
-            await self._refresh.revoke_user_families(user_id, now, reason)
-        return user
-
-    async def set_roles(self, user_id: str, roles: Iterable[str]) -> User | None:
-        chosen = self.roles.validate(roles)
-        if not chosen:
-            raise UserInputError({"roles": "at least one role"})
-        user = await self.store.update_user(user_id, roles=chosen, updated_at=self._clock())
-        await self._changed(user_id)
-        return user
-
-    async def revoke_sessions(self, user_id: str, reason: str) -> int:
-        return await self._refresh.revoke_user_families(user_id, self._clock(), reason)
 
 
 __all__ = [

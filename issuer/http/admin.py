@@ -1,7 +1,9 @@
 """The management API under /admin, for access tokens meant for this issuer carrying
 ``issuer:admin``, whose client or user still holds that power (issuer.tokens.principal.ADMIN).
 
-Every change is written to the audit log (who, what, when, from where) before it is answered.
+Every change is made by issuer.operations, which writes the audit entry (who, what, when, from
+where) in the change's own transaction; these handlers parse, call and render, and hold no
+storage calls.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from issuer.http.bearer import bearer_principal
 from issuer.http.forms import read_json
 from issuer.http.responses import no_store_json
 from issuer.http.token import client_ip
-from issuer.models import Client
-from issuer.oauth.clients import ClientValidationError
+from issuer.operations import Actor
+from issuer.operations.audit import audit_view, recent
+from issuer.operations.clients import ClientValidationError, NoSuchClient
+from issuer.operations.users import NoSuchUser
 from issuer.services import Services
-from issuer.tokens.principal import ADMIN, Principal
-from keys.info import describe_keys
+from issuer.tokens.principal import ADMIN
 from keys.lifecycle import NoSuchKey, NotYetSafe
 from keys.manager import ScheduleBusy
 
@@ -32,23 +35,30 @@ _DIGITS = re.compile(r"[0-9]{1,19}")
 _INT64_MAX = 2**63 - 1
 
 
+def _actor(claims: dict[str, Any], remote_addr: str) -> Actor:
+    if "roles" in claims:
+        return Actor.user(str(claims.get("sub")), remote_addr)
+    return Actor.client(str(claims.get("client_id")), remote_addr)
+
+
 class _Admin:
-    """The authorised caller of one admin request."""
+    """The authorised caller of one admin request, and the operations it may call."""
 
-    def __init__(self, request: Request, services: Services, principal: Principal) -> None:
-        self.request = request
+    def __init__(self, services: Services, actor: Actor) -> None:
         self.services = services
-        self.actor = str(principal.claims.get("sub"))
-
-    async def audit(self, action: str, target: str, **detail: object) -> None:
-        await self.services.store.append_audit(
-            self.services.clock(), self.actor, action, target, detail, client_ip(self.request, self.services)
-        )
+        self.ops = services.ops
+        self.actor = actor
 
 
 async def _admin(request: Request) -> _Admin:
     services: Services = request.state.services
-    return _Admin(request, services, await bearer_principal(request, services, ADMIN))
+    ip = client_ip(request, services)
+
+    async def refused(claims: dict[str, Any], reason: str) -> None:
+        await services.refusals.refused(_actor(claims, ip), request.url.path, reason)
+
+    principal = await bearer_principal(request, services, ADMIN, on_refused=refused)
+    return _Admin(services, _actor(principal.claims, ip))
 
 
 def _integer(request: Request, name: str, default: int, low: int, high: int, message: str) -> int:
@@ -92,14 +102,12 @@ def _string_list(data: dict[str, Any], name: str, default: list[str] | None = No
 # -- keys -------------------------------------------------------------------------------------
 
 
-async def _key_schedule(services: Services) -> Response:
-    keys = await services.store.list_keys()
-    return no_store_json({"items": describe_keys(keys, services.keys.policy, services.clock())})
+async def _key_schedule(admin: _Admin) -> Response:
+    return no_store_json({"items": await admin.ops.keys.schedule()})
 
 
 async def list_keys(request: Request) -> Response:
-    admin = await _admin(request)
-    return await _key_schedule(admin.services)
+    return await _key_schedule(await _admin(request))
 
 
 async def rotate_keys(request: Request) -> Response:
@@ -108,7 +116,7 @@ async def rotate_keys(request: Request) -> Response:
     if force not in ("true", "false"):
         raise ProblemError(400, "Bad Request", "force must be true or false")
     try:
-        transition = await admin.services.keys.rotate(force=force == "true")
+        await admin.ops.keys.rotate(admin.actor, force=force == "true")
     except NotYetSafe as exc:
         raise ProblemError(
             409,
@@ -119,25 +127,19 @@ async def rotate_keys(request: Request) -> Response:
         ) from None
     except ScheduleBusy:
         raise _busy() from None
-    admin.services.metrics.key_rotations.labels("forced" if force == "true" else "manual").inc()
-    activated = [c.kid for c in transition.changes if c.to_state.value == "active"]
-    await admin.audit("keys.rotate", ",".join(activated), force=force == "true")
     # Not list_keys(request): after an emergency rotation the caller's own token may be unverifiable.
-    return await _key_schedule(admin.services)
+    return await _key_schedule(admin)
 
 
 async def revoke_key(request: Request) -> Response:
     admin = await _admin(request)
-    kid = request.path_params["kid"]
     try:
-        await admin.services.keys.revoke(kid)
+        await admin.ops.keys.revoke(admin.actor, request.path_params["kid"])
     except NoSuchKey:
         raise _not_found("published key") from None
     except ScheduleBusy:
         raise _busy() from None
-    admin.services.metrics.key_rotations.labels("revoked").inc()
-    await admin.audit("keys.revoke", kid)
-    return await _key_schedule(admin.services)
+    return await _key_schedule(admin)
 
 
 # -- clients ----------------------------------------------------------------------------------
@@ -146,7 +148,7 @@ async def revoke_key(request: Request) -> Response:
 async def list_clients(request: Request) -> Response:
     admin = await _admin(request)
     limit, after = _page(request)
-    items = await admin.services.store.list_clients(limit=limit, after=after)
+    items = await admin.ops.clients.page(limit=limit, after=after)
     nxt = items[-1].client_id if len(items) == limit else None
     return no_store_json({"items": [client_view(c) for c in items], "next": nxt})
 
@@ -162,7 +164,8 @@ async def create_client(request: Request) -> Response:
     if not isinstance(name, str) or not isinstance(public, bool):
         raise _invalid("name (string) is required; public must be a boolean")
     try:
-        client, secret = await admin.services.clients.create(
+        client, secret = await admin.ops.clients.create(
+            admin.actor,
             name,
             _string_list(data, "grant_types"),
             _string_list(data, "scopes", []),
@@ -171,28 +174,27 @@ async def create_client(request: Request) -> Response:
         )
     except ClientValidationError as exc:
         raise _invalid(str(exc)) from None
-    await admin.audit("clients.create", client.client_id, name=name)
     body = client_view(client)
     if secret is not None:
         body["client_secret"] = secret
     return no_store_json(body, 201)
 
 
-async def _client(admin: _Admin, request: Request) -> Client:
-    client = await admin.services.store.get_client(request.path_params["client_id"])
-    if client is None:
-        raise _not_found("client")
-    return client
-
-
 async def get_client(request: Request) -> Response:
     admin = await _admin(request)
-    return no_store_json(client_view(await _client(admin, request)))
+    try:
+        return no_store_json(client_view(await admin.ops.clients.get(request.path_params["client_id"])))
+    except NoSuchClient:
+        raise _not_found("client") from None
 
 
 async def update_client(request: Request) -> Response:
     admin = await _admin(request)
-    client = await _client(admin, request)
+    client_id = request.path_params["client_id"]
+    try:
+        await admin.ops.clients.get(client_id)  # 404 before 422, as before
+    except NoSuchClient:
+        raise _not_found("client") from None
     data = await read_json(request, admin.services.settings.max_body_bytes)
     allowed = {"name", "grant_types", "scopes", "audiences", "disabled"}
     unknown = sorted(set(data) - allowed)
@@ -209,33 +211,33 @@ async def update_client(request: Request) -> Response:
         changes["disabled"] = data["disabled"]
     for name in ("grant_types", "scopes", "audiences"):
         if name in data:
-            changes[name] = tuple(dict.fromkeys(_string_list(data, name)))
+            changes[name] = _string_list(data, name)
     try:
-        updated = await admin.services.clients.update(client, **changes)
+        updated = await admin.ops.clients.update(admin.actor, client_id, **changes)
     except ClientValidationError as exc:
         raise _invalid(str(exc)) from None
-    detail: dict[str, Any] = {"fields": sorted(changes)}
-    if "disabled" in changes:
-        detail["disabled"] = changes["disabled"]
-    await admin.audit("clients.update", client.client_id, **detail)
+    except NoSuchClient:
+        raise _not_found("client") from None
     return no_store_json(client_view(updated))
 
 
 async def rotate_client_secret(request: Request) -> Response:
     admin = await _admin(request)
-    client = await _client(admin, request)
-    if client.is_public:
-        raise _invalid("a public client has no secret")
-    updated, secret = await admin.services.clients.rotate_secret(client)
-    await admin.audit("clients.rotate_secret", client.client_id)
+    try:
+        updated, secret = await admin.ops.clients.rotate_secret(admin.actor, request.path_params["client_id"])
+    except NoSuchClient:
+        raise _not_found("client") from None
+    except ClientValidationError as exc:
+        raise _invalid(str(exc)) from None
     return no_store_json({**client_view(updated), "client_secret": secret})
 
 
 async def delete_client(request: Request) -> Response:
     admin = await _admin(request)
-    client = await _client(admin, request)
-    await admin.services.clients.delete(client.client_id)
-    await admin.audit("clients.delete", client.client_id)
+    try:
+        await admin.ops.clients.delete(admin.actor, request.path_params["client_id"])
+    except NoSuchClient:
+        raise _not_found("client") from None
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
@@ -245,37 +247,31 @@ async def delete_client(request: Request) -> Response:
 async def list_users(request: Request) -> Response:
     admin = await _admin(request)
     limit, after = _page(request)
-    items = await admin.services.users.store.list_users(limit=limit, after=after)
+    items = await admin.ops.users.page(limit=limit, after=after)
     nxt = items[-1].username.casefold() if len(items) == limit else None
     return no_store_json({"items": [user_view(u, admin.services.users.roles) for u in items], "next": nxt})
 
 
-async def _user_id(admin: _Admin, request: Request) -> str:
-    user = await admin.services.users.store.get_user(request.path_params["user_id"])
-    if user is None:
-        raise _not_found("user")
-    return user.user_id
-
-
 async def get_user(request: Request) -> Response:
     admin = await _admin(request)
-    user = await admin.services.users.store.get_user(request.path_params["user_id"])
-    if user is None:
-        raise _not_found("user")
+    try:
+        user = await admin.ops.users.get(request.path_params["user_id"])
+    except NoSuchUser:
+        raise _not_found("user") from None
     return no_store_json(user_view(user, admin.services.users.roles))
 
 
 async def set_user_roles(request: Request) -> Response:
     admin = await _admin(request)
-    user_id = await _user_id(admin, request)
-    data = await read_json(request, admin.services.settings.max_body_bytes)
-    roles = _string_list(data, "roles")
+    user_id = request.path_params["user_id"]
     try:
-        user = await admin.services.users.set_roles(user_id, roles)
+        await admin.ops.users.get(user_id)  # 404 before 422, as before
+        data = await read_json(request, admin.services.settings.max_body_bytes)
+        user = await admin.ops.users.set_roles(admin.actor, user_id, _string_list(data, "roles"))
+    except NoSuchUser:
+        raise _not_found("user") from None
     except UserInputError as exc:
         raise _invalid("invalid roles", exc.errors) from None
-    assert user is not None
-    await admin.audit("users.set_roles", user_id, roles=list(roles))
     return no_store_json(user_view(user, admin.services.users.roles))
 
 
@@ -289,18 +285,19 @@ async def enable_user(request: Request) -> Response:
 
 async def _set_disabled(request: Request, disabled: bool) -> Response:
     admin = await _admin(request)
-    user_id = await _user_id(admin, request)
-    user = await admin.services.users.set_disabled(user_id, disabled, "disabled by an administrator")
-    assert user is not None
-    await admin.audit("users.disable" if disabled else "users.enable", user_id)
+    try:
+        user = await admin.ops.users.set_disabled(admin.actor, request.path_params["user_id"], disabled)
+    except NoSuchUser:
+        raise _not_found("user") from None
     return no_store_json(user_view(user, admin.services.users.roles))
 
 
 async def revoke_user_sessions(request: Request) -> Response:
     admin = await _admin(request)
-    user_id = await _user_id(admin, request)
-    count = await admin.services.users.revoke_sessions(user_id, "revoked by an administrator")
-    await admin.audit("users.revoke_sessions", user_id, families=count)
+    try:
+        count = await admin.ops.users.revoke_sessions(admin.actor, request.path_params["user_id"])
+    except NoSuchUser:
+        raise _not_found("user") from None
     return no_store_json({"revoked_families": count})
 
 
@@ -311,18 +308,6 @@ async def list_audit(request: Request) -> Response:
     admin = await _admin(request)
     limit, _ = _page(request)
     before = _integer(request, "before", 0, 0, _INT64_MAX, "before must be an entry id (0 to 2**63-1)")
-    entries = await admin.services.store.list_audit(limit=limit, before=before)
-    items = [
-        {
-            "id": e.id,
-            "at": int(e.at),
-            "actor": e.actor,
-            "action": e.action,
-            "target": e.target,
-            "detail": e.detail,
-            "remote_addr": e.remote_addr,
-        }
-        for e in entries
-    ]
+    entries = await recent(admin.services.store, limit=limit, before=before)
     nxt = entries[-1].id if len(entries) == limit else None
-    return no_store_json({"items": items, "next": nxt})
+    return no_store_json({"items": [audit_view(e) for e in entries], "next": nxt})

@@ -3,9 +3,12 @@ what each family requires is declared once in issuer.tokens.principal."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from starlette.requests import Request
 
-from issuer.errors import InsufficientScope, InvalidRequest, InvalidToken
+from issuer.errors import InsufficientScope, InvalidRequest, InvalidToken, ServiceUnavailable
 from issuer.services import Services
 from issuer.tokens.principal import Inactive, Insufficient, Principal, Rule, authorize
 
@@ -19,7 +22,13 @@ def _challenge(realm: str, error: str | None = None, scope: str | None = None) -
     return {"WWW-Authenticate": "Bearer " + ", ".join(parts)}
 
 
-async def bearer_principal(request: Request, services: Services, rule: Rule) -> Principal:
+Refused = Callable[[dict[str, Any], str], Awaitable[None]]
+
+
+async def bearer_principal(
+    request: Request, services: Services, rule: Rule, on_refused: Refused | None = None
+) -> Principal:
+    """``on_refused(claims, reason)`` is told of tokens that verified but were refused here."""
     realm = services.settings.url
     header = request.headers.get("authorization")
     if header is None:
@@ -29,13 +38,19 @@ async def bearer_principal(request: Request, services: Services, rule: Rule) -> 
         raise InvalidRequest("use the Bearer authorization scheme", headers=_challenge(realm, "invalid_request"))
     try:
         return await authorize(services, token.strip(), rule)
-    except Inactive:
+    except (Inactive, Insufficient) as exc:
+        if on_refused is not None and exc.claims is not None:
+            reason = f"lacks {exc.scope}" if isinstance(exc, Insufficient) else f"inactive {exc}"
+            try:
+                await on_refused(exc.claims, reason)
+            except ServiceUnavailable:
+                pass  # the refusal is answered either way; an outage must not turn it into a 503
+        if isinstance(exc, Insufficient):
+            raise InsufficientScope(
+                f"the token lacks scope {exc.scope}, or its holder no longer holds that power",
+                headers=_challenge(realm, "insufficient_scope", exc.scope),
+            ) from None
         raise InvalidToken(
             "the access token is invalid, expired, not meant for this endpoint, or its holder is no longer active",
             headers=_challenge(realm, "invalid_token"),
-        ) from None
-    except Insufficient as exc:
-        raise InsufficientScope(
-            f"the token lacks scope {exc.scope}, or its holder no longer holds that power",
-            headers=_challenge(realm, "insufficient_scope", exc.scope),
         ) from None

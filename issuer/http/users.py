@@ -17,6 +17,8 @@ from issuer.http.forms import read_json
 from issuer.http.responses import no_store_json
 from issuer.http.token import client_ip
 from issuer.models import User
+from issuer.operations import Actor
+from issuer.operations.users import NoSuchUser
 from issuer.services import Services
 from issuer.tokens.principal import ACCOUNT, USERINFO, Rule
 
@@ -58,7 +60,7 @@ async def register(request: Request) -> Response:
         raise exc from None
     data = await read_json(request, services.settings.max_body_bytes)
     try:
-        user = await services.users.register(parse_registration(data))
+        user = await services.ops.users.register(parse_registration(data), client_ip(request, services))
     except UserInputError as exc:
         raise _invalid(exc.errors) from None
     except PasswordsBusy:
@@ -74,7 +76,10 @@ async def register(request: Request) -> Response:
 async def _current_user(request: Request, services: Services, rule: Rule = ACCOUNT) -> User:
     principal = await bearer_principal(request, services, rule)
     # The row itself is needed for what these endpoints answer or check (email, password).
-    user = await services.users.store.get_user(str(principal.claims.get("sub")))
+    try:
+        user: User | None = await services.ops.users.get(str(principal.claims.get("sub")))
+    except NoSuchUser:
+        user = None
     if user is None or user.disabled:
         raise InvalidToken(
             "the token does not belong to an active user",
@@ -120,5 +125,5 @@ async def deactivate(request: Request) -> Response:
     user = await _current_user(request, services)
     data = await read_json(request, services.settings.max_body_bytes)
     await _confirm_password(request, services, user, data, "password")
-    await services.users.set_disabled(user.user_id, True, "deactivated by the user")
+    await services.ops.users.set_disabled(Actor.user(user.user_id, client_ip(request, services)), user.user_id, True)
     return Response(status_code=204, headers={"Cache-Control": "no-store"})

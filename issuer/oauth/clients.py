@@ -80,7 +80,10 @@ class ClientRegistry:
     def hash_secret(self, secret: str) -> bytes:
         return hmac.new(self._pepper, secret.encode(), hashlib.sha256).digest()
 
-    async def create(
+    # Changes are made by issuer.operations.clients (audited in the same transaction); the
+    # registry builds the new values and drops its cache entry once they are committed.
+
+    def new_client(
         self,
         name: str,
         grant_types: tuple[str, ...],
@@ -89,6 +92,7 @@ class ClientRegistry:
         *,
         public: bool = False,
     ) -> tuple[Client, str | None]:
+        """A validated new client and its secret (None for a public client), not yet stored."""
         grant_types, scopes, audiences = (tuple(dict.fromkeys(v)) for v in (grant_types, scopes, audiences))
         validate_client_fields(name, grant_types, scopes, audiences, public)
         secret = None if public else secrets.token_urlsafe(32)
@@ -103,30 +107,16 @@ class ClientRegistry:
             created_at=now,
             updated_at=now,
         )
-        await self._store.create_client(client)
         return client, secret
 
-    async def update(self, client: Client, **changes: object) -> Client:
+    def updated(self, client: Client, **changes: object) -> Client:
         updated = replace(client, **changes, updated_at=self._clock())  # type: ignore[arg-type]
         validate_client_fields(updated.name, updated.grant_types, updated.scopes, updated.audiences, updated.is_public)
-        await self._store.update_client(updated)
-        await self._changed(client.client_id)
         return updated
 
-    async def rotate_secret(self, client: Client) -> tuple[Client, str]:
+    def with_new_secret(self, client: Client) -> tuple[Client, str]:
         secret = secrets.token_urlsafe(32)
-        updated = replace(client, secret_hash=self.hash_secret(secret), updated_at=self._clock())
-        await self._store.update_client(updated)
-        await self._changed(client.client_id)
-        return updated, secret
-
-    async def set_disabled(self, client: Client, disabled: bool) -> Client:
-        return await self.update(client, disabled=disabled)
-
-    async def delete(self, client_id: str) -> bool:
-        deleted = await self._store.delete_client(client_id)
-        await self._changed(client_id)
-        return deleted
+        return replace(client, secret_hash=self.hash_secret(secret), updated_at=self._clock()), secret
 
     async def get(self, client_id: str) -> Client | None:
         """Cached for ``cache_ttl``; an entry up to twice that old is served while one
@@ -167,7 +157,8 @@ class ClientRegistry:
         finally:
             self._loading.pop(client_id, None)
 
-    async def _changed(self, client_id: str) -> None:
+    async def changed(self, client_id: str) -> None:
+        """A committed change: forget it here, and tell the other instances."""
         self.invalidate(client_id)
         if self.on_change is not None:
             await self.on_change(client_id)

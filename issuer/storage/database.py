@@ -25,7 +25,10 @@ class Database(Executor, Protocol):
     @property
     def dialect(self) -> Literal["postgres", "sqlite"]: ...
 
-    def transaction(self) -> AbstractAsyncContextManager[Executor]: ...
+    def transaction(self) -> AbstractAsyncContextManager[Database]:
+        """One transaction on one connection; the Database it yields runs every statement in it,
+        and a transaction() opened on that one is a savepoint (rolled back alone on error)."""
+        ...
 
     def advisory_lock(self, name: str) -> AbstractAsyncContextManager[bool]:
         """Try to take a cluster-wide lock without waiting; yields whether it was taken."""

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from issuer.storage.database import DatabaseUnavailable, Executor, Row
+from issuer.storage.database import Database, DatabaseUnavailable, Row
 
 # The server is unreachable, gone, shutting down, out of connections or cancelled our statement:
 # none of these is the request's fault, and a retry later may succeed. (TimeoutError is an OSError.)
@@ -49,6 +49,11 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 
 
 class _Conn:
+    """Statements on one acquired connection; inside PostgresDatabase.transaction() it is the
+    Database bound to that transaction (a nested transaction() is a savepoint)."""
+
+    dialect: Literal["postgres"] = "postgres"
+
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
@@ -63,6 +68,33 @@ class _Conn:
     async def execute(self, sql: str, *args: Any) -> int:
         with _outage_is_unavailable(self._conn):
             return _rowcount(await self._conn.execute(sql, *args))
+
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Database]:
+        with _outage_is_unavailable(self._conn):
+            async with self._conn.transaction():
+                yield self
+
+    @asynccontextmanager
+    async def advisory_lock(self, name: str) -> AsyncIterator[bool]:
+        # Transaction-scoped: released at commit or rollback, never left on a pooled connection.
+        with _outage_is_unavailable(self._conn):
+            taken = await self._conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _lock_id(name))
+        yield bool(taken)
+
+    async def run_script(self, script: str) -> None:
+        raise RuntimeError("no migrations inside a transaction")
+
+    async def ping(self) -> None:
+        await self.fetchrow("SELECT 1")
+
+    async def close(self) -> None:
+        """The pool owns the connection."""
+
+
+def _lock_id(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 class PostgresDatabase:
@@ -102,7 +134,7 @@ class PostgresDatabase:
             return await _Conn(conn).execute(sql, *args)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Executor]:
+    async def transaction(self) -> AsyncIterator[Database]:
         async with self._acquire() as conn:
             with _outage_is_unavailable(conn):
                 async with conn.transaction():
@@ -110,7 +142,7 @@ class PostgresDatabase:
 
     @asynccontextmanager
     async def advisory_lock(self, name: str) -> AsyncIterator[bool]:
-        lock_id = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        lock_id = _lock_id(name)
         async with self._acquire() as conn:
             with _outage_is_unavailable(conn):
                 taken = await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_id)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import aiosqlite
 
-from issuer.storage.database import DatabaseUnavailable, Executor, Row
+from issuer.storage.database import Database, DatabaseUnavailable, Row
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 # OperationalError also means bad SQL; only these messages mean "the file cannot serve us now".
@@ -41,8 +41,14 @@ def _translate(sql: str) -> str:
 
 
 class _Tx:
+    """Statements on the one connection, run by whoever holds SqliteDatabase's lock; inside
+    SqliteDatabase.transaction() it is the Database bound to that transaction."""
+
+    dialect: Literal["sqlite"] = "sqlite"
+
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
+        self._depth = 0
 
     async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
         with _outage_is_unavailable():
@@ -58,6 +64,36 @@ class _Tx:
         with _outage_is_unavailable():
             async with self._conn.execute(_translate(sql), args) as cur:
                 return cur.rowcount
+
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Database]:
+        self._depth += 1
+        name = f"sp{self._depth}"
+        try:
+            await self.execute(f"SAVEPOINT {name}")
+            try:
+                yield self
+            except BaseException:
+                await self._conn.execute(f"ROLLBACK TO {name}")
+                await self._conn.execute(f"RELEASE {name}")
+                raise
+            await self.execute(f"RELEASE {name}")
+        finally:
+            self._depth -= 1
+
+    @asynccontextmanager
+    async def advisory_lock(self, name: str) -> AsyncIterator[bool]:
+        yield True
+
+    async def run_script(self, script: str) -> None:
+        raise RuntimeError("no migrations inside a transaction")
+
+    async def ping(self) -> None:
+        await self.fetchrow("SELECT 1")
+
+    async def close(self) -> None:
+        """The transaction's owner closes the connection."""
 
 
 class SqliteDatabase:
@@ -93,7 +129,7 @@ class SqliteDatabase:
             return await self._tx.execute(sql, *args)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Executor]:
+    async def transaction(self) -> AsyncIterator[Database]:
         async with self._lock:
             with _outage_is_unavailable():
                 await self._conn.execute("BEGIN IMMEDIATE")

@@ -20,6 +20,9 @@ from issuer.tokens.validate import InvalidAccessToken, audiences, scopes
 class Inactive(Exception):
     """The token is not, or no longer, good here: RFC 6750 ``invalid_token``."""
 
+    claims: dict[str, Any] | None = None
+    """Set when the token itself verified (ours, unexpired) but was refused here."""
+
 
 class Insufficient(Exception):
     """The principal stands but lacks the power: RFC 6750 ``insufficient_scope``."""
@@ -27,6 +30,7 @@ class Insufficient(Exception):
     def __init__(self, scope: str) -> None:
         super().__init__(scope)
         self.scope = scope
+        self.claims: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,14 @@ async def authorize(services: Services, token: str, rule: Rule) -> Principal:
         claims = await services.validator.validate(token, None if rule.or_scope else issuer)
     except InvalidAccessToken:
         raise Inactive("token") from None
+    try:
+        return await _check(services, claims, rule, issuer)
+    except (Inactive, Insufficient) as exc:
+        exc.claims = claims
+        raise
+
+
+async def _check(services: Services, claims: dict[str, Any], rule: Rule, issuer: str) -> Principal:
     if rule.or_scope and issuer not in audiences(claims) and rule.or_scope not in scopes(claims):
         raise Inactive("audience")
     if rule.scope is not None and rule.scope not in scopes(claims):

@@ -54,7 +54,7 @@ class RefreshTokens:
         envelope: Envelope,
         policy: RefreshPolicy,
         clock: Callable[[], float],
-        on_reuse: Callable[[RefreshFamily], Awaitable[None]] | None = None,
+        on_reuse: Callable[[RefreshFamily, int], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._envelope = envelope
@@ -124,13 +124,14 @@ class RefreshTokens:
         retry = await self._retry(token, family, user, now)
         if retry is not None:
             return retry
-        await self._store.revoke_family(family.family_id, now, "refresh token reuse")
+        if self._on_reuse is not None:
+            await self._on_reuse(family, token.generation)  # revokes the family and audits it
+        else:
+            await self._store.revoke_family(family.family_id, now, "refresh token reuse")
         log.warning(
             "refresh token reuse: family revoked",
             extra={"family_id": family.family_id, "client_id": family.client_id, "generation": token.generation},
         )
-        if self._on_reuse is not None:
-            await self._on_reuse(family)
         raise InvalidGrant("refresh token was already used")
 
     async def _retry(

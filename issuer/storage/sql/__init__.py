@@ -6,6 +6,9 @@ nothing reads a row and then writes based on it without a guard in the WHERE cla
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from issuer.storage.database import Database
 from issuer.storage.sql.audit import AuditSql
 from issuer.storage.sql.clients import ClientSql
@@ -24,3 +27,12 @@ class SqlStorage(ClientSql, SecretSql, KeySql, UserSql, RefreshSql, RevocationSq
 
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlStorage]:
+        """Every store, bound to one transaction: all or nothing of what is done through it (an
+        operation's change and its audit entry). SQLite: BEGIN IMMEDIATE on its one connection,
+        which holds that process's other statements until the end, so keep it short; PostgreSQL:
+        one pooled connection. A store method that opens its own transaction gets a savepoint."""
+        async with self.db.transaction() as tx:
+            yield SqlStorage(tx)

@@ -1,0 +1,25 @@
+"""Every change an operator can make, one async function each, called alike by the admin API,
+the CLI and the scheduler. Each writes its audit entry in the same database transaction as the
+change (issuer.storage.sql.SqlStorage.transaction), naming the Actor who made it.
+
+Each area takes only the collaborators it uses (ClientOps, UserOps, KeyOps); ``Operations``
+bundles them for callers that hold all three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from issuer.operations.actor import ANONYMOUS, SCHEDULER, Actor
+from issuer.operations.clients import ClientOps
+from issuer.operations.keys import KeyOps
+from issuer.operations.users import UserOps
+
+__all__ = ["ANONYMOUS", "SCHEDULER", "Actor", "ClientOps", "KeyOps", "Operations", "UserOps"]
+
+
+@dataclass(frozen=True)
+class Operations:
+    clients: ClientOps
+    users: UserOps
+    keys: KeyOps
