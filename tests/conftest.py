@@ -23,12 +23,16 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from issuer.app import create_app
+from issuer.operations import Actor
 from issuer.services import open_services
 from issuer.settings import Settings
 from issuer.storage import open_database
 from issuer.storage.migrate import migrate
 from keys.envelope import new_kek
 from tests.servers import REPO_ROOT, child_env
+
+# The actor of changes a test makes through issuer.operations to set the scene.
+OPERATOR = Actor("cli", "tests@suite")
 
 PG_ADMIN_URL = os.environ.get("ISSUER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("ISSUER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -101,7 +105,7 @@ def throwaway_pg_database(prefix: str) -> Iterator[str]:
     name = f"{prefix}_{secrets.token_hex(6)}"
     try:
         pg_admin(f'CREATE DATABASE "{name}"')
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         unavailable(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
     try:
         yield _with_db(PG_ADMIN_URL, name)
@@ -268,7 +272,8 @@ async def make_client(http: httpx.AsyncClient, **kwargs: Any) -> tuple[str, str 
     }
     defaults.update(kwargs)
     public = defaults.pop("public", False)
-    created, secret = await services_of(http).clients.create(
+    created, secret = await services_of(http).ops.clients.create(
+        OPERATOR,
         defaults.pop("name"), tuple(defaults.pop("grant_types")), tuple(defaults.pop("scopes")),
         tuple(defaults.pop("audiences")), public=public,
     )
@@ -283,8 +288,12 @@ async def load_and_operator_clients(
     settings = Settings(_env_file=None, database_url=database_url, key_encryption_keys=kek)
     services = await open_services(settings)
     try:
-        load, load_secret = await services.clients.create("load", ("client_credentials",), ("read",), (audience,))
-        admin, admin_secret = await services.clients.create("operator", ("client_credentials",), ("issuer:admin",), ())
+        load, load_secret = await services.ops.clients.create(
+            OPERATOR, "load", ("client_credentials",), ("read",), (audience,)
+        )
+        admin, admin_secret = await services.ops.clients.create(
+            OPERATOR, "operator", ("client_credentials",), ("issuer:admin",), ()
+        )
     finally:
         await services.close()
     assert load_secret is not None and admin_secret is not None

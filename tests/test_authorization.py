@@ -14,7 +14,7 @@ import jwt
 import pytest
 
 from issuer.accounts.users import NewUser
-from tests.conftest import FAST, FakeClock, assert_problem, make_client, running_app, services_of
+from tests.conftest import FAST, OPERATOR, FakeClock, assert_problem, make_client, running_app, services_of
 from tests.users_helpers import PASSWORD, Client, client_auth
 
 TOKEN = "/oauth2/token"
@@ -70,7 +70,9 @@ async def inspector(http: httpx.AsyncClient) -> Client:
 
 
 async def user(http: httpx.AsyncClient, username: str, *roles: str) -> str:
-    created = await services_of(http).users.create(NewUser(username, PASSWORD, f"{username}@example.com"), roles)
+    created = await services_of(http).ops.users.create(
+            OPERATOR, NewUser(username, PASSWORD, f"{username}@example.com"), roles
+        )
     return created.user_id
 
 

@@ -30,7 +30,7 @@ from issuer.accounts.users import NewUser
 from issuer.services import open_services
 from issuer.settings import Settings
 from keys.envelope import new_kek
-from tests.conftest import run_cli, sqlite_file_url
+from tests.conftest import OPERATOR, run_cli, sqlite_file_url
 from tests.servers import IssuerServer
 
 pytestmark = pytest.mark.slow
@@ -60,10 +60,14 @@ async def provision(database: str, **env: str) -> Setup:
     settings = Settings(_env_file=None, database_url=database, key_encryption_keys=kek)  # type: ignore[call-arg]
     services = await open_services(settings, run_migrations=True)
     try:
-        service, service_secret = await services.clients.create("svc", ("client_credentials",), ("read",), (API,))
-        app, app_secret = await services.clients.create("app", ("password",), ("read",), (API,))
-        admin, admin_secret = await services.clients.create("operator", ("client_credentials",), ("issuer:admin",), ())
-        await services.users.create(NewUser("shutdown-user", PASSWORD))
+        service, service_secret = await services.ops.clients.create(
+            OPERATOR, "svc", ("client_credentials",), ("read",), (API,)
+        )
+        app, app_secret = await services.ops.clients.create(OPERATOR, "app", ("password",), ("read",), (API,))
+        admin, admin_secret = await services.ops.clients.create(
+            OPERATOR, "operator", ("client_credentials",), ("issuer:admin",), ()
+        )
+        await services.ops.users.create(OPERATOR, NewUser("shutdown-user", PASSWORD))
     finally:
         await services.close()
     assert service_secret and app_secret and admin_secret

@@ -40,7 +40,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from issuer.accounts.users import NewUser
-from tests.conftest import make_client, services_of
+from tests.conftest import OPERATOR, make_client, services_of
 from tests.test_admin_api import client_token
 from tests.users_helpers import first_party, login
 
@@ -111,7 +111,7 @@ async def credentials(http: httpx.AsyncClient) -> Credentials:
     )
     basic = base64.b64encode(f"{service_id}:{service_secret}".encode()).decode()
     victim_client, _ = await make_client(http, name="victim")
-    victim = await services_of(http).users.create(NewUser("victim", "password-123", "victim@example.com"))
+    victim = await services_of(http).ops.users.create(OPERATOR, NewUser("victim", "password-123", "victim@example.com"))
     return Credentials(
         admin={"Authorization": f"Bearer {admin_token}"},
         user={"Authorization": f"Bearer {user_token}"},

@@ -16,7 +16,7 @@ from authlib.deprecate import AuthlibDeprecationWarning
 
 from issuer.app import create_app
 from issuer.settings import Settings
-from tests.conftest import TEST_KEK
+from tests.conftest import OPERATOR, TEST_KEK
 from tests.servers import IssuerServer
 
 with warnings.catch_warnings():
@@ -80,7 +80,7 @@ async def test_authlib_client_register_login_refresh_revoke(
 ) -> None:
     settings = make_settings(database_url=database_url, **FAST)
     async with issuer(settings) as (app, services):
-        client, secret = await services.clients.create(
+        client, secret = await services.ops.clients.create(OPERATOR,
             "authlib-app",
             ("password", "refresh_token"),
             ("openid", "read", "write"),
@@ -114,7 +114,7 @@ async def test_authlib_client_against_a_uvicorn_server(tmp_path: Path, make_sett
         # The CLI-equivalent registration of the OAuth client, on the server's database.
         settings = make_settings(database_url=env["ISSUER_DATABASE_URL"], url=server.url, **FAST)
         async with issuer(settings) as (_, services):
-            client, secret = await services.clients.create(
+            client, secret = await services.ops.clients.create(OPERATOR,
                 "authlib-app", ("password", "refresh_token"), ("openid", "read"), ("https://api.example.com",)
             )
         async with AsyncOAuth2Client(

@@ -15,7 +15,7 @@ import jwt
 import pytest
 
 from issuer.accounts.users import NewUser
-from tests.conftest import make_client, services_of
+from tests.conftest import OPERATOR, make_client, services_of
 
 AUDIENCE = "https://api.example.com"
 
@@ -51,7 +51,7 @@ def login_failures(http: httpx.AsyncClient) -> float:
 
 
 async def create_user(http: httpx.AsyncClient, username: str = "alice", password: str = "password-123", **kwargs: Any) -> Any:
-    return await services_of(http).users.create(NewUser(username, password, f"{username}@example.com"), **kwargs)
+    return await services_of(http).ops.users.create(OPERATOR, NewUser(username, password, f"{username}@example.com"), **kwargs)
 
 
 async def test_login_issues_a_token_for_the_user_id_with_scope_roles_and_a_refresh_token(http: httpx.AsyncClient) -> None:

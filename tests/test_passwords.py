@@ -16,9 +16,11 @@ from argon2 import PasswordHasher
 
 from issuer.accounts.passwords import Passwords, is_supported_hash
 from issuer.accounts.users import NewUser, RoleHierarchy, UserInputError, Users
+from issuer.models import User
+from issuer.operations import UserOps
 from issuer.resources import cpu_quota, hash_concurrency, memory_limit
 from issuer.settings import Settings
-from tests.conftest import FakeClock, make_client, running_app, services_of
+from tests.conftest import OPERATOR, FakeClock, make_client, running_app, services_of
 
 
 @pytest.fixture
@@ -168,9 +170,14 @@ async def users(
         yield services_of(http).users
 
 
+async def create(users: Users, new: NewUser, **kwargs: Any) -> User:
+    """Create through issuer.operations, as the CLI and the admin API do."""
+    return await UserOps(users.store, users, users._clock).create(OPERATOR, new, **kwargs)  # type: ignore[arg-type]
+
+
 async def test_login_checks_the_password_and_the_account(users: Users) -> None:
-    alice = await users.create(NewUser("alice", "password-123"))
-    await users.create(NewUser("off", "password-123"), disabled=True)
+    alice = await create(users, NewUser("alice", "password-123"))
+    await create(users, NewUser("off", "password-123"), disabled=True)
 
     assert (await users.login("alice", "password-123")) == alice
     assert await users.login("Alice", "password-123") == alice
@@ -181,7 +188,7 @@ async def test_login_checks_the_password_and_the_account(users: Users) -> None:
 
 
 async def test_stored_hash_is_argon2id_and_never_the_password(users: Users) -> None:
-    user = await users.create(NewUser("bob", "password-123"))
+    user = await create(users, NewUser("bob", "password-123"))
     stored = await users.store.get_user(user.user_id)
     assert stored is not None
     assert stored.password_hash.startswith("$argon2id$")
@@ -190,7 +197,7 @@ async def test_stored_hash_is_argon2id_and_never_the_password(users: Users) -> N
 
 
 async def test_bcrypt_user_is_upgraded_on_login_and_keeps_working(users: Users) -> None:
-    user = await users.create(NewUser("carol", ""), password_hash=legacy_bcrypt(b"old-app-password"))
+    user = await create(users, NewUser("carol", ""), password_hash=legacy_bcrypt(b"old-app-password"))
 
     assert await users.login("carol", "wrong") is None
     assert (await users.store.get_user(user.user_id)).password_hash.startswith("$2b$")  # type: ignore[union-attr]
@@ -201,7 +208,7 @@ async def test_bcrypt_user_is_upgraded_on_login_and_keeps_working(users: Users) 
 
 
 async def test_change_password_validates_and_replaces_the_hash(users: Users) -> None:
-    user = await users.create(NewUser("dave", "password-123"))
+    user = await create(users, NewUser("dave", "password-123"))
     with pytest.raises(UserInputError) as raised:
         await users.change_password(user, "short")
     assert set(raised.value.errors) == {"new_password"}
@@ -283,8 +290,8 @@ async def test_failed_login_timing_does_not_reveal_an_un_upgraded_imported_accou
         services = services_of(http)
         legacy = bcrypt.hashpw(b"legacy-password", bcrypt.gensalt(rounds=10)).decode()
         assert services.users.passwords.import_problem(legacy) is None
-        await services.users.create(NewUser("legacy", ""), password_hash=legacy)
-        await services.users.create(NewUser("modern", "modern-password"))
+        await services.ops.users.create(OPERATOR, NewUser("legacy", ""), password_hash=legacy)
+        await services.ops.users.create(OPERATOR, NewUser("modern", "modern-password"))
         client_id, secret = await make_client(http, name="app", grant_types=("password",))
 
         async def failed(username: str) -> float:

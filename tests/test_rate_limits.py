@@ -16,7 +16,7 @@ import redis
 
 from issuer.accounts.users import NewUser
 from issuer.settings import Settings
-from tests.conftest import FAST, FakeClock, make_client, running_app, services_of, unavailable
+from tests.conftest import FAST, OPERATOR, FakeClock, make_client, running_app, services_of, unavailable
 from tests.servers import RedisServer
 from tests.users_helpers import PASSWORD, Client, first_party
 
@@ -42,7 +42,7 @@ def start(
 
 async def setup_login(http: httpx.AsyncClient, *usernames: str) -> Client:
     for username in usernames or ("alice",):
-        await services_of(http).users.create(NewUser(username, PASSWORD))
+        await services_of(http).ops.users.create(OPERATOR, NewUser(username, PASSWORD))
     return await first_party(http)
 
 

@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import FakeClock, services_of
+from tests.conftest import OPERATOR, FakeClock, services_of
 from tests.users_helpers import Client, first_party, login, refresh
 
 
@@ -254,7 +254,7 @@ async def test_refresh_reflects_the_users_current_roles(http: httpx.AsyncClient)
     client = await first_party(http)
     r0 = (await login(http, client))["refresh_token"]
     user = await services_of(http).users.store.find_user("alice")
-    await services_of(http).users.set_roles(user.user_id, ["manager"])
+    await services_of(http).ops.users.set_roles(OPERATOR, user.user_id, ["manager"])
 
     response = await refresh(http, client, r0)
     assert response.status_code == 200, response.text

@@ -14,7 +14,7 @@ import pytest
 
 from issuer.accounts.users import NewUser
 from issuer.settings import Settings
-from tests.conftest import FAST, FakeClock, assert_problem, make_client, running_app, services_of
+from tests.conftest import FAST, OPERATOR, FakeClock, assert_problem, make_client, running_app, services_of
 
 
 async def register(http: httpx.AsyncClient, **body: Any) -> httpx.Response:
@@ -238,7 +238,7 @@ async def test_closed_registration_is_403_and_creates_nobody(
 async def test_roles_claim_carries_the_effective_roles_of_the_hierarchy(
     http: httpx.AsyncClient, roles: tuple[str, ...], effective: list[str]
 ) -> None:
-    await services_of(http).users.create(NewUser("grace", "password-123", "grace@example.com"), roles)
+    await services_of(http).ops.users.create(OPERATOR, NewUser("grace", "password-123", "grace@example.com"), roles)
     response = await login(http, "grace", "password-123")
     assert response.status_code == 200, response.text
     assert unverified(response.json()["access_token"])["roles"] == effective
@@ -258,7 +258,7 @@ async def test_a_configured_hierarchy_sets_the_default_role_and_inheritance(
         assert created.json()["roles"] == ["reader"]
 
         services = services_of(http)
-        await services.users.set_roles(created.json()["user_id"], ["editor"])
+        await services.ops.users.set_roles(OPERATOR, created.json()["user_id"], ["editor"])
         response = await login(http, "heidi", "password-123")
         assert unverified(response.json()["access_token"])["roles"] == ["editor", "reader"]
 
@@ -417,7 +417,7 @@ async def test_logins_go_before_waiting_registrations_and_a_full_queue_sheds_wit
 
     async with start(**SLOW_HASH) as http:
         services = services_of(http)
-        await services.users.create(NewUser("alice", "password-123"))
+        await services.ops.users.create(OPERATOR, NewUser("alice", "password-123"))
         client_id, _ = await make_client(http, name="app", grant_types=("password",), public=True)
         budget = services.users.passwords.budget
         finished: list[str] = []
@@ -453,7 +453,7 @@ async def test_a_login_beyond_the_queue_gets_503_temporarily_unavailable(start: 
 
     async with start(**SLOW_HASH, password_hash_queue=1, rate_limit_login_per_user=0) as http:
         services = services_of(http)
-        await services.users.create(NewUser("alice", "password-123"))
+        await services.ops.users.create(OPERATOR, NewUser("alice", "password-123"))
         client_id, _ = await make_client(http, name="app", grant_types=("password",), public=True)
         budget = services.users.passwords.budget
         form = {"grant_type": "password", "client_id": client_id, "username": "alice", "password": "password-123"}

@@ -17,7 +17,7 @@ import pytest
 from issuer.accounts.users import NewUser
 from issuer.services import open_services
 from issuer.settings import Settings
-from tests.conftest import TEST_KEK
+from tests.conftest import OPERATOR, TEST_KEK
 from tests.servers import IssuerServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -54,11 +54,11 @@ async def first_party_login(pg_database: str, tmp_path: Path) -> tuple[str, str,
     )
     services = await open_services(settings)
     try:
-        client, secret = await services.clients.create(
+        client, secret = await services.ops.clients.create(OPERATOR,
             "two-process-app", ("password", "refresh_token"), ("read", "write"), (AUDIENCE,)
         )
         username = f"user-{secrets.token_hex(4)}"
-        await services.users.create(NewUser(username, "password-123"))
+        await services.ops.users.create(OPERATOR, NewUser(username, "password-123"))
     finally:
         await services.close()
     assert secret is not None

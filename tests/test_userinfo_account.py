@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from issuer.accounts.users import NewUser
-from tests.conftest import FakeClock, make_client, services_of
+from tests.conftest import OPERATOR, FakeClock, make_client, services_of
 from tests.users_helpers import PASSWORD, Client, first_party
 
 
@@ -20,7 +20,9 @@ async def app_client(http: httpx.AsyncClient) -> Client:
 
 @pytest.fixture
 async def alice(http: httpx.AsyncClient) -> Any:
-    return await services_of(http).users.create(NewUser("alice", PASSWORD, "alice@example.com"), ("manager",))
+    return await services_of(http).ops.users.create(
+            OPERATOR, NewUser("alice", PASSWORD, "alice@example.com"), ("manager",)
+        )
 
 
 async def login(http: httpx.AsyncClient, client: Client, username: str = "alice", password: str = PASSWORD) -> httpx.Response:
@@ -76,7 +78,7 @@ async def test_userinfo_describes_the_signed_in_user(
 
 
 async def test_userinfo_omits_a_missing_email(http: httpx.AsyncClient, app_client: Client) -> None:
-    user = await services_of(http).users.create(NewUser("nomail", PASSWORD))
+    user = await services_of(http).ops.users.create(OPERATOR, NewUser("nomail", PASSWORD))
     access = (await tokens(http, app_client, username="nomail"))["access_token"]
     body = (await http.get("/userinfo", headers=bearer(access))).json()
     assert body == {"sub": user.user_id, "preferred_username": "nomail", "roles": ["user"]}
@@ -217,7 +219,7 @@ async def test_admin_disable_revokes_every_family_at_once(
     services = services_of(http)
     client_id, secret = app_client
 
-    await services.users.set_disabled(alice.user_id, True, "x")
+    await services.ops.users.set_disabled(OPERATOR, alice.user_id, True)
 
     for session in sessions:
         found = await services.refresh_tokens.lookup(session["refresh_token"])
@@ -227,6 +229,6 @@ async def test_admin_disable_revokes_every_family_at_once(
         assert (await refresh(http, app_client, session["refresh_token"])).json()["error"] == "invalid_grant"
     assert (await login(http, app_client)).json()["error"] == "invalid_grant"
 
-    await services.users.set_disabled(alice.user_id, False, "x")
+    await services.ops.users.set_disabled(OPERATOR, alice.user_id, False)
     assert (await refresh(http, app_client, sessions[0]["refresh_token"])).json()["error"] == "invalid_grant"
     assert (await login(http, app_client)).status_code == 200

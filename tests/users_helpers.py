@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from issuer.accounts.users import NewUser
-from tests.conftest import make_client, services_of
+from tests.conftest import OPERATOR, make_client, services_of
 
 Client = tuple[str, str | None]
 """(client_id, secret), the secret None for a public client."""
@@ -32,7 +32,7 @@ def client_auth(client: Client, data: dict[str, str]) -> dict[str, Any]:
 async def login(http: httpx.AsyncClient, client: Client, username: str = "alice", **extra: str) -> dict[str, Any]:
     """The token response for ``username`` (created on first use), which must be a success."""
     if await services_of(http).users.store.find_user(username) is None:
-        await services_of(http).users.create(NewUser(username, PASSWORD, f"{username}@example.com"))
+        await services_of(http).ops.users.create(OPERATOR, NewUser(username, PASSWORD, f"{username}@example.com"))
     data = {"grant_type": "password", "username": username, "password": PASSWORD, **extra}
     response = await http.post("/oauth2/token", **client_auth(client, data))
     assert response.status_code == 200, response.text

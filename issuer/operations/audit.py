@@ -30,8 +30,13 @@ async def revoke_for_reuse(store: SqlStorageLike, clock: Clock, family: RefreshF
     async with store.transaction() as tx:
         await tx.revoke_family(family.family_id, clock(), "refresh token reuse")
         await record(
-            tx, clock, Actor.client(family.client_id), "refresh.reuse_detected", family.family_id,
-            user_id=family.user_id, generation=generation,
+            tx,
+            clock,
+            Actor.client(family.client_id),
+            "refresh.reuse_detected",
+            family.family_id,
+            user_id=family.user_id,
+            generation=generation,
         )
 
 

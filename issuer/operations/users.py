@@ -43,7 +43,12 @@ class UserOps:
         return await self.store.list_users(limit=limit, after=after)
 
     async def create(
-        self, actor: Actor, new: NewUser, roles: Iterable[str] = (), *, password_hash: str | None = None,
+        self,
+        actor: Actor,
+        new: NewUser,
+        roles: Iterable[str] = (),
+        *,
+        password_hash: str | None = None,
         disabled: bool = False,
     ) -> User:
         """Raises UserInputError, Conflict (the username is taken)."""
@@ -77,8 +82,14 @@ class UserOps:
 
             report = await import_users(self.users, file, create)
             await record(
-                tx, self.clock, actor, "users.import", Path(file).name,
-                imported=report.imported, conflicts=report.conflicts, invalid=len(report.errors),
+                tx,
+                self.clock,
+                actor,
+                "users.import",
+                Path(file).name,
+                imported=report.imported,
+                conflicts=report.conflicts,
+                invalid=len(report.errors),
             )
         return report
 
