@@ -203,7 +203,6 @@ async def users_create(services: Services, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(user_view(user, services.users.roles))
     else:
-        print(f"created user {user.username}")
         print(f"user_id: {user.user_id}")
     return 0
 

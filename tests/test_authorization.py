@@ -71,8 +71,8 @@ async def inspector(http: httpx.AsyncClient) -> Client:
 
 async def user(http: httpx.AsyncClient, username: str, *roles: str) -> str:
     created = await services_of(http).ops.users.create(
-            OPERATOR, NewUser(username, PASSWORD, f"{username}@example.com"), roles
-        )
+        OPERATOR, NewUser(username, PASSWORD, f"{username}@example.com"), roles
+    )
     return created.user_id
 
 

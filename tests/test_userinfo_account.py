@@ -21,8 +21,8 @@ async def app_client(http: httpx.AsyncClient) -> Client:
 @pytest.fixture
 async def alice(http: httpx.AsyncClient) -> Any:
     return await services_of(http).ops.users.create(
-            OPERATOR, NewUser("alice", PASSWORD, "alice@example.com"), ("manager",)
-        )
+        OPERATOR, NewUser("alice", PASSWORD, "alice@example.com"), ("manager",)
+    )
 
 
 async def login(http: httpx.AsyncClient, client: Client, username: str = "alice", password: str = PASSWORD) -> httpx.Response:
