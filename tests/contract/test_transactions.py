@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from issuer.storage import SqlStorage
-from keys.lifecycle import StateChange, KeyState, Transition
+from keys.lifecycle import KeyState, StateChange, Transition
 from tests.contract.conftest import new_client, new_user
 
 NOW = 1_700_000_000.0
