@@ -26,6 +26,7 @@ from issuer.cache.redisconn import REDIS_ERRORS
 from issuer.cache.redisconn import connect as connect_redis
 from issuer.cache.revocations import LocalRevocationCache, RedisRevocationCache, RevocationCache
 from issuer.errors import ConfigurationError, ServiceUnavailable
+from issuer.grants.base import GrantContext
 from issuer.models import RefreshFamily
 from issuer.oauth.clients import ClientRegistry
 from issuer.observability.metrics import Metrics
@@ -36,6 +37,7 @@ from issuer.storage import SqlStorage, open_database
 from issuer.storage.migrate import migrate, pending_migrations
 from issuer.tokens.access import AccessTokens
 from issuer.tokens.refresh import RefreshPolicy, RefreshTokens
+from issuer.tokens.revoke import TokenContext
 from issuer.tokens.validate import AccessTokenValidator, Revocations
 from keys.envelope import Envelope, EnvelopeError, new_kek, parse_keks
 from keys.keyring import Keyring
@@ -68,6 +70,8 @@ class Services:
     bus: Bus
     ops: Operations
     refusals: RefusalLog
+    grants: GrantContext
+    token_context: TokenContext
     redis: Redis | None = None
 
     _scopes: tuple[float, list[str]] = (float("-inf"), [])
@@ -260,6 +264,8 @@ async def open_services(
 
         manager = KeyManager(store, envelope, policy, settings.signing_alg, clock, on_change=keys_changed)
         clients = ClientRegistry(store, pepper, clock, on_change=client_changed)
+        access_tokens = AccessTokens(keyring, settings.url, settings.access_token_ttl, clock)
+        validator = AccessTokenValidator(keyring, settings.url, revocations, clock)
         users = Users(store, store, passwords, RoleHierarchy(settings.roles, settings.admin_role), clock, user_changed)
         return Services(
             settings=settings,
@@ -269,12 +275,12 @@ async def open_services(
             keyring=keyring,
             keys=manager,
             clients=clients,
-            access_tokens=AccessTokens(keyring, settings.url, settings.access_token_ttl, clock),
+            access_tokens=access_tokens,
             signing_pool=signing_pool,
             users=users,
             refresh_tokens=refresh_tokens,
             revocations=revocations,
-            validator=AccessTokenValidator(keyring, settings.url, revocations, clock),
+            validator=validator,
             limiter=limiter,
             metrics=metrics,
             bus=bus,
@@ -284,6 +290,25 @@ async def open_services(
                 keys=KeyOps(manager, envelope, metrics),
             ),
             refusals=RefusalLog(store, clock),
+            grants=GrantContext(
+                issuer=settings.url,
+                access_tokens=access_tokens,
+                refresh_tokens=refresh_tokens,
+                users=users,
+                limiter=limiter,
+                metrics=metrics,
+                login_limit_per_user=settings.rate_limit_login_per_user,
+                login_limit_per_ip=settings.rate_limit_login_per_ip,
+            ),
+            token_context=TokenContext(
+                issuer=settings.url,
+                validator=validator,
+                revocations=revocations,
+                refresh_tokens=refresh_tokens,
+                clients=clients,
+                user_states=users.states,
+                clock=clock,
+            ),
             redis=redis,
         )
     except BaseException:

@@ -3,7 +3,7 @@ and returns the RFC 6749 §5.1 response body."""
 
 from __future__ import annotations
 
-from issuer.grants.base import Grant, GrantRequest
+from issuer.grants.base import Grant, GrantContext, GrantRequest
 from issuer.grants.client_credentials import client_credentials
 from issuer.grants.password import password
 from issuer.grants.refresh_token import refresh_token
@@ -14,4 +14,4 @@ GRANTS: dict[str, Grant] = {
     "refresh_token": refresh_token,
 }
 
-__all__ = ["GRANTS", "Grant", "GrantRequest"]
+__all__ = ["GRANTS", "Grant", "GrantContext", "GrantRequest"]

@@ -4,9 +4,27 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from issuer.accounts.users import Users
+from issuer.cache.limits import RateLimiter
 from issuer.models import Client
 from issuer.oauth.params import Params
-from issuer.services import Services
+from issuer.observability.metrics import Metrics
+from issuer.tokens.access import AccessTokens
+from issuer.tokens.refresh import RefreshTokens
+
+
+@dataclass(frozen=True)
+class GrantContext:
+    """What grant handlers use, and nothing more (built once with Services)."""
+
+    issuer: str
+    access_tokens: AccessTokens
+    refresh_tokens: RefreshTokens
+    users: Users
+    limiter: RateLimiter
+    metrics: Metrics
+    login_limit_per_user: int
+    login_limit_per_ip: int
 
 
 @dataclass(frozen=True)
@@ -16,7 +34,7 @@ class GrantRequest:
     remote_addr: str
 
 
-Grant = Callable[[Services, GrantRequest], Awaitable[dict[str, Any]]]
+Grant = Callable[[GrantContext, GrantRequest], Awaitable[dict[str, Any]]]
 
 
 def bearer_response(token: str, expires_in: int, scope: tuple[str, ...], **extra: Any) -> dict[str, Any]:

@@ -7,18 +7,17 @@ from typing import Any
 
 from issuer.accounts.names import username_key
 from issuer.errors import InvalidGrant, PasswordsBusy, RateLimited, TemporarilyUnavailable
-from issuer.grants.base import GrantRequest, bearer_response
+from issuer.grants.base import GrantContext, GrantRequest, bearer_response
 from issuer.oauth.scopes import grant_audience, grant_scope, parse_scope, settle_admin_scope
-from issuer.services import Services
 
 
-async def password(services: Services, request: GrantRequest) -> dict[str, Any]:
+async def password(services: GrantContext, request: GrantRequest) -> dict[str, Any]:
     params, client = request.params, request.client
     username, secret = params.require("username"), params.require("password")
     requested = parse_scope(params.get("scope"))
     resources = params.all("resource")
     scope = grant_scope(requested, client.scopes)
-    audience = grant_audience(resources, client.audiences, services.settings.url)
+    audience = grant_audience(resources, client.audiences, services.issuer)
     await limit_login_attempts(services, username, request.remote_addr)
     try:
         user = await services.users.login(username, secret)
@@ -32,7 +31,7 @@ async def password(services: Services, request: GrantRequest) -> dict[str, Any]:
     scope, audience = settle_admin_scope(
         scope,
         audience,
-        issuer=services.settings.url,
+        issuer=services.issuer,
         explicit=requested is not None,
         audience_chosen=bool(resources),
         may_administer=services.users.roles.may_administer(user.roles),
@@ -44,12 +43,11 @@ async def password(services: Services, request: GrantRequest) -> dict[str, Any]:
     return bearer_response(issued.token, issued.expires_in, scope, refresh_token=refresh)
 
 
-async def limit_login_attempts(services: Services, username: str, ip: str) -> None:
+async def limit_login_attempts(services: GrantContext, username: str, ip: str) -> None:
     """Password guesses are limited per username and per client IP (429 with Retry-After)."""
-    settings = services.settings
     checks = (
-        (f"login-user:{username_key(username[:256])[:64]}", settings.rate_limit_login_per_user),
-        (f"login-ip:{ip}", settings.rate_limit_login_per_ip),
+        (f"login-user:{username_key(username[:256])[:64]}", services.login_limit_per_user),
+        (f"login-ip:{ip}", services.login_limit_per_ip),
     )
     for key, limit in checks:
         if limit:

@@ -7,13 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from issuer.errors import InvalidGrant, InvalidScope, InvalidTarget
-from issuer.grants.base import GrantRequest, bearer_response
+from issuer.grants.base import GrantContext, GrantRequest, bearer_response
 from issuer.models import RefreshToken, User
 from issuer.oauth.scopes import parse_scope, settle_admin_scope
-from issuer.services import Services
 
 
-async def refresh_token(services: Services, request: GrantRequest) -> dict[str, Any]:
+async def refresh_token(services: GrantContext, request: GrantRequest) -> dict[str, Any]:
     params, client = request.params, request.client
     presented = params.require("refresh_token")
     requested = parse_scope(params.get("scope"))
@@ -33,7 +32,7 @@ async def refresh_token(services: Services, request: GrantRequest) -> dict[str, 
         settled = settle_admin_scope(
             scope,
             audience,
-            issuer=services.settings.url,
+            issuer=services.issuer,
             explicit=requested is not None,
             audience_chosen=True,
             may_administer=user is not None and services.users.roles.may_administer(user.roles),

@@ -17,7 +17,7 @@ async def revoke(request: Request) -> Response:
     services: Services = request.state.services
     params = await read_form(request, services.settings.max_body_bytes)
     client = await authenticate_client(request, params, services.clients, services.settings.url)
-    await revoke_token(services, client, params.require("token"), params.get("token_type_hint"))
+    await revoke_token(services.token_context, client, params.require("token"), params.get("token_type_hint"))
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
 
@@ -27,5 +27,5 @@ async def introspect(request: Request) -> Response:
     client = await authenticate_client(request, params, services.clients, services.settings.url)
     if client.is_public:
         raise InvalidClient("introspection requires a confidential client")
-    body = await introspect_token(services, client, params.require("token"), params.get("token_type_hint"))
-    return no_store_json(body)
+    token, hint = params.require("token"), params.get("token_type_hint")
+    return no_store_json(await introspect_token(services.token_context, client, token, hint))

@@ -45,6 +45,6 @@ async def _token(request: Request, services: Services) -> Response:
         retry_after = await services.limiter.hit(f"token-client:{client.client_id}", limit, 1)
         if retry_after is not None:
             raise RateLimited(retry_after)
-    body = await grant(services, GrantRequest(client, params, client_ip(request, services)))
+    body = await grant(services.grants, GrantRequest(client, params, client_ip(request, services)))
     services.metrics.tokens_issued.labels(grant_type, client.client_id).inc()
     return no_store_json(body)

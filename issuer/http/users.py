@@ -102,7 +102,7 @@ async def userinfo(request: Request) -> Response:
 
 
 async def _confirm_password(request: Request, services: Services, user: User, data: dict[str, Any], field: str) -> None:
-    await limit_login_attempts(services, user.username, client_ip(request, services))
+    await limit_login_attempts(services.grants, user.username, client_ip(request, services))
     password = data.get(field)
     if not isinstance(password, str) or not (await services.users.passwords.verify(user.password_hash, password)).ok:
         raise _invalid({field: "incorrect password"})

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from issuer.accounts.users import UserState
+from issuer.accounts.users import UserState, UserStates
 from issuer.models import Client
+from issuer.oauth.clients import ClientRegistry
 from issuer.oauth.scopes import ADMIN_SCOPE
 from issuer.services import Services
 from issuer.tokens.validate import InvalidAccessToken, audiences, scopes
@@ -60,17 +61,17 @@ class Principal:
     """None for a client's own token (``sub`` = ``client_id``)."""
 
 
-async def standing(services: Services, claims: dict[str, Any]) -> Principal:
+async def standing(clients: ClientRegistry, users: UserStates, claims: dict[str, Any]) -> Principal:
     """The principal behind valid claims, if it still stands; raises Inactive otherwise."""
     client_id = claims.get("client_id")
-    client = await services.clients.get(client_id) if isinstance(client_id, str) else None
+    client = await clients.get(client_id) if isinstance(client_id, str) else None
     if client is None or client.disabled:
         raise Inactive("client")
     if "roles" not in claims:
         if claims.get("sub") != client.client_id:
             raise Inactive("subject")
         return Principal(claims, client, None)
-    state = await services.users.states.get(str(claims.get("sub")))
+    state = await users.get(str(claims.get("sub")))
     if state is None or state.disabled:
         raise Inactive("user")
     return Principal(claims, client, state)
@@ -100,7 +101,7 @@ async def _check(services: Services, claims: dict[str, Any], rule: Rule, issuer:
         raise Inactive("audience")
     if rule.scope is not None and rule.scope not in scopes(claims):
         raise Insufficient(rule.scope)
-    principal = await standing(services, claims)
+    principal = await standing(services.clients, services.users.states, claims)
     if rule.users_only and principal.user is None:
         raise Inactive("not a user")
     if rule.admin and not _may_administer(services, principal):

@@ -12,13 +12,30 @@ disabled) is inactive from the moment of the change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from issuer.accounts.users import UserStates
 from issuer.models import Client
+from issuer.oauth.clients import ClientRegistry
 from issuer.oauth.scopes import INTROSPECT_SCOPE
-from issuer.services import Services
 from issuer.tokens.principal import Inactive, standing
-from issuer.tokens.validate import InvalidAccessToken, audiences
+from issuer.tokens.refresh import RefreshTokens
+from issuer.tokens.validate import AccessTokenValidator, InvalidAccessToken, Revocations, audiences
+
+
+@dataclass(frozen=True)
+class TokenContext:
+    """What revocation and introspection use (built once with Services)."""
+
+    issuer: str
+    validator: AccessTokenValidator
+    revocations: Revocations
+    refresh_tokens: RefreshTokens
+    clients: ClientRegistry
+    user_states: UserStates
+    clock: Callable[[], float]
 
 _KINDS = ("access_token", "refresh_token")
 
@@ -31,7 +48,7 @@ def _looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2
 
 
-async def revoke_token(services: Services, client: Client, token: str, hint: str | None) -> None:
+async def revoke_token(services: TokenContext, client: Client, token: str, hint: str | None) -> None:
     for kind in _order(hint):
         if kind == "access_token" and _looks_like_jwt(token):
             try:
@@ -58,14 +75,14 @@ def may_introspect(caller: Client, claims: dict[str, Any], issuer: str) -> bool:
     return INTROSPECT_SCOPE in caller.scopes or not own.isdisjoint(audiences(claims))
 
 
-async def introspect_token(services: Services, client: Client, token: str, hint: str | None) -> dict[str, Any]:
+async def introspect_token(services: TokenContext, client: Client, token: str, hint: str | None) -> dict[str, Any]:
     for kind in _order(hint):
         if kind == "access_token" and _looks_like_jwt(token):
             try:
                 claims = await services.validator.validate(token)
-                if not may_introspect(client, claims, services.settings.url):
+                if not may_introspect(client, claims, services.issuer):
                     return _INACTIVE
-                await standing(services, claims)
+                await standing(services.clients, services.user_states, claims)
             except (InvalidAccessToken, Inactive):
                 return _INACTIVE
             return {"active": True, "token_type": "Bearer", **claims}
@@ -84,7 +101,7 @@ async def introspect_token(services: Services, client: Client, token: str, hint:
                 "sub": family.user_id,
                 "scope": refresh.scope,
                 "aud": refresh.audience.split(),
-                "iss": services.settings.url,
+                "iss": services.issuer,
                 "iat": int(refresh.issued_at),
                 "exp": int(refresh.expires_at),
             }
