@@ -8,14 +8,16 @@ in-process views (client registry, user states), so none costs a database read w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from issuer.accounts.users import UserState, UserStates
 from issuer.models import Client
 from issuer.oauth.clients import ClientRegistry
 from issuer.oauth.scopes import ADMIN_SCOPE
-from issuer.services import Services
 from issuer.tokens.validate import InvalidAccessToken, audiences, scopes
+
+if TYPE_CHECKING:  # services builds revoke.TokenContext, which uses standing() from here
+    from issuer.services import Services
 
 
 class Inactive(Exception):
