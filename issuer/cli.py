@@ -19,7 +19,7 @@ from issuer.errors import ConfigurationError
 from issuer.models import AuditEntry, Client, User
 from issuer.observability.logs import configure_logging
 from issuer.operations import Actor
-from issuer.operations.audit import audit_view, recent
+from issuer.operations.audit import audit_view
 from issuer.operations.clients import ClientValidationError, NoSuchClient
 from issuer.operations.users import NoSuchUser
 from issuer.services import Services, open_services
@@ -349,13 +349,21 @@ def _audit_line(entry: AuditEntry) -> str:
 
 async def audit_tail(services: Services, args: argparse.Namespace) -> int:
     """The last N entries, oldest first; with --follow, then each new one as it is written."""
-    entries = list(reversed(await recent(services.store, limit=max(1, min(args.n, 500)))))
+    entries = list(reversed(await services.ops.audit.recent(limit=max(1, min(args.n, 500)))))
     last = entries[-1].id if entries else 0
     for entry in entries[-args.n :] if args.n > 0 else []:
         print(json.dumps(audit_view(entry)) if args.json else _audit_line(entry), flush=True)
     while args.follow:
         await asyncio.sleep(args.interval)
-        newer = [e for e in await recent(services.store, limit=500) if e.id > last]
+        newer: list[AuditEntry] = []
+        before = 0
+        while True:  # page back to the last entry printed, however many were written meanwhile
+            page = await services.ops.audit.recent(limit=500, before=before)
+            fresh = [e for e in page if e.id > last]
+            newer.extend(fresh)
+            if len(fresh) < 500:
+                break
+            before = page[-1].id
         for entry in reversed(newer):
             print(json.dumps(audit_view(entry)) if args.json else _audit_line(entry), flush=True)
             last = entry.id

@@ -30,7 +30,7 @@ from issuer.grants.base import GrantContext
 from issuer.models import RefreshFamily
 from issuer.oauth.clients import ClientRegistry
 from issuer.observability.metrics import Metrics
-from issuer.operations import ClientOps, KeyOps, Operations, UserOps
+from issuer.operations import AuditLog, ClientOps, KeyOps, Operations, UserOps
 from issuer.operations.audit import RefusalLog, revoke_for_reuse
 from issuer.settings import Settings
 from issuer.storage import SqlStorage, open_database
@@ -288,6 +288,7 @@ async def open_services(
                 clients=ClientOps(store, clients, clock),
                 users=UserOps(store, users, clock),
                 keys=KeyOps(manager, envelope, metrics),
+                audit=AuditLog(store),
             ),
             refusals=RefusalLog(store, clock),
             grants=GrantContext(

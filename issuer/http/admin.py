@@ -22,7 +22,7 @@ from issuer.http.forms import read_json
 from issuer.http.responses import no_store_json
 from issuer.http.token import client_ip
 from issuer.operations import Actor
-from issuer.operations.audit import audit_view, recent
+from issuer.operations.audit import audit_view
 from issuer.operations.clients import ClientValidationError, NoSuchClient
 from issuer.operations.users import NoSuchUser
 from issuer.services import Services
@@ -308,6 +308,6 @@ async def list_audit(request: Request) -> Response:
     admin = await _admin(request)
     limit, _ = _page(request)
     before = _integer(request, "before", 0, 0, _INT64_MAX, "before must be an entry id (0 to 2**63-1)")
-    entries = await recent(admin.services.store, limit=limit, before=before)
+    entries = await admin.ops.audit.recent(limit=limit, before=before)
     nxt = entries[-1].id if len(entries) == limit else None
     return no_store_json({"items": [audit_view(e) for e in entries], "next": nxt})

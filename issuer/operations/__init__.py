@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from issuer.operations.actor import ANONYMOUS, SCHEDULER, Actor
+from issuer.operations.actor import SCHEDULER, Actor
+from issuer.operations.audit import AuditLog
 from issuer.operations.clients import ClientOps
 from issuer.operations.keys import KeyOps
 from issuer.operations.users import UserOps
 
-__all__ = ["ANONYMOUS", "SCHEDULER", "Actor", "ClientOps", "KeyOps", "Operations", "UserOps"]
+__all__ = ["SCHEDULER", "Actor", "AuditLog", "ClientOps", "KeyOps", "Operations", "UserOps"]
 
 
 @dataclass(frozen=True)
@@ -23,3 +24,4 @@ class Operations:
     clients: ClientOps
     users: UserOps
     keys: KeyOps
+    audit: AuditLog

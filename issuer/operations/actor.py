@@ -1,5 +1,5 @@
 """Who made a change, as the audit log names them: ``client:<id>``, ``user:<id>``,
-``cli:<os user>@<host>``, ``scheduler`` (or ``anonymous``), plus the remote address for HTTP."""
+``cli:<os user>@<host>``, ``scheduler``, plus the remote address for HTTP."""
 
 from __future__ import annotations
 
@@ -35,4 +35,3 @@ class Actor:
 
 
 SCHEDULER = Actor("scheduler")
-ANONYMOUS = Actor("anonymous")

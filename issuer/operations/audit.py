@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from issuer.models import AuditEntry, RefreshFamily
@@ -19,9 +20,15 @@ async def record(store: AuditStore, clock: Clock, actor: Actor, action: str, tar
     await store.append_audit(clock(), str(actor), action, target, detail, actor.remote_addr)
 
 
-async def recent(store: AuditStore, *, limit: int, before: int = 0) -> list[AuditEntry]:
-    """Newest first; ``before`` an entry id to page back from."""
-    return await store.list_audit(limit=limit, before=before)
+@dataclass(frozen=True)
+class AuditLog:
+    """Reading the log (writes happen only inside operations, through ``record``)."""
+
+    store: AuditStore
+
+    async def recent(self, *, limit: int, before: int = 0) -> list[AuditEntry]:
+        """Newest first; ``before`` an entry id to page back from."""
+        return await self.store.list_audit(limit=limit, before=before)
 
 
 async def revoke_for_reuse(store: SqlStorageLike, clock: Clock, family: RefreshFamily, generation: int) -> None:
