@@ -268,11 +268,13 @@ def _admin_schemas() -> dict[str, Schema]:
             {
                 "id": _INT,
                 "at": _EPOCH,
-                "actor": _described(_STR, "sub of the admin token"),
+                "actor": _described(
+                    _STR, "client:<id> or user:<id> (admin API), cli:<os user>@<host>, or scheduler"
+                ),
                 "action": _STR,
                 "target": _STR,
                 "detail": {"type": "object"},
-                "remote_addr": _STR,
+                "remote_addr": _described(_STR, "The caller's address for HTTP; empty for the CLI and scheduler"),
             }
         ),
         "ClientPage": _page_of("Client", {"type": ["string", "null"]}, "after"),
