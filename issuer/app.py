@@ -26,6 +26,7 @@ from issuer.http.responses import (
     handle_unavailable,
     handle_unexpected,
 )
+from issuer.operations import SCHEDULER
 from issuer.services import Clock, Services, open_services
 from issuer.settings import Settings
 
@@ -119,7 +120,7 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         services = await open_services(settings, clock=clock)
         try:
-            await services.keys.ensure_initial()
+            await services.ops.keys.ensure_initial(SCHEDULER)
             await services.keyring.refresh()
             await services.revocations.cache.warm()
             holder["services"] = services

@@ -377,7 +377,7 @@ def _run(command: Command, args: argparse.Namespace) -> int:
     async def main() -> int:
         services = await open_services(Settings(), run_migrations=True if args.command == "migrate" else None)
         try:
-            await services.keys.ensure_initial()
+            await services.ops.keys.ensure_initial(Actor.cli())
             return await command(services, args)
         finally:
             await services.close()

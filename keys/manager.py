@@ -97,12 +97,12 @@ class KeyManager(Generic[S]):
                     return transition
         raise ScheduleBusy("the key schedule kept changing under us; try again")
 
-    async def ensure_initial(self) -> None:
+    async def ensure_initial(self, record: Record[S] | None = None) -> None:
         keys = await self.store.list_keys()
         if any(k.state is KeyState.ACTIVE for k in keys) and any(k.state is KeyState.PENDING for k in keys):
             return
         spare = await self.new_pending()
-        await self._apply(lambda current, fresh: plan_initial(current, [fresh, spare]))
+        await self._apply(lambda current, fresh: plan_initial(current, [fresh, spare]), record)
 
     async def rotate(self, *, force: bool = False, record: Record[S] | None = None) -> Transition:
         return await self._apply(

@@ -100,6 +100,8 @@ async def test_every_cli_mutation_is_audited_with_the_os_user_and_host(
     keys = json.loads(cli.ok("keys", "list", "--json"))
     pending = next(k["kid"] for k in keys if k["state"] == "pending")
     active = next(k["kid"] for k in keys if k["state"] == "active")
+    # the first command on the empty database created the first two keys
+    expected.insert(0, ("keys.initial", ",".join(k["kid"] for k in keys)))
     out = cli.ok("keys", "rotate", "--force")
     assert f"{pending}: pending -> active" in out and f"{active}: active -> retired" in out
     expected.append(("keys.rotate", pending))
@@ -121,7 +123,9 @@ async def test_every_cli_mutation_is_audited_with_the_os_user_and_host(
     async with running_app(make_settings(database_url=database_url, **FAST), clock) as http:
         headers = await admin_token(http)
         items = [e for e in await audit(http, headers) if e["actor"] == CLI_ACTOR]
-    assert [(e["action"], e["target"]) for e in items] == expected
+    initial = items.pop(0)
+    assert initial["action"] == "keys.initial" and set(initial["target"].split(",")) == {pending, active}
+    assert [(e["action"], e["target"]) for e in items] == expected[1:]
     assert all(e["remote_addr"] == "" for e in items)
     by_action = {e["action"]: e["detail"] for e in items}
     assert by_action["users.import"] == {"imported": 0, "conflicts": 0, "invalid": 1}
@@ -168,7 +172,8 @@ async def test_scheduled_rotation_and_cleanup_are_audited_as_the_scheduler(
         items = [e for e in await audit(http, await admin_token(http)) if e["actor"] == "scheduler"]
     actions = [(e["action"], e["target"], e["detail"]) for e in items]
     new_active = next(kid for kid, state in before.items() if state == "pending")
-    assert actions[0] == ("keys.rotate", new_active, {"scheduled": True})
+    assert actions[0][0] == "keys.initial"  # the first start on an empty database
+    assert actions[1] == ("keys.rotate", new_active, {"scheduled": True})
     assert ("keys.cleanup", first_active, {}) in actions
     assert all(e["remote_addr"] == "" for e in items)
 

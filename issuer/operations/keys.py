@@ -51,6 +51,13 @@ class KeyOps:
     async def schedule(self) -> list[dict[str, Any]]:
         return describe_keys(await self.store.list_keys(), self.manager.policy, self.manager.clock())
 
+    async def ensure_initial(self, actor: Actor) -> None:
+        """First start (or after every key was revoked): an active and a pending key, audited
+        as ``keys.initial`` only when something was created."""
+        await self.manager.ensure_initial(
+            record=self._audit(actor, "keys.initial", lambda t: ",".join(k.kid for k in t.inserts))
+        )
+
     async def rotate(self, actor: Actor, *, force: bool = False) -> Transition:
         """Raises NotYetSafe (unless forced), ScheduleBusy."""
         transition = await self.manager.rotate(force=force, record=self._audit(actor, "keys.rotate", force=force))
