@@ -285,6 +285,8 @@ async def test_failed_login_timing_does_not_reveal_an_un_upgraded_imported_accou
         assert services.users.passwords.import_problem(legacy) is None
         await services.users.create(NewUser("legacy", ""), password_hash=legacy)
         await services.users.create(NewUser("modern", "modern-password"))
+        # A disabled account with its right password: a fast refusal would confirm the guess.
+        await services.users.create(NewUser("disabled", "wrong-password"), disabled=True)
         client_id, secret = await make_client(http, name="app", grant_types=("password",))
 
         async def failed(username: str) -> float:
@@ -298,12 +300,12 @@ async def test_failed_login_timing_does_not_reveal_an_un_upgraded_imported_accou
             return time.perf_counter() - began
 
         await failed("modern")  # warm-up, and the one-off measurement of the slowest hash
-        times: dict[str, list[float]] = {"legacy": [], "modern": [], "nobody": []}
+        times: dict[str, list[float]] = {"legacy": [], "modern": [], "nobody": [], "disabled": []}
         for _ in range(9):
             for name in times:
                 times[name].append(await failed(name))
         medians = {name: statistics.median(values) for name, values in times.items()}
         assert await services.users.store.find_user("legacy") is not None
     slowest = medians["legacy"]
-    for name in ("modern", "nobody"):
+    for name in ("modern", "nobody", "disabled"):
         assert 0.5 < medians[name] / slowest < 2.0, medians  # unpadded: modern / legacy is about 1 / 12

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from issuer.accounts.names import username_key
+from issuer.cache.limits import address_bucket
 from issuer.errors import InvalidGrant, PasswordsBusy, RateLimited, TemporarilyUnavailable
 from issuer.grants.base import GrantRequest, bearer_response
 from issuer.oauth.scopes import grant_audience, grant_scope, parse_scope, settle_admin_scope
@@ -49,7 +50,7 @@ async def limit_login_attempts(services: Services, username: str, ip: str) -> No
     settings = services.settings
     checks = (
         (f"login-user:{username_key(username[:256])[:64]}", settings.rate_limit_login_per_user),
-        (f"login-ip:{ip}", settings.rate_limit_login_per_ip),
+        (f"login-ip:{address_bucket(ip)}", settings.rate_limit_login_per_ip),
     )
     for key, limit in checks:
         if limit:

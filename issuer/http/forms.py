@@ -80,7 +80,18 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         raise ProblemError(400, "Bad Request", "the body must be a JSON object")
     if _depth(data) > _MAX_JSON_DEPTH:
         raise ProblemError(400, "Bad Request", f"the body is nested deeper than {_MAX_JSON_DEPTH} levels")
+    if b"\\u" in body and not _encodable(data):
+        # JSON may escape a lone UTF-16 surrogate ("\ud800"); no UTF-8 text, password or database can hold it.
+        raise ProblemError(400, "Bad Request", "the body contains an unpaired surrogate escape")
     return data
+
+
+def _encodable(data: object) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _depth(data: object) -> int:

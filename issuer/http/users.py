@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from issuer.accounts.users import Conflict, UserInputError, check_password, parse_registration
 from issuer.accounts.views import user_view
+from issuer.cache.limits import address_bucket
 from issuer.errors import InvalidToken, PasswordsBusy, ProblemError
 from issuer.grants.password import limit_login_attempts
 from issuer.http.bearer import bearer_principal
@@ -30,7 +31,7 @@ async def _limit_registrations(services: Services, ip: str) -> None:
     Retry-After), before the body is even read: username probes and hash floods stop here."""
     settings = services.settings
     checks = (
-        (f"register-ip:{ip}", settings.rate_limit_register_per_ip, 3600),
+        (f"register-ip:{address_bucket(ip)}", settings.rate_limit_register_per_ip, 3600),
         ("register-all", settings.rate_limit_register_global, 60),
     )
     for key, limit, window in checks:
