@@ -16,8 +16,9 @@ from issuer.accounts.users import UserInputError
 from issuer.accounts.views import client_view, user_view
 from issuer.errors import ProblemError
 from issuer.http.bearer import bearer_principal
-from issuer.http.forms import read_json
+from issuer.http.forms import parse_body
 from issuer.http.responses import no_store_json
+from issuer.http.schemas import ClientCreate, ClientUpdate, RoleAssignment
 from issuer.http.token import client_ip
 from issuer.models import Client
 from issuer.oauth.clients import ClientValidationError
@@ -80,13 +81,6 @@ def _not_found(what: str) -> ProblemError:
 
 def _invalid(message: str, errors: dict[str, str] | None = None) -> ProblemError:
     return ProblemError(422, "Unprocessable Content", message, errors=errors)
-
-
-def _string_list(data: dict[str, Any], name: str, default: list[str] | None = None) -> tuple[str, ...]:
-    value = data.get(name, default)
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _invalid(f"{name} must be a list of strings", {name: "a list of strings"})
-    return tuple(value)
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -153,29 +147,18 @@ async def list_clients(request: Request) -> Response:
 
 async def create_client(request: Request) -> Response:
     admin = await _admin(request)
-    data = await read_json(request, admin.services.settings.max_body_bytes)
-    unknown = sorted(set(data) - {"name", "grant_types", "scopes", "audiences", "public"})
-    if unknown:
-        raise _invalid(f"unknown field(s): {', '.join(u[:64] for u in unknown[:10])}")
-    name = data.get("name")
-    public = data.get("public", False)
-    if not isinstance(name, str) or not isinstance(public, bool):
-        raise _invalid("name (string) is required; public must be a boolean")
+    body = await parse_body(request, ClientCreate)
     try:
         client, secret = await admin.services.clients.create(
-            name,
-            _string_list(data, "grant_types"),
-            _string_list(data, "scopes", []),
-            _string_list(data, "audiences", []),
-            public=public,
+            body.name, tuple(body.grant_types), tuple(body.scopes), tuple(body.audiences), public=body.public
         )
     except ClientValidationError as exc:
         raise _invalid(str(exc)) from None
-    await admin.audit("clients.create", client.client_id, name=name)
-    body = client_view(client)
+    await admin.audit("clients.create", client.client_id, name=body.name)
+    view = client_view(client)
     if secret is not None:
-        body["client_secret"] = secret
-    return no_store_json(body, 201)
+        view["client_secret"] = secret
+    return no_store_json(view, 201)
 
 
 async def _client(admin: _Admin, request: Request) -> Client:
@@ -193,23 +176,7 @@ async def get_client(request: Request) -> Response:
 async def update_client(request: Request) -> Response:
     admin = await _admin(request)
     client = await _client(admin, request)
-    data = await read_json(request, admin.services.settings.max_body_bytes)
-    allowed = {"name", "grant_types", "scopes", "audiences", "disabled"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise _invalid(f"cannot change {', '.join(unknown)}")
-    changes: dict[str, Any] = {}
-    if "name" in data:
-        if not isinstance(data["name"], str):
-            raise _invalid("name must be a string", {"name": "a string"})
-        changes["name"] = data["name"]
-    if "disabled" in data:
-        if not isinstance(data["disabled"], bool):
-            raise _invalid("disabled must be a boolean", {"disabled": "a boolean"})
-        changes["disabled"] = data["disabled"]
-    for name in ("grant_types", "scopes", "audiences"):
-        if name in data:
-            changes[name] = tuple(dict.fromkeys(_string_list(data, name)))
+    changes = (await parse_body(request, ClientUpdate)).changes()
     try:
         updated = await admin.services.clients.update(client, **changes)
     except ClientValidationError as exc:
@@ -268,8 +235,7 @@ async def get_user(request: Request) -> Response:
 async def set_user_roles(request: Request) -> Response:
     admin = await _admin(request)
     user_id = await _user_id(admin, request)
-    data = await read_json(request, admin.services.settings.max_body_bytes)
-    roles = _string_list(data, "roles")
+    roles = tuple((await parse_body(request, RoleAssignment)).roles)
     try:
         user = await admin.services.users.set_roles(user_id, roles)
     except UserInputError as exc:
