@@ -15,10 +15,23 @@ from starlette.responses import Response
 from issuer.accounts.users import UserInputError
 from issuer.accounts.views import client_view, user_view
 from issuer.errors import ProblemError
+from issuer.http.apidoc import ADMIN_API, JSON_BODY, bad_query, documented, invalid, no_content, not_found, ok, problem
 from issuer.http.bearer import bearer_principal
 from issuer.http.forms import parse_body
 from issuer.http.responses import no_store_json
-from issuer.http.schemas import ClientCreate, ClientUpdate, RoleAssignment
+from issuer.http.schemas import (
+    AuditPage,
+    ClientCreate,
+    ClientPage,
+    ClientUpdate,
+    ClientView,
+    ClientWithSecret,
+    KeyList,
+    RoleAssignment,
+    SessionRevocation,
+    UserPage,
+    UserView,
+)
 from issuer.http.token import client_ip
 from issuer.models import Client
 from issuer.oauth.clients import ClientValidationError
@@ -83,6 +96,11 @@ def _invalid(message: str, errors: dict[str, str] | None = None) -> ProblemError
     return ProblemError(422, "Unprocessable Content", message, errors=errors)
 
 
+_BUSY = problem(409, "Another key change won the race; retry after Retry-After seconds", "Retry-After")
+_PAGE_ERRORS = bad_query("limit is not 1 to 500, or after is too long or contains a NUL")
+_USER_CHANGE = (ok(UserView, "The updated user"), not_found("user"))
+
+
 # -- keys -------------------------------------------------------------------------------------
 
 
@@ -91,11 +109,21 @@ async def _key_schedule(services: Services) -> Response:
     return no_store_json({"items": describe_keys(keys, services.keys.policy, services.clock())})
 
 
+@documented("Signing keys and their schedule", ADMIN_API, ok(KeyList))
 async def list_keys(request: Request) -> Response:
     admin = await _admin(request)
     return await _key_schedule(admin.services)
 
 
+@documented(
+    "Activate the pending key (retiring the active one)",
+    ADMIN_API,
+    ok(KeyList, "Every key after the change"),
+    bad_query("force is not true or false"),
+    problem(409, "The pending key is not yet in every JWKS cache (errors.safe_at)", "Retry-After"),
+    _BUSY,
+    query=("force",),
+)
 async def rotate_keys(request: Request) -> Response:
     admin = await _admin(request)
     force = request.query_params.get("force", "false").lower()
@@ -120,6 +148,13 @@ async def rotate_keys(request: Request) -> Response:
     return await _key_schedule(admin.services)
 
 
+@documented(
+    "Revoke a key (unpublished at once)",
+    ADMIN_API,
+    ok(KeyList, "Every key after the change"),
+    not_found("published key"),
+    _BUSY,
+)
 async def revoke_key(request: Request) -> Response:
     admin = await _admin(request)
     kid = request.path_params["kid"]
@@ -137,6 +172,7 @@ async def revoke_key(request: Request) -> Response:
 # -- clients ----------------------------------------------------------------------------------
 
 
+@documented("List clients", ADMIN_API, ok(ClientPage), _PAGE_ERRORS, query=("limit", "after"))
 async def list_clients(request: Request) -> Response:
     admin = await _admin(request)
     limit, after = _page(request)
@@ -145,6 +181,14 @@ async def list_clients(request: Request) -> Response:
     return no_store_json({"items": [client_view(c) for c in items], "next": nxt})
 
 
+@documented(
+    "Register a client",
+    ADMIN_API,
+    ok(ClientWithSecret | ClientView, "Created; confidential clients get their client_secret once", 201),
+    JSON_BODY,
+    invalid("Invalid client fields"),
+    body=ClientCreate,
+)
 async def create_client(request: Request) -> Response:
     admin = await _admin(request)
     body = await parse_body(request, ClientCreate)
@@ -168,11 +212,21 @@ async def _client(admin: _Admin, request: Request) -> Client:
     return client
 
 
+@documented("Get a client", ADMIN_API, ok(ClientView), not_found("client"))
 async def get_client(request: Request) -> Response:
     admin = await _admin(request)
     return no_store_json(client_view(await _client(admin, request)))
 
 
+@documented(
+    "Change a client",
+    ADMIN_API,
+    ok(ClientView, "The updated client"),
+    not_found("client"),
+    JSON_BODY,
+    invalid("Invalid client fields"),
+    body=ClientUpdate,
+)
 async def update_client(request: Request) -> Response:
     admin = await _admin(request)
     client = await _client(admin, request)
@@ -188,6 +242,13 @@ async def update_client(request: Request) -> Response:
     return no_store_json(client_view(updated))
 
 
+@documented(
+    "Issue a new client secret (the old one stops working)",
+    ADMIN_API,
+    ok(ClientWithSecret, "The client with its new secret"),
+    not_found("client"),
+    problem(422, "A public client has no secret"),
+)
 async def rotate_client_secret(request: Request) -> Response:
     admin = await _admin(request)
     client = await _client(admin, request)
@@ -198,6 +259,7 @@ async def rotate_client_secret(request: Request) -> Response:
     return no_store_json({**client_view(updated), "client_secret": secret})
 
 
+@documented("Delete a client", ADMIN_API, no_content("Deleted"), not_found("client"))
 async def delete_client(request: Request) -> Response:
     admin = await _admin(request)
     client = await _client(admin, request)
@@ -209,6 +271,7 @@ async def delete_client(request: Request) -> Response:
 # -- users ------------------------------------------------------------------------------------
 
 
+@documented("List users", ADMIN_API, ok(UserPage), _PAGE_ERRORS, query=("limit", "after"))
 async def list_users(request: Request) -> Response:
     admin = await _admin(request)
     limit, after = _page(request)
@@ -224,6 +287,7 @@ async def _user_id(admin: _Admin, request: Request) -> str:
     return user.user_id
 
 
+@documented("Get a user", ADMIN_API, ok(UserView), not_found("user"))
 async def get_user(request: Request) -> Response:
     admin = await _admin(request)
     user = await admin.services.users.store.get_user(request.path_params["user_id"])
@@ -232,6 +296,14 @@ async def get_user(request: Request) -> Response:
     return no_store_json(user_view(user, admin.services.users.roles))
 
 
+@documented(
+    "Replace a user's roles",
+    ADMIN_API,
+    *_USER_CHANGE,
+    JSON_BODY,
+    invalid("roles is not a list of known roles"),
+    body=RoleAssignment,
+)
 async def set_user_roles(request: Request) -> Response:
     admin = await _admin(request)
     user_id = await _user_id(admin, request)
@@ -245,10 +317,12 @@ async def set_user_roles(request: Request) -> Response:
     return no_store_json(user_view(user, admin.services.users.roles))
 
 
+@documented("Disable a user", ADMIN_API, *_USER_CHANGE)
 async def disable_user(request: Request) -> Response:
     return await _set_disabled(request, True)
 
 
+@documented("Enable a user", ADMIN_API, *_USER_CHANGE)
 async def enable_user(request: Request) -> Response:
     return await _set_disabled(request, False)
 
@@ -262,6 +336,7 @@ async def _set_disabled(request: Request, disabled: bool) -> Response:
     return no_store_json(user_view(user, admin.services.users.roles))
 
 
+@documented("Revoke every refresh-token family of a user", ADMIN_API, ok(SessionRevocation), not_found("user"))
 async def revoke_user_sessions(request: Request) -> Response:
     admin = await _admin(request)
     user_id = await _user_id(admin, request)
@@ -273,6 +348,13 @@ async def revoke_user_sessions(request: Request) -> Response:
 # -- audit ------------------------------------------------------------------------------------
 
 
+@documented(
+    "Audit log, newest first",
+    ADMIN_API,
+    ok(AuditPage),
+    bad_query("limit is not 1 to 500, or before is not an entry id (0 to 2**63-1)"),
+    query=("limit", "before"),
+)
 async def list_audit(request: Request) -> Response:
     admin = await _admin(request)
     limit, _ = _page(request)

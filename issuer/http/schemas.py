@@ -143,18 +143,26 @@ class ClientCreate(_ClientFields):
         return self
 
 
-_ABSENT: Any = None
+# The default of a field that may be left out but is never null: defaults are not validated, so
+# an absent field stays unset while null is refused; no_null_defaults keeps it out of the schema.
+ABSENT: Any = None
+
+
+def no_null_defaults(schema: dict[str, Any]) -> None:
+    for prop in schema.get("properties", {}).values():
+        prop.pop("default", None)
 
 
 class ClientUpdate(_ClientFields):
     """Only the fields given change (null is not a value); list values are de-duplicated."""
 
-    # An absent field stays unset (defaults are not validated), while null is refused as a value.
-    name: ClientName = Field(_ABSENT)
-    grant_types: list[GrantType] = Field(_ABSENT, min_length=1)
-    scopes: list[Scope] = Field(_ABSENT)
-    audiences: list[Audience] = Field(_ABSENT, description=_AUDIENCES)
-    disabled: bool = Field(_ABSENT, description="A disabled client fails authentication; its tokens are refused")
+    model_config = ConfigDict(json_schema_extra=no_null_defaults)
+
+    name: ClientName = Field(ABSENT)
+    grant_types: list[GrantType] = Field(ABSENT, min_length=1)
+    scopes: list[Scope] = Field(ABSENT)
+    audiences: list[Audience] = Field(ABSENT, description=_AUDIENCES)
+    disabled: bool = Field(ABSENT, description="A disabled client fails authentication; its tokens are refused")
 
     def changes(self) -> dict[str, Any]:
         """The fields given, lists as tuples (the shape of issuer.models.Client)."""

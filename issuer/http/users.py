@@ -11,10 +11,24 @@ from issuer.accounts.users import Conflict, NewUser, UserInputError
 from issuer.accounts.views import user_view
 from issuer.errors import InvalidToken, PasswordsBusy, ProblemError
 from issuer.grants.password import limit_login_attempts
+from issuer.http.apidoc import (
+    ACCOUNT_API,
+    HASH_BUDGET_SPENT,
+    JSON_BODY,
+    RATE_LIMITED,
+    REGISTRATION_API,
+    UNAVAILABLE,
+    Replies,
+    documented,
+    invalid,
+    no_content,
+    ok,
+    problem,
+)
 from issuer.http.bearer import bearer_principal
 from issuer.http.forms import parse_body
 from issuer.http.responses import no_store_json
-from issuer.http.schemas import Deactivation, PasswordChange, Registration
+from issuer.http.schemas import Deactivation, PasswordChange, Registration, UserInfo, UserView
 from issuer.http.token import client_ip
 from issuer.models import User
 from issuer.services import Services
@@ -23,6 +37,17 @@ from issuer.tokens.principal import ACCOUNT, USERINFO, Rule
 
 def _invalid(errors: dict[str, str]) -> ProblemError:
     return ProblemError(422, "Unprocessable Content", "the request has invalid fields", errors=errors)
+
+
+def _account_action(field: str) -> tuple[Replies, ...]:
+    return (
+        no_content("Done"),
+        JSON_BODY,
+        invalid(f"Invalid fields (a wrong {field} too)"),
+        RATE_LIMITED,
+        HASH_BUDGET_SPENT,
+        UNAVAILABLE,
+    )
 
 
 async def _limit_registrations(services: Services, ip: str) -> None:
@@ -43,6 +68,19 @@ async def _limit_registrations(services: Services, ip: str) -> None:
                 )
 
 
+@documented(
+    "Self-service registration (when open_registration is on)",
+    REGISTRATION_API,
+    ok(UserView, "Registered", 201),
+    JSON_BODY,
+    problem(403, "Registration is closed"),
+    problem(409, "Username already taken (emails are not unique, so never a conflict)"),
+    invalid("Invalid or unknown fields, or a password the policy refuses"),
+    problem(429, "Too many registrations from this address or in total", "Retry-After"),
+    HASH_BUDGET_SPENT,
+    UNAVAILABLE,
+    body=Registration,
+)
 async def register(request: Request) -> Response:
     services: Services = request.state.services
     if not services.settings.open_registration:
@@ -83,6 +121,13 @@ async def _current_user(request: Request, services: Services, rule: Rule = ACCOU
     return user
 
 
+@documented(
+    "Claims about the signed-in user",
+    ACCOUNT_API,
+    ok(UserInfo),
+    UNAVAILABLE,
+    description="A user's access token whose aud names this issuer, or that carries the openid scope (OIDC Core §5.3).",
+)
 async def userinfo(request: Request) -> Response:
     services: Services = request.state.services
     user = await _current_user(request, services, USERINFO)
@@ -102,6 +147,7 @@ async def _confirm_password(request: Request, services: Services, user: User, pa
         raise _invalid({field: "incorrect password"})
 
 
+@documented("Change password", ACCOUNT_API, *_account_action("current_password"), body=PasswordChange)
 async def change_password(request: Request) -> Response:
     services: Services = request.state.services
     user = await _current_user(request, services)
@@ -111,6 +157,7 @@ async def change_password(request: Request) -> Response:
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
+@documented("Deactivate own account", ACCOUNT_API, *_account_action("password"), body=Deactivation)
 async def deactivate(request: Request) -> Response:
     services: Services = request.state.services
     user = await _current_user(request, services)
