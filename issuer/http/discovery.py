@@ -14,6 +14,7 @@ from issuer.http.clientauth import AUTH_METHODS
 from issuer.http.protocol_schemas import AuthorizationServerMetadata, Health, JsonWebKeySet, Readiness
 from issuer.http.responses import json_response
 from issuer.http.responses import problem as problem_response
+from issuer.oauth.scopes import advertised_scopes
 from issuer.services import Services
 from keys.jwks import etag_matches
 
@@ -44,7 +45,7 @@ def metadata(services: Services, scopes: list[str]) -> dict[str, Any]:
 )
 async def oauth_metadata(request: Request) -> Response:
     services: Services = request.state.services
-    body = metadata(services, await services.scopes_supported())
+    body = metadata(services, advertised_scopes(await services.scopes_supported()))
     return json_response(body, headers={"Cache-Control": "public, max-age=60"})
 
 
