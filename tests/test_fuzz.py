@@ -78,7 +78,7 @@ class Tally:
 
     def report(self) -> str:
         lines = [f"{label} -> {status}: {kind}" for label, status, kind in sorted(self.failures)]
-        lines.append("(document each status in issuer/http/openapi.py, or fix the handler that answered it)")
+        lines.append("(declare each status in the handler's @documented(...), or fix the handler that answered it)")
         detail = next(iter(self.failures.values()), "")
         return "undocumented or non-conforming responses:\n  " + "\n  ".join(lines) + f"\nfirst in full:\n{detail}"
 
