@@ -7,7 +7,7 @@ The document is generated (issuer.http.openapi) from the route table, each handl
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import jsonschema
@@ -18,8 +18,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from issuer.app import routes
+from issuer.grants import GRANTS
 from issuer.http.openapi import Undocumented, document
-from issuer.http.schemas import ClientCreate, Registration
+from issuer.http.schemas import ClientCreate, GrantType, Registration
+from issuer.oauth.clients import GRANT_TYPES
 from tests.conftest import make_client, services_of
 from tests.test_admin_api import client_token
 from tests.users_helpers import PASSWORD, first_party, login
@@ -180,3 +182,7 @@ def test_request_bodies_are_the_validating_models() -> None:
         generated.pop("$defs", None)
         assert schemas[ref.rsplit("/", 1)[1]] == generated
         assert generated["additionalProperties"] is False
+
+
+def test_the_documented_grant_types_are_the_registry_and_token_endpoint_ones() -> None:
+    assert set(get_args(GrantType)) == set(GRANT_TYPES) == set(GRANTS)

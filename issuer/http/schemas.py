@@ -15,6 +15,7 @@ from issuer.accounts.policy import PASSWORD_MAX, PASSWORD_MIN, check_password
 from issuer.accounts.users import USERNAME, USERNAME_RULE, normalise_email, normalise_username
 from issuer.oauth.scopes import is_scope_token
 from issuer.oauth.uris import MAX_LENGTH, uri_problem
+from keys.lifecycle import KeyState
 
 
 def _invalid(message: str) -> PydanticCustomError:
@@ -239,7 +240,7 @@ class KeyTransition(BaseModel):
 class SigningKey(BaseModel):
     kid: str
     alg: str
-    state: Literal["pending", "active", "retired", "revoked"]
+    state: KeyState
     created_at: str | None
     published_at: str | None
     activated_at: str | None
