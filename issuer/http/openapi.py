@@ -115,19 +115,27 @@ def _path_parameters(path: str) -> list[Schema]:
     ]
 
 
-def _operation_id(name: str, path: str, method: str, taken: set[str]) -> str:
-    """The handler's name; a handler serving several routes adds its method, then its path."""
-    slug = re.sub(r"\W+", "_", path).strip("_")
-    for candidate in (name, f"{name}_{method}", f"{name}_{slug}_{method}"):
-        if candidate not in taken:
-            taken.add(candidate)
-            return candidate
-    raise ValueError(f"no unique operationId for {method} {path}")
+class _OperationIds:
+    """The handler's name; on a further path of the same handler the path is added, on a
+    further method of the same path the method."""
+
+    def __init__(self) -> None:
+        self._first_path: dict[str, str] = {}
+        self._taken: set[str] = set()
+
+    def __call__(self, name: str, path: str, method: str) -> str:
+        if self._first_path.setdefault(name, path) != path:
+            name = f"{name}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}"
+        operation_id = name if name not in self._taken else f"{name}_{method}"
+        if operation_id in self._taken:
+            raise ValueError(f"no unique operationId for {method} {path}")
+        self._taken.add(operation_id)
+        return operation_id
 
 
 def paths(routes: Iterable[BaseRoute], components: _Components) -> dict[str, Schema]:
     out: dict[str, Schema] = {}
-    taken: set[str] = set()
+    operation_id = _OperationIds()
     for route in routes:
         if not isinstance(route, Route):
             raise Undocumented(f"{route!r} is not a plain route")
@@ -139,7 +147,7 @@ def paths(routes: Iterable[BaseRoute], components: _Components) -> dict[str, Sch
         if parameters:
             item["parameters"] = parameters
         for method in _methods(route):
-            item[method] = components.operation(op, _operation_id(route.endpoint.__name__, route.path, method, taken))
+            item[method] = components.operation(op, operation_id(route.endpoint.__name__, route.path, method))
     return out
 
 
