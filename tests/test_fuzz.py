@@ -105,7 +105,8 @@ async def credentials(http: httpx.AsyncClient) -> Credentials:
     assert admin_secret is not None
     admin_token = await client_token(http, admin_id, admin_secret)
     app = await first_party(http)
-    user_token = (await login(http, app, "fuzzer"))["access_token"]
+    # aud must name the issuer for /account and /userinfo to accept it (RFC 9068 §4)
+    user_token = (await login(http, app, "fuzzer", resource=services_of(http).settings.url))["access_token"]
     service_id, service_secret = await make_client(
         http, name="service", grant_types=("client_credentials", "password", "refresh_token")
     )
