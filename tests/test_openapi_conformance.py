@@ -143,6 +143,13 @@ async def test_every_operation_answers_as_documented_on_success_and_on_error(htt
     await c.call("GET", template, 404, none, headers=admin)
     await c.call("PATCH", template, 200, one, json={"disabled": True, "scopes": ["read", "read"]}, headers=admin)
     await c.call("PATCH", template, 422, one, json={"name": None}, headers=admin)
+    public_id = (await http.get("/admin/clients", headers=admin)).json()["items"]
+    public_id = next(item["client_id"] for item in public_id if item["type"] == "public")
+    refused = await c.call(
+        "PATCH", template, 422, f"/admin/clients/{public_id}", json={"grant_types": ["client_credentials"]},
+        headers=admin,
+    )
+    assert "client_credentials" in refused["errors"]["body"]
     await c.call("POST", template + "/secret", 200, one + "/secret", headers=admin)
     await c.call("POST", template + "/secret", 404, none + "/secret", headers=admin)
     await c.call("DELETE", template, 204, one, headers=admin)

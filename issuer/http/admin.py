@@ -93,7 +93,8 @@ def _not_found(what: str) -> ProblemError:
 
 
 def _invalid(message: str, errors: dict[str, str] | None = None) -> ProblemError:
-    return ProblemError(422, "Unprocessable Content", message, errors=errors)
+    # The same shape as a body refused by its model (issuer.http.forms.parse_body): errors by field.
+    return ProblemError(422, "Unprocessable Content", message, errors=errors or {"body": message})
 
 
 _BUSY = problem(409, "Another key change won the race; retry after Retry-After seconds", "Retry-After")
