@@ -78,7 +78,7 @@ class Tally:
 
     def report(self) -> str:
         lines = [f"{label} -> {status}: {kind}" for label, status, kind in sorted(self.failures)]
-        lines.append("(document each status in issuer/http/openapi.py, or fix the handler that answered it)")
+        lines.append("(declare each status in the handler's @documented(...), or fix the handler that answered it)")
         detail = next(iter(self.failures.values()), "")
         return "undocumented or non-conforming responses:\n  " + "\n  ".join(lines) + f"\nfirst in full:\n{detail}"
 
@@ -105,7 +105,8 @@ async def credentials(http: httpx.AsyncClient) -> Credentials:
     assert admin_secret is not None
     admin_token = await client_token(http, admin_id, admin_secret)
     app = await first_party(http)
-    user_token = (await login(http, app, "fuzzer"))["access_token"]
+    # aud must name the issuer for /account and /userinfo to accept it (RFC 9068 §4)
+    user_token = (await login(http, app, "fuzzer", resource=services_of(http).settings.url))["access_token"]
     service_id, service_secret = await make_client(
         http, name="service", grant_types=("client_credentials", "password", "refresh_token")
     )

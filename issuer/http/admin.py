@@ -15,9 +15,23 @@ from starlette.responses import Response
 from issuer.accounts.users import UserInputError
 from issuer.accounts.views import client_view, user_view
 from issuer.errors import ProblemError
+from issuer.http.apidoc import ADMIN_API, JSON_BODY, bad_query, documented, invalid, no_content, not_found, ok, problem
 from issuer.http.bearer import bearer_principal
-from issuer.http.forms import read_json
+from issuer.http.forms import parse_body
 from issuer.http.responses import no_store_json
+from issuer.http.schemas import (
+    AuditPage,
+    ClientCreate,
+    ClientPage,
+    ClientUpdate,
+    ClientView,
+    ClientWithSecret,
+    KeyList,
+    RoleAssignment,
+    SessionRevocation,
+    UserPage,
+    UserView,
+)
 from issuer.http.token import client_ip
 from issuer.models import Client
 from issuer.oauth.clients import ClientValidationError
@@ -79,14 +93,13 @@ def _not_found(what: str) -> ProblemError:
 
 
 def _invalid(message: str, errors: dict[str, str] | None = None) -> ProblemError:
-    return ProblemError(422, "Unprocessable Content", message, errors=errors)
+    # The same shape as a body refused by its model (issuer.http.forms.parse_body): errors by field.
+    return ProblemError(422, "Unprocessable Content", message, errors=errors or {"body": message})
 
 
-def _string_list(data: dict[str, Any], name: str, default: list[str] | None = None) -> tuple[str, ...]:
-    value = data.get(name, default)
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _invalid(f"{name} must be a list of strings", {name: "a list of strings"})
-    return tuple(value)
+_BUSY = problem(409, "Another key change won the race; retry after Retry-After seconds", "Retry-After")
+_PAGE_ERRORS = bad_query("limit is not 1 to 500, or after is too long or contains a NUL")
+_USER_CHANGE = (ok(UserView, "The updated user"), not_found("user"))
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -97,11 +110,21 @@ async def _key_schedule(services: Services) -> Response:
     return no_store_json({"items": describe_keys(keys, services.keys.policy, services.clock())})
 
 
+@documented("Signing keys and their schedule", ADMIN_API, ok(KeyList))
 async def list_keys(request: Request) -> Response:
     admin = await _admin(request)
     return await _key_schedule(admin.services)
 
 
+@documented(
+    "Activate the pending key (retiring the active one)",
+    ADMIN_API,
+    ok(KeyList, "Every key after the change"),
+    bad_query("force is not true or false"),
+    problem(409, "The pending key is not yet in every JWKS cache (errors.safe_at)", "Retry-After"),
+    _BUSY,
+    query=("force",),
+)
 async def rotate_keys(request: Request) -> Response:
     admin = await _admin(request)
     force = request.query_params.get("force", "false").lower()
@@ -126,6 +149,13 @@ async def rotate_keys(request: Request) -> Response:
     return await _key_schedule(admin.services)
 
 
+@documented(
+    "Revoke a key (unpublished at once)",
+    ADMIN_API,
+    ok(KeyList, "Every key after the change"),
+    not_found("published key"),
+    _BUSY,
+)
 async def revoke_key(request: Request) -> Response:
     admin = await _admin(request)
     kid = request.path_params["kid"]
@@ -143,6 +173,7 @@ async def revoke_key(request: Request) -> Response:
 # -- clients ----------------------------------------------------------------------------------
 
 
+@documented("List clients", ADMIN_API, ok(ClientPage), _PAGE_ERRORS, query=("limit", "after"))
 async def list_clients(request: Request) -> Response:
     admin = await _admin(request)
     limit, after = _page(request)
@@ -151,31 +182,28 @@ async def list_clients(request: Request) -> Response:
     return no_store_json({"items": [client_view(c) for c in items], "next": nxt})
 
 
+@documented(
+    "Register a client",
+    ADMIN_API,
+    ok(ClientWithSecret | ClientView, "Created; confidential clients get their client_secret once", 201),
+    JSON_BODY,
+    invalid("Invalid client fields"),
+    body=ClientCreate,
+)
 async def create_client(request: Request) -> Response:
     admin = await _admin(request)
-    data = await read_json(request, admin.services.settings.max_body_bytes)
-    unknown = sorted(set(data) - {"name", "grant_types", "scopes", "audiences", "public"})
-    if unknown:
-        raise _invalid(f"unknown field(s): {', '.join(u[:64] for u in unknown[:10])}")
-    name = data.get("name")
-    public = data.get("public", False)
-    if not isinstance(name, str) or not isinstance(public, bool):
-        raise _invalid("name (string) is required; public must be a boolean")
+    body = await parse_body(request, ClientCreate)
     try:
         client, secret = await admin.services.clients.create(
-            name,
-            _string_list(data, "grant_types"),
-            _string_list(data, "scopes", []),
-            _string_list(data, "audiences", []),
-            public=public,
+            body.name, tuple(body.grant_types), tuple(body.scopes), tuple(body.audiences), public=body.public
         )
     except ClientValidationError as exc:
         raise _invalid(str(exc)) from None
-    await admin.audit("clients.create", client.client_id, name=name)
-    body = client_view(client)
+    await admin.audit("clients.create", client.client_id, name=body.name)
+    view = client_view(client)
     if secret is not None:
-        body["client_secret"] = secret
-    return no_store_json(body, 201)
+        view["client_secret"] = secret
+    return no_store_json(view, 201)
 
 
 async def _client(admin: _Admin, request: Request) -> Client:
@@ -185,31 +213,25 @@ async def _client(admin: _Admin, request: Request) -> Client:
     return client
 
 
+@documented("Get a client", ADMIN_API, ok(ClientView), not_found("client"))
 async def get_client(request: Request) -> Response:
     admin = await _admin(request)
     return no_store_json(client_view(await _client(admin, request)))
 
 
+@documented(
+    "Change a client",
+    ADMIN_API,
+    ok(ClientView, "The updated client"),
+    not_found("client"),
+    JSON_BODY,
+    invalid("Invalid client fields"),
+    body=ClientUpdate,
+)
 async def update_client(request: Request) -> Response:
     admin = await _admin(request)
     client = await _client(admin, request)
-    data = await read_json(request, admin.services.settings.max_body_bytes)
-    allowed = {"name", "grant_types", "scopes", "audiences", "disabled"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise _invalid(f"cannot change {', '.join(unknown)}")
-    changes: dict[str, Any] = {}
-    if "name" in data:
-        if not isinstance(data["name"], str):
-            raise _invalid("name must be a string", {"name": "a string"})
-        changes["name"] = data["name"]
-    if "disabled" in data:
-        if not isinstance(data["disabled"], bool):
-            raise _invalid("disabled must be a boolean", {"disabled": "a boolean"})
-        changes["disabled"] = data["disabled"]
-    for name in ("grant_types", "scopes", "audiences"):
-        if name in data:
-            changes[name] = tuple(dict.fromkeys(_string_list(data, name)))
+    changes = (await parse_body(request, ClientUpdate)).changes()
     try:
         updated = await admin.services.clients.update(client, **changes)
     except ClientValidationError as exc:
@@ -221,6 +243,13 @@ async def update_client(request: Request) -> Response:
     return no_store_json(client_view(updated))
 
 
+@documented(
+    "Issue a new client secret (the old one stops working)",
+    ADMIN_API,
+    ok(ClientWithSecret, "The client with its new secret"),
+    not_found("client"),
+    problem(422, "A public client has no secret"),
+)
 async def rotate_client_secret(request: Request) -> Response:
     admin = await _admin(request)
     client = await _client(admin, request)
@@ -231,6 +260,7 @@ async def rotate_client_secret(request: Request) -> Response:
     return no_store_json({**client_view(updated), "client_secret": secret})
 
 
+@documented("Delete a client", ADMIN_API, no_content("Deleted"), not_found("client"))
 async def delete_client(request: Request) -> Response:
     admin = await _admin(request)
     client = await _client(admin, request)
@@ -242,6 +272,7 @@ async def delete_client(request: Request) -> Response:
 # -- users ------------------------------------------------------------------------------------
 
 
+@documented("List users", ADMIN_API, ok(UserPage), _PAGE_ERRORS, query=("limit", "after"))
 async def list_users(request: Request) -> Response:
     admin = await _admin(request)
     limit, after = _page(request)
@@ -257,6 +288,7 @@ async def _user_id(admin: _Admin, request: Request) -> str:
     return user.user_id
 
 
+@documented("Get a user", ADMIN_API, ok(UserView), not_found("user"))
 async def get_user(request: Request) -> Response:
     admin = await _admin(request)
     user = await admin.services.users.store.get_user(request.path_params["user_id"])
@@ -265,11 +297,18 @@ async def get_user(request: Request) -> Response:
     return no_store_json(user_view(user, admin.services.users.roles))
 
 
+@documented(
+    "Replace a user's roles",
+    ADMIN_API,
+    *_USER_CHANGE,
+    JSON_BODY,
+    invalid("roles is not a list of known roles"),
+    body=RoleAssignment,
+)
 async def set_user_roles(request: Request) -> Response:
     admin = await _admin(request)
     user_id = await _user_id(admin, request)
-    data = await read_json(request, admin.services.settings.max_body_bytes)
-    roles = _string_list(data, "roles")
+    roles = tuple((await parse_body(request, RoleAssignment)).roles)
     try:
         user = await admin.services.users.set_roles(user_id, roles)
     except UserInputError as exc:
@@ -279,10 +318,12 @@ async def set_user_roles(request: Request) -> Response:
     return no_store_json(user_view(user, admin.services.users.roles))
 
 
+@documented("Disable a user", ADMIN_API, *_USER_CHANGE)
 async def disable_user(request: Request) -> Response:
     return await _set_disabled(request, True)
 
 
+@documented("Enable a user", ADMIN_API, *_USER_CHANGE)
 async def enable_user(request: Request) -> Response:
     return await _set_disabled(request, False)
 
@@ -296,6 +337,7 @@ async def _set_disabled(request: Request, disabled: bool) -> Response:
     return no_store_json(user_view(user, admin.services.users.roles))
 
 
+@documented("Revoke every refresh-token family of a user", ADMIN_API, ok(SessionRevocation), not_found("user"))
 async def revoke_user_sessions(request: Request) -> Response:
     admin = await _admin(request)
     user_id = await _user_id(admin, request)
@@ -307,6 +349,13 @@ async def revoke_user_sessions(request: Request) -> Response:
 # -- audit ------------------------------------------------------------------------------------
 
 
+@documented(
+    "Audit log, newest first",
+    ADMIN_API,
+    ok(AuditPage),
+    bad_query("limit is not 1 to 500, or before is not an entry id (0 to 2**63-1)"),
+    query=("limit", "before"),
+)
 async def list_audit(request: Request) -> Response:
     admin = await _admin(request)
     limit, _ = _page(request)

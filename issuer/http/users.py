@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from issuer.accounts.users import Conflict, UserInputError, check_password, parse_registration
+from issuer.accounts.users import Conflict, NewUser, UserInputError
 from issuer.accounts.views import user_view
 from issuer.cache.limits import address_bucket
 from issuer.errors import InvalidToken, PasswordsBusy, ProblemError
 from issuer.grants.password import limit_login_attempts
+from issuer.http.apidoc import (
+    ACCOUNT_API,
+    HASH_BUDGET_SPENT,
+    JSON_BODY,
+    RATE_LIMITED,
+    REGISTRATION_API,
+    UNAVAILABLE,
+    Replies,
+    documented,
+    invalid,
+    no_content,
+    ok,
+    problem,
+)
 from issuer.http.bearer import bearer_principal
-from issuer.http.forms import read_json
+from issuer.http.forms import parse_body
 from issuer.http.responses import no_store_json
+from issuer.http.schemas import Deactivation, PasswordChange, Registration, UserInfo, UserView
 from issuer.http.token import client_ip
 from issuer.models import User
 from issuer.services import Services
@@ -24,6 +38,17 @@ from issuer.tokens.principal import ACCOUNT, USERINFO, Rule
 
 def _invalid(errors: dict[str, str]) -> ProblemError:
     return ProblemError(422, "Unprocessable Content", "the request has invalid fields", errors=errors)
+
+
+def _account_action(field: str) -> tuple[Replies, ...]:
+    return (
+        no_content("Done"),
+        JSON_BODY,
+        invalid(f"Invalid fields (a wrong {field} too)"),
+        RATE_LIMITED,
+        HASH_BUDGET_SPENT,
+        UNAVAILABLE,
+    )
 
 
 async def _limit_registrations(services: Services, ip: str) -> None:
@@ -44,6 +69,19 @@ async def _limit_registrations(services: Services, ip: str) -> None:
                 )
 
 
+@documented(
+    "Self-service registration (when open_registration is on)",
+    REGISTRATION_API,
+    ok(UserView, "Registered", 201),
+    JSON_BODY,
+    problem(403, "Registration is closed"),
+    problem(409, "Username already taken (emails are not unique, so never a conflict)"),
+    invalid("Invalid or unknown fields, or a password the policy refuses"),
+    problem(429, "Too many registrations from this address or in total", "Retry-After"),
+    HASH_BUDGET_SPENT,
+    UNAVAILABLE,
+    body=Registration,
+)
 async def register(request: Request) -> Response:
     services: Services = request.state.services
     if not services.settings.open_registration:
@@ -57,9 +95,9 @@ async def register(request: Request) -> Response:
         # sleeping coroutine instead of a request's worth of CPU taken from logins.
         await asyncio.sleep(services.settings.register_refusal_pause)
         raise exc from None
-    data = await read_json(request, services.settings.max_body_bytes)
+    body = await parse_body(request, Registration)
     try:
-        user = await services.users.register(parse_registration(data))
+        user = await services.users.register(NewUser(body.username, body.password, body.email))
     except UserInputError as exc:
         raise _invalid(exc.errors) from None
     except PasswordsBusy:
@@ -84,6 +122,13 @@ async def _current_user(request: Request, services: Services, rule: Rule = ACCOU
     return user
 
 
+@documented(
+    "Claims about the signed-in user",
+    ACCOUNT_API,
+    ok(UserInfo),
+    UNAVAILABLE,
+    description="A user's access token whose aud names this issuer, or that carries the openid scope (OIDC Core §5.3).",
+)
 async def userinfo(request: Request) -> Response:
     services: Services = request.state.services
     user = await _current_user(request, services, USERINFO)
@@ -97,29 +142,27 @@ async def userinfo(request: Request) -> Response:
     return no_store_json(body)
 
 
-async def _confirm_password(request: Request, services: Services, user: User, data: dict[str, Any], field: str) -> None:
+async def _confirm_password(request: Request, services: Services, user: User, password: str, field: str) -> None:
     await limit_login_attempts(services, user.username, client_ip(request, services))
-    password = data.get(field)
-    if not isinstance(password, str) or not (await services.users.passwords.verify(user.password_hash, password)).ok:
+    if not (await services.users.passwords.verify(user.password_hash, password)).ok:
         raise _invalid({field: "incorrect password"})
 
 
+@documented("Change password", ACCOUNT_API, *_account_action("current_password"), body=PasswordChange)
 async def change_password(request: Request) -> Response:
     services: Services = request.state.services
     user = await _current_user(request, services)
-    data = await read_json(request, services.settings.max_body_bytes)
-    message = check_password(data.get("new_password"), user.username)
-    if message:
-        raise _invalid({"new_password": message})
-    await _confirm_password(request, services, user, data, "current_password")
-    await services.users.change_password(user, data["new_password"])
+    body = await parse_body(request, PasswordChange, {"username": user.username})
+    await _confirm_password(request, services, user, body.current_password, "current_password")
+    await services.users.change_password(user, body.new_password)
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
+@documented("Deactivate own account", ACCOUNT_API, *_account_action("password"), body=Deactivation)
 async def deactivate(request: Request) -> Response:
     services: Services = request.state.services
     user = await _current_user(request, services)
-    data = await read_json(request, services.settings.max_body_bytes)
-    await _confirm_password(request, services, user, data, "password")
+    body = await parse_body(request, Deactivation)
+    await _confirm_password(request, services, user, body.password, "password")
     await services.users.set_disabled(user.user_id, True, "deactivated by the user")
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
