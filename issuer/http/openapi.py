@@ -777,10 +777,10 @@ def _admin_paths() -> list[tuple[str, Schema]]:
 def _operations_paths() -> list[tuple[str, Schema]]:
     readyz = _operation(
         discovery.readyz,
-        "Dependencies reachable",
+        "Database reachable (Redis, when configured, is reported as ok or degraded, never gating)",
         "operations",
         _ok("Readiness", "Ready"),
-        {"503": _problem("A dependency is not ready (checks names it)")},
+        {"503": _problem("The database is unreachable (checks names each dependency)")},
     )
     metrics = _operation(
         discovery.metrics,

@@ -7,6 +7,9 @@ import json
 from issuer.models import AuditEntry
 from issuer.storage.sql._rows import SqlStore
 
+# Retention (issuer.retention): one bounded batch, found through audit_log_at.
+PURGE_AUDIT = "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 LIMIT $2)"
+
 
 class AuditSql(SqlStore):
     """issuer.storage.base.AuditStore."""
@@ -23,6 +26,9 @@ class AuditSql(SqlStore):
             json.dumps(detail, sort_keys=True),
             remote_addr,
         )
+
+    async def purge_audit(self, before: float, limit: int = 1000) -> int:
+        return await self.db.execute(PURGE_AUDIT, before, limit)
 
     async def list_audit(self, *, limit: int, before: int = 0) -> list[AuditEntry]:
         # Two statements rather than "$1 = 0 OR id < $1": there asyncpg would type $1 as int4.

@@ -39,6 +39,23 @@ _CONSUME_ONE_STATEMENT = f"""
 """
 
 
+# Retention (issuer.retention), each one bounded batch found through an index of migration 0004.
+# A family's tokens (consumed ones included: reuse detection must recognise them while the family
+# lives) go with it, by ON DELETE CASCADE through the (family_id, generation) index.
+FORGET_SUCCESSORS = (
+    "UPDATE refresh_tokens SET successor_ciphertext = NULL WHERE token_hash IN (SELECT token_hash FROM"
+    " refresh_tokens WHERE successor_ciphertext IS NOT NULL AND consumed_at < $1 LIMIT $2)"
+)
+PURGE_EXPIRED_FAMILIES = (
+    "DELETE FROM refresh_families WHERE family_id IN"
+    " (SELECT family_id FROM refresh_families WHERE expires_at < $1 LIMIT $2)"
+)
+PURGE_REVOKED_FAMILIES = (
+    "DELETE FROM refresh_families WHERE family_id IN"
+    " (SELECT family_id FROM refresh_families WHERE revoked_at < $1 LIMIT $2)"
+)
+
+
 # The refresh grant's first round trip: the token, its family and the family's user.
 _FIND_TOKEN_WITH_USER = (
     "SELECT t.*, f.client_id, f.user_id, f.created_at AS f_created_at, f.expires_at AS f_expires_at, f.revoked_at, "
@@ -133,12 +150,11 @@ class RefreshSql(SqlStore):
             )
         return changed
 
-    async def forget_successors(self, consumed_before: float) -> int:
-        return await self.db.execute(
-            "UPDATE refresh_tokens SET successor_ciphertext = NULL"
-            " WHERE successor_ciphertext IS NOT NULL AND consumed_at < $1",
-            consumed_before,
-        )
+    async def forget_successors(self, consumed_before: float, limit: int = 1000) -> int:
+        return await self.db.execute(FORGET_SUCCESSORS, consumed_before, limit)
 
-    async def purge_expired(self, now: float) -> int:
-        return await self.db.execute("DELETE FROM refresh_families WHERE expires_at < $1", now)
+    async def purge_expired(self, now: float, limit: int = 1000) -> int:
+        return await self.db.execute(PURGE_EXPIRED_FAMILIES, now, limit)
+
+    async def purge_revoked_families(self, revoked_before: float, limit: int = 1000) -> int:
+        return await self.db.execute(PURGE_REVOKED_FAMILIES, revoked_before, limit)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from issuer.storage.sql._rows import SqlStore
 
+# Retention (issuer.retention): one bounded batch, found through revoked_tokens_expiry.
+PURGE_REVOKED = (
+    "DELETE FROM revoked_tokens WHERE jti IN (SELECT jti FROM revoked_tokens WHERE expires_at < $1 LIMIT $2)"
+)
+
 
 class RevocationSql(SqlStore):
     """issuer.storage.base.RevocationStore."""
@@ -30,5 +35,5 @@ class RevocationSql(SqlStore):
         )
         return [(r["jti"], r["expires_at"]) for r in rows]
 
-    async def purge_revoked(self, now: float) -> int:
-        return await self.db.execute("DELETE FROM revoked_tokens WHERE expires_at < $1", now)
+    async def purge_revoked(self, before: float, limit: int = 1000) -> int:
+        return await self.db.execute(PURGE_REVOKED, before, limit)
