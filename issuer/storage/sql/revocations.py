@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from issuer.storage.sql._rows import SqlStore
+from issuer.storage.sql._rows import SqlStore, batched
 
 # Retention (issuer.retention): one bounded batch, found through revoked_tokens_expiry.
-PURGE_REVOKED = (
-    "DELETE FROM revoked_tokens WHERE jti IN (SELECT jti FROM revoked_tokens WHERE expires_at < $1 LIMIT $2)"
-)
+PURGE_REVOKED = batched("DELETE FROM revoked_tokens", "revoked_tokens", "jti", "expires_at < $1")
 
 
 class RevocationSql(SqlStore):
@@ -36,4 +34,4 @@ class RevocationSql(SqlStore):
         return [(r["jti"], r["expires_at"]) for r in rows]
 
     async def purge_revoked(self, before: float, limit: int = 1000) -> int:
-        return await self.db.execute(PURGE_REVOKED, before, limit)
+        return await self.db.execute(PURGE_REVOKED[self.db.dialect], before, limit)
