@@ -44,6 +44,11 @@ async def client_credentials(http: httpx.AsyncClient, client: tuple[str, str | N
     return str(response.json()["access_token"])
 
 
+async def revoke(http: httpx.AsyncClient, client: tuple[str, str | None], token: str) -> None:
+    response = await http.post("/oauth2/revoke", data={"token": token}, auth=(client[0], client[1] or ""))
+    assert response.status_code == 200, response.text
+
+
 async def active(http: httpx.AsyncClient, client: tuple[str, str | None], token: str) -> bool:
     response = await http.post("/oauth2/introspect", data={"token": token}, auth=(client[0], client[1] or ""))
     assert response.status_code == 200, response.text
@@ -56,13 +61,13 @@ async def test_revoked_ids_are_purged_once_their_token_cannot_be_accepted(
     async with start(access_token_ttl=300, clock_skew=60) as http:
         client = await make_client(http, scopes=("read",))
         old = await client_credentials(http, client)
-        assert (await http.post("/oauth2/revoke", data={"token": old}, auth=(client[0], client[1] or ""))).status_code == 200
+        await revoke(http, client, old)
         # past exp, but within the skew a verifier may allow: kept
         clock.advance(300 + 30)
         assert (await sweep(http))["revoked_tokens"] == 0
         assert await count(http, "revoked_tokens") == 1
         young = await client_credentials(http, client)
-        assert (await http.post("/oauth2/revoke", data={"token": young}, auth=(client[0], client[1] or ""))).status_code == 200
+        await revoke(http, client, young)
         # past exp + skew + our leeway: nothing could accept the old token any more
         clock.advance(40)
         assert (await sweep(http))["revoked_tokens"] == 1
@@ -81,7 +86,8 @@ async def login(http: httpx.AsyncClient, app: tuple[str, str | None]) -> dict[st
 
 
 async def refresh(http: httpx.AsyncClient, app: tuple[str, str | None], token: str) -> httpx.Response:
-    return await http.post(TOKEN, data={"grant_type": "refresh_token", "refresh_token": token}, auth=(app[0], app[1] or ""))
+    form = {"grant_type": "refresh_token", "refresh_token": token}
+    return await http.post(TOKEN, data=form, auth=(app[0], app[1] or ""))
 
 
 async def test_families_are_kept_while_they_live_and_purged_when_they_end(

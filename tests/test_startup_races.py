@@ -4,17 +4,21 @@ the in-process revocation cache never forgets an id because an older snapshot la
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
+from issuer.services import resolve_keks
 from issuer.settings import Settings
 from keys.envelope import parse_keks
 from tests.conftest import make_client, running_app, services_of, sqlite_file_url
-from tests.servers import REPO_ROOT, child_env
+from tests.servers import REPO_ROOT, IssuerServer, child_env
 
 ROUNDS = 10
 
@@ -87,7 +91,7 @@ async def test_the_local_revocation_cache_merges_when_it_rewarms(
 
         cache = services_of(a).revocations.cache
         store = cache._store
-        stale = await store.revoked_since(services_of(a).clock())  # read before the revocation
+        stale: list[tuple[str, float]] = await store.revoked_since(services_of(a).clock())  # before the revocation
 
         revoked = await b.post("/oauth2/revoke", data={"token": token}, auth=(client_id, secret))
         assert revoked.status_code == 200
@@ -115,12 +119,30 @@ async def test_concurrent_development_kek_creation_yields_one_complete_key(
 ) -> None:
     """Many starters in one directory at once (threads here, processes in the test above): all
     read the same complete key."""
-    import asyncio
-
-    from issuer.services import resolve_keks
 
     settings = make_settings(key_encryption_keys="", data_dir=tmp_path / "fresh")
     envelopes = await asyncio.gather(*(asyncio.to_thread(resolve_keks, settings) for _ in range(16)))
     blob = envelopes[0].encrypt(b"x", b"aad")
     for envelope in envelopes:
         assert envelope.decrypt(blob, b"aad") == b"x"
+
+
+@pytest.mark.slow
+def test_serve_with_several_workers_on_a_new_data_dir_starts_every_worker_cleanly(tmp_path: Path) -> None:
+    """Every worker migrates the embedded database and reads the development KEK at once."""
+    data_dir = tmp_path / "data"
+    env = {"ISSUER_DATA_DIR": str(data_dir), "ISSUER_LOG_LEVEL": "INFO"}
+    server = IssuerServer(env, extra_args=["--workers", "3"], startup_timeout=60).start()
+    try:
+        deadline = time.monotonic() + 60
+        while server.log_tail(10**7).count("Application startup complete") < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with httpx.Client(timeout=5) as http:
+            for _ in range(12):
+                response = http.get(server.url + "/readyz")
+                assert response.status_code == 200, response.text
+        log = server.log_tail(10**7)
+    finally:
+        server.stop()
+    assert "Traceback" not in log, log[-3000:]
+    assert (data_dir / "dev-key-encryption-key").is_file()
