@@ -257,16 +257,18 @@ def scans(plan: dict[str, Any]) -> Iterator[tuple[str, str]]:
         yield from scans(child)
 
 
-@pytest.mark.parametrize(
-    ("name", "sql", "table"),
+SWEEPS = (
     [
         ("revoked ids", PURGE_REVOKED, "revoked_tokens"),
         ("sealed successors", FORGET_SUCCESSORS, "refresh_tokens"),
         ("expired families", PURGE_EXPIRED_FAMILIES, "refresh_families"),
         ("revoked families", PURGE_REVOKED_FAMILIES, "refresh_families"),
         ("audit entries", PURGE_AUDIT, "audit_log"),
-    ],
+    ]
 )
+
+
+@pytest.mark.parametrize(("name", "sql", "table"), SWEEPS)
 async def test_each_sweep_statement_uses_an_index_on_postgres(
     big_pg_database: str, name: str, sql: dict[str, str], table: str
 ) -> None:
@@ -279,3 +281,19 @@ async def test_each_sweep_statement_uses_an_index_on_postgres(
     found = list(scans(plan))
     assert any(rel == table for _, rel in found), found
     assert not any(node == "Seq Scan" for node, _ in found), f"{name}: {json.dumps(plan, indent=1)}"
+
+
+@pytest.mark.parametrize(("name", "sql", "table"), SWEEPS)
+async def test_each_sweep_statement_searches_an_index_on_sqlite(
+    sqlite_url: str, name: str, sql: dict[str, str], table: str
+) -> None:
+    """SQLite's plan names a full scan ``SCAN <table>`` and an index lookup ``SEARCH <table> USING …``."""
+    db = await open_database(sqlite_url)
+    try:
+        await migrate(db)
+        rows = await db.fetch("EXPLAIN QUERY PLAN " + sql["sqlite"], 1.5e9, 1000)
+    finally:
+        await db.close()
+    details = [str(r["detail"]) for r in rows]
+    assert any(d.startswith(f"SEARCH {table}") for d in details), details
+    assert not any(d.startswith("SCAN") for d in details), f"{name}: {details}"
