@@ -95,10 +95,12 @@ async def test_token_metrics_by_grant_client_and_error(client: httpx.AsyncClient
 
     samples = await scrape(client)
     issued = "issuer_tokens_issued_total"
-    assert value(samples, issued, grant_type="client_credentials", client_id=svc_id) == 3
-    assert value(samples, issued, grant_type="password", client_id=app_id) == 1
-    assert value(samples, issued, grant_type="refresh_token", client_id=app_id) == 1
+    # no client_id label by default: its values would grow with the number of clients
+    assert value(samples, issued, grant_type="client_credentials") == 3
+    assert value(samples, issued, grant_type="password") == 1
+    assert value(samples, issued, grant_type="refresh_token") == 1
     assert total(samples, issued) == 5
+    assert not any(n == issued and "client_id" in dict(ls) for n, ls in samples)
     errs = "issuer_token_endpoint_errors_total"
     assert value(samples, errs, error="invalid_client") == 2
     assert value(samples, errs, error="unsupported_grant_type") == 1
@@ -291,16 +293,16 @@ async def test_readyz_reports_redis(make_settings: Callable[..., Settings], sqli
 
 
 @pytest.mark.redis
-async def test_readyz_is_503_when_redis_is_unreachable(
+async def test_readyz_stays_ready_when_redis_is_unreachable(
     make_settings: Callable[..., Settings], sqlite_url: str
 ) -> None:
+    """Redis is an accelerator: an outage is reported, but must not take every instance out of service."""
     closed = f"redis://127.0.0.1:{free_port()}/0"
     async with running_app(make_settings(database_url=sqlite_url, redis_url=closed)) as http:
         response = await http.get("/readyz")
-        assert response.status_code == 503, response.text
-        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.status_code == 200, response.text
         assert response.headers["cache-control"] == "no-store"
-        assert response.json()["checks"] == {"database": "ok", "redis": "unreachable"}
+        assert response.json() == {"status": "ready", "checks": {"database": "ok", "redis": "degraded"}}
         # still alive, and still issuing tokens from the database alone
         assert (await http.get("/healthz")).status_code == 200
         cid, secret = await make_client(http)
@@ -373,22 +375,26 @@ async def test_readyz_follows_a_redis_outage(
         assert (await http.get("/readyz")).status_code == 200
         own_redis.stop()
         down = await http.get("/readyz")
-        assert down.status_code == 503
-        assert down.json()["checks"] == {"database": "ok", "redis": "unreachable"}
+        assert down.status_code == 200
+        assert down.json()["checks"] == {"database": "ok", "redis": "degraded"}
         own_redis.start()
         deadline = time.monotonic() + 10
-        status = 0
+        checks: dict[str, str] = {}
         while time.monotonic() < deadline:
-            status = (await http.get("/readyz")).status_code
-            if status == 200:
+            checks = (await http.get("/readyz")).json()["checks"]
+            if checks["redis"] == "ok":
                 break
             await asyncio.sleep(0.2)
-        assert status == 200
+        assert checks == {"database": "ok", "redis": "ok"}
 
 
-async def test_admin_token_subject_is_the_client(client: httpx.AsyncClient) -> None:
-    """The audit actor and the metrics' client_id label name the same thing: the client id."""
-    cid, token = await admin_token(client)
-    assert jwt.decode(token, options={"verify_signature": False})["sub"] == cid
-    samples = await scrape(client)
-    assert value(samples, "issuer_tokens_issued_total", grant_type="client_credentials", client_id=cid) == 1
+async def test_admin_token_subject_is_the_client(
+    make_settings: Callable[..., Settings], sqlite_url: str
+) -> None:
+    """The audit actor and the opt-in client_id label (ISSUER_METRICS_CLIENT_LABELS) name the
+    same thing: the client id."""
+    async with running_app(make_settings(database_url=sqlite_url, metrics_client_labels=True)) as http:
+        cid, token = await admin_token(http)
+        assert jwt.decode(token, options={"verify_signature": False})["sub"] == cid
+        samples = await scrape(http)
+        assert value(samples, "issuer_tokens_issued_total", grant_type="client_credentials", client_id=cid) == 1

@@ -281,3 +281,29 @@ async def test_password_hashing_runs_off_the_event_loop(start: Callable[..., Any
     assert statistics.median(jwks_latencies) < one_login / 2, (jwks_latencies, one_login)
     assert statistics.median(gaps) < one_login / 4, (statistics.median(gaps), one_login)
     assert max(gaps) < one_login, (max(gaps), one_login)
+
+
+async def test_a_client_without_the_refresh_grant_gets_no_refresh_token_and_no_family(
+    http: httpx.AsyncClient,
+) -> None:
+    """A refresh token the client may not redeem is useless, and each login would store a family
+    for ISSUER_REFRESH_TOKEN_ABSOLUTE_TTL: a password-only client gets neither."""
+    await create_user(http)
+    db = services_of(http).store.db
+
+    async def families() -> int:
+        row = await db.fetchrow("SELECT count(*) AS n FROM refresh_families")
+        return int(row["n"])
+
+    password_only = await make_client(http, name="password-only", grant_types=("password",))
+    response = await login(http, password_only, "alice", "password-123")
+    assert response.status_code == 200, response.text
+    assert "access_token" in response.json()
+    assert "refresh_token" not in response.json()
+    assert await families() == 0
+
+    with_refresh = await password_client(http)
+    response = await login(http, with_refresh, "alice", "password-123")
+    assert response.status_code == 200, response.text
+    assert "refresh_token" in response.json()
+    assert await families() == 1

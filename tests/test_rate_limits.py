@@ -234,13 +234,13 @@ async def test_issuance_and_revocation_survive_a_redis_outage_and_an_empty_resta
             await revoke(revoked_while_up)
             assert await introspect(revoked_while_up) is False
 
-            # Redis down: issuance goes on (limits fail open), readiness says so, revocation holds.
+            # Redis down: issuance goes on (limits fail open), readiness stays 200 and reports
+            # the degradation, revocation holds.
             server.kill()
             began = time.monotonic()
             ready = await http.get("/readyz")
-            assert ready.status_code == 503
-            checks = ready.json()["checks"]
-            assert checks["redis"] == "unreachable" and checks["database"] == "ok"
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["checks"] == {"database": "ok", "redis": "degraded"}
             for _ in range(8):
                 response = await client_credentials(http, m2m)
                 assert response.status_code == 200, response.text

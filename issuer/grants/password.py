@@ -41,6 +41,9 @@ async def password(services: Services, request: GrantRequest) -> dict[str, Any]:
     issued = await services.access_tokens.mint(
         subject=user.user_id, client_id=client.client_id, scope=scope, audience=audience, extra={"roles": roles}
     )
+    if "refresh_token" not in client.grant_types:
+        # It could never be used, and each login would store a family for its whole lifetime.
+        return bearer_response(issued.token, issued.expires_in, scope)
     refresh = await services.refresh_tokens.start(client.client_id, user.user_id, scope, audience)
     return bearer_response(issued.token, issued.expires_in, scope, refresh_token=refresh)
 

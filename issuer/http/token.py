@@ -58,5 +58,5 @@ async def _token(request: Request, services: Services) -> Response:
         if retry_after is not None:
             raise RateLimited(retry_after)
     body = await grant(services, GrantRequest(client, params, client_ip(request, services)))
-    services.metrics.tokens_issued.labels(grant_type, client.client_id).inc()
+    services.metrics.token_issued(grant_type, client.client_id)
     return no_store_json(body)

@@ -8,6 +8,8 @@ never interleaved with another coroutine's statements. Write transactions start 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -35,14 +37,34 @@ def _outage_is_unavailable() -> Iterator[None]:
         raise
 
 
+@asynccontextmanager
+async def _file_lock(path: str, *, wait: bool) -> AsyncIterator[bool]:
+    """An exclusive flock(2) on ``path`` (created if need be); yields whether it was taken.
+    Locks belong to the open file, so two connections in one process exclude each other too."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            if wait:
+                await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            else:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            taken = True
+        except BlockingIOError:
+            taken = False
+        yield taken
+    finally:
+        os.close(fd)  # releases the lock
+
+
 @lru_cache(maxsize=512)
 def _translate(sql: str) -> str:
     return _PLACEHOLDER.sub(r"?\1", sql).replace(" FOR UPDATE", "")
 
 
 class _Tx:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: str = ":memory:") -> None:
         self._conn = conn
+        self._path = path
 
     async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
         with _outage_is_unavailable():
@@ -63,8 +85,9 @@ class _Tx:
 class SqliteDatabase:
     dialect: Literal["sqlite"] = "sqlite"
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: str = ":memory:") -> None:
         self._conn = conn
+        self._path = path
         self._lock = asyncio.Lock()
         self._tx = _Tx(conn)
 
@@ -78,7 +101,7 @@ class SqliteDatabase:
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute("PRAGMA busy_timeout=30000")
         await conn.execute("PRAGMA synchronous=NORMAL")
-        return cls(conn)
+        return cls(conn, path)
 
     async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
         async with self._lock:
@@ -112,9 +135,21 @@ class SqliteDatabase:
 
     @asynccontextmanager
     async def advisory_lock(self, name: str) -> AsyncIterator[bool]:
-        # Exclusion across instances only matters for PostgreSQL; on SQLite the
-        # compare-and-swap in every key transition already keeps concurrent rotations safe.
-        yield True
+        # The processes sharing one file (`serve --workers N`) take turns through a lock file
+        # beside it; an in-memory database has only this process.
+        if self._path == ":memory:":
+            yield True
+            return
+        async with _file_lock(f"{self._path}.{name}.lock", wait=False) as taken:
+            yield taken
+
+    @asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        if self._path == ":memory:":
+            yield
+            return
+        async with _file_lock(f"{self._path}.migrate.lock", wait=True):
+            yield
 
     async def run_script(self, script: str) -> None:
         async with self._lock:
