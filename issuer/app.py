@@ -29,6 +29,7 @@ from issuer.http.responses import (
 from issuer.keyschedule import run_schedule_once
 from issuer.services import Clock, Services, open_services
 from issuer.settings import Settings
+from issuer.startup import started_fields
 
 log = logging.getLogger("issuer")
 
@@ -125,6 +126,7 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             await services.revocations.cache.warm()
             holder["services"] = services
             tasks = _background(services)
+            log.info("started", extra=started_fields(services))
             try:
                 yield {"services": services}
             finally:

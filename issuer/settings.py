@@ -158,6 +158,11 @@ class Settings(BaseSettings):
     keep_alive_timeout: int = Field(5, ge=1, le=300, description="Seconds an idle kept-alive connection stays open.")
     cors_origins: CommaList = Field([], description="Origins allowed to call the token endpoints from a browser.")
     log_level: str = Field("INFO", description="Log level of the JSON logs.")
+    log_format: Literal["json", "console"] | None = Field(
+        None,
+        description="`json` (one object per line) or `console` (one readable line). Empty: `console` when "
+        "standard output is a terminal and `ISSUER_ENV=development`, else `json`.",
+    )
 
     _split_lists = field_validator("roles", "cors_origins", "forwarded_allow_ips", mode="before")(_split)
 
@@ -170,6 +175,16 @@ class Settings(BaseSettings):
                     ipaddress.ip_network(item, strict=False)
                 except ValueError:
                     raise ValueError(f"ISSUER_FORWARDED_ALLOW_IPS: {item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_supported(cls, value: str) -> str:
+        # Checked before anything else reads it, so `mysql://…` is named as the problem rather
+        # than the key-encryption key PostgreSQL would need.
+        scheme = urlsplit(value).scheme
+        if value and not (scheme in ("postgres", "postgresql") or (scheme == "sqlite" and value.startswith("sqlite:///"))):
+            raise ValueError("must be postgresql://user@host/db or sqlite:///path")
         return value
 
     @field_validator("url")
