@@ -150,7 +150,8 @@ async def users_create(services: Services, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(user_view(user, services.users.roles))
     else:
-        print(f"created user {user.username} (user_id: {user.user_id}, roles: {','.join(user.roles)})")
+        print(f"created user {user.username} with roles {','.join(user.roles)}")
+        print(f"user_id: {user.user_id}")
     return 0
 
 
