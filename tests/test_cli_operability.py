@@ -211,11 +211,11 @@ def test_serve_startup_failure_is_one_line_and_exit_2(tmp_path: Path) -> None:
 # -- check ---------------------------------------------------------------------------------------
 
 
-def test_check(database_url: str, tmp_path: Path) -> None:
+def test_check(database_url: str, redis_url: str, tmp_path: Path) -> None:
     if database_url.startswith("postgresql://postgres@"):
         # trust authentication ignores the password: here only to show it is never printed
         database_url = database_url.replace("postgresql://postgres@", "postgresql://postgres:hunter2@", 1)
-    env = env_for(database_url, tmp_path)
+    env = env_for(database_url, tmp_path, ISSUER_REDIS_URL=redis_url)
     ok(run_cli(env, "migrate"))
     ok(run_cli(env, "keys", "list"))  # creates the first keys
     result = run_cli(env, "check")
@@ -225,6 +225,7 @@ def test_check(database_url: str, tmp_path: Path) -> None:
     assert "ok: database: reachable, migrated" in out
     assert "ok: key-encryption keys: decrypt 2 signing key(s), 1 secret(s)" in out
     assert re.search(r"ok: key schedule: active \S+, pending \S+, next rotation", out)
+    assert "ok: redis: reachable" in out
     assert "all checks passed" in out
 
     wrong = run_cli({**env, "ISSUER_KEY_ENCRYPTION_KEYS": new_kek()}, "check")
