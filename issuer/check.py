@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from issuer.errors import ConfigurationError
 from issuer.settings import Settings
 from issuer.startup import connect_database, describe_redis, load_settings, redact_url
+from issuer.storage import sqlite_path
 from keys.envelope import Envelope, EnvelopeError, parse_keks
 
 SECRET_SETTINGS = {"key_encryption_keys"}
@@ -76,6 +78,11 @@ async def _checks(settings: Settings, say: list[str], problems: list[str]) -> No
         finally:
             await redis.aclose()
 
+    path = sqlite_path(settings.effective_database_url)
+    if path and path != ":memory:" and not Path(path).exists():
+        # Opening it would create it: check changes nothing.
+        problems.append(f"no database at {path} yet: `issuer migrate` or the first `issuer serve` creates it")
+        return
     try:
         db = await connect_database(settings)
     except ConfigurationError as exc:

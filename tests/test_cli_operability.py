@@ -299,3 +299,10 @@ def test_console_log_format(sqlite_url: str, tmp_path: Path) -> None:
         r"^\d\d:\d\d:\d\d\.\d{3} INFO +POST /oauth2/token  route=token status=401 .*client_id=nobody "
         r"error=invalid_client$", text, re.M,
     ), text
+
+
+def test_check_on_a_fresh_directory_creates_nothing(tmp_path: Path) -> None:
+    result = run_cli({"ISSUER_DATA_DIR": str(tmp_path / "data")}, "check")
+    assert result.returncode == 1
+    assert "problem: no database at " in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()
