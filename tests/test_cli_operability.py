@@ -306,3 +306,17 @@ def test_check_on_a_fresh_directory_creates_nothing(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "problem: no database at " in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_startup_failure_under_plain_uvicorn_is_one_log_line(tmp_path: Path) -> None:
+    """`uvicorn --factory issuer.asgi:build` opens the database in the lifespan: its failure is
+    one line naming the setting, not a traceback."""
+    env = {"ISSUER_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x",
+           "ISSUER_KEY_ENCRYPTION_KEYS": new_kek()}
+    result = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "--factory", "issuer.asgi:build", "--port", str(free_port())],
+        env=child_env(env), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in output, output
+    assert "startup failed: issuer.errors.ConfigurationError: ISSUER_DATABASE_URL: cannot open" in output

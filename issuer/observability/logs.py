@@ -47,6 +47,17 @@ class ConsoleFormatter(logging.Formatter):
         return line
 
 
+class OneLineStartupFailure(logging.Filter):
+    """Starlette reports a lifespan failure to uvicorn as a formatted traceback, which uvicorn
+    logs as the message; keep its last line (the exception, which names the setting)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Traceback (most recent call last)"):
+            lines = [line for line in record.msg.strip().splitlines() if line.strip()]
+            record.msg, record.args = "startup failed: " + lines[-1], None
+        return True
+
+
 def choose_format(fmt: str | None, env: str, stream: TextIO) -> str:
     if fmt:
         return fmt
@@ -66,3 +77,6 @@ def configure_logging(
     root.setLevel(level.upper())
     for noisy in ("uvicorn.access",):
         logging.getLogger(noisy).disabled = True
+    lifespan = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, OneLineStartupFailure) for f in lifespan.filters):
+        lifespan.addFilter(OneLineStartupFailure())
