@@ -30,6 +30,7 @@ from issuer.keyschedule import run_schedule_once
 from issuer.retention import Retention, RetentionPolicy
 from issuer.services import Clock, Services, open_services
 from issuer.settings import Settings
+from issuer.startup import started_fields
 
 log = logging.getLogger("issuer")
 
@@ -139,6 +140,7 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             await services.revocations.cache.warm()
             holder["services"] = services
             tasks = _background(services)
+            log.info("started", extra=started_fields(services))
             try:
                 yield {"services": services}
             finally:

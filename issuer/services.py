@@ -32,7 +32,8 @@ from issuer.models import RefreshFamily
 from issuer.oauth.clients import ClientRegistry
 from issuer.observability.metrics import Metrics
 from issuer.settings import Settings
-from issuer.storage import SqlStorage, open_database
+from issuer.startup import connect_database
+from issuer.storage import SqlStorage
 from issuer.storage.migrate import migrate, pending_migrations
 from issuer.tokens.access import AccessTokens
 from issuer.tokens.refresh import RefreshPolicy, RefreshTokens
@@ -205,7 +206,7 @@ async def open_services(
 ) -> Services:
     check_production(settings)
     envelope = resolve_keks(settings)
-    db = await open_database(settings.effective_database_url, pool_size=settings.pool_size)
+    db = await connect_database(settings)
     try:
         if run_migrations if run_migrations is not None else settings.is_sqlite:
             await migrate(db)

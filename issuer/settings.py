@@ -179,6 +179,11 @@ class Settings(BaseSettings):
         "client, unbounded with open registration of clients; leave off unless clients are few.",
     )
     log_level: str = Field("INFO", description="Log level of the JSON logs.")
+    log_format: Literal["json", "console"] | None = Field(
+        None,
+        description="`json` (one object per line) or `console` (one readable line). Empty: `console` when "
+        "standard output is a terminal and `ISSUER_ENV=development`, else `json`.",
+    )
 
     _split_lists = field_validator("roles", "cors_origins", "forwarded_allow_ips", mode="before")(_split)
 
@@ -191,6 +196,16 @@ class Settings(BaseSettings):
                     ipaddress.ip_network(item, strict=False)
                 except ValueError:
                     raise ValueError(f"ISSUER_FORWARDED_ALLOW_IPS: {item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_supported(cls, value: str) -> str:
+        # Checked before anything else reads it, so `mysql://…` is named as the problem rather
+        # than the key-encryption key PostgreSQL would need.
+        scheme = urlsplit(value).scheme
+        if value and not (scheme in ("postgres", "postgresql") or (scheme == "sqlite" and value.startswith("sqlite:///"))):
+            raise ValueError("must be postgresql://user@host/db or sqlite:///path")
         return value
 
     @field_validator("url")

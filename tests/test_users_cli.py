@@ -81,7 +81,8 @@ def bcrypt_hash(password: str) -> str:
 async def test_create_reads_the_password_from_stdin_and_the_user_can_log_in(cli: Cli, app: Callable[[], Any]) -> None:
     out = cli.ok("users", "create", "--username", "alice", "--email", "alice@example.com", "--password-stdin",
                  stdin="a long secret pass\n")
-    user_id = out.strip().removeprefix("user_id:").strip()
+    assert out.startswith("created user alice with roles user\n")
+    user_id = out.strip().splitlines()[-1].removeprefix("user_id:").strip()
     assert user_id and "a long secret pass" not in out
 
     listed = cli.ok("users", "list", "--json")
