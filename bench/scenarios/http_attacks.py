@@ -4,7 +4,7 @@ Starts one issuer on a fresh SQLite database, as ``issuer serve`` (our limits) o
 ``--plain-uvicorn``, as bare ``uvicorn --factory issuer.asgi:build`` (no limits), then
 1. ten connections each send an unterminated header of ``--megabytes`` MB: prints RSS idle and peak;
 2. ``--trickle`` connections trickle their request heads, then their bodies: prints how many are
-   still open after the header deadline.
+   still open 2 s after the deadline (``--header-timeout``, for heads and bodies).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--uvicorn-arg", action="append", default=[], help="e.g. --uvicorn-arg=--http=h11")
     p.add_argument("--trickle", type=int, default=2000, help="trickling connections (2000)")
     p.add_argument("--megabytes", type=int, default=50, help="size of each unterminated header (50)")
-    p.add_argument("--header-timeout", type=float, default=10.0, help="ISSUER_HEADER_TIMEOUT (10)")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="ISSUER_HEADER_TIMEOUT and ISSUER_BODY_TIMEOUT (10)")
 
 
 class Serve(IssuerServer):
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ISSUER_KEY_ENCRYPTION_KEYS": new_kek(),
             "ISSUER_LOG_LEVEL": "WARNING",
             "ISSUER_HEADER_TIMEOUT": str(args.header_timeout),
+            "ISSUER_BODY_TIMEOUT": str(args.header_timeout),
             "ISSUER_MAX_CONNECTIONS": str(args.trickle + 100),
         }
         server = IssuerServer(env, extra_args=args.uvicorn_arg) if args.plain_uvicorn else Serve(env)

@@ -16,20 +16,16 @@ shows the budget without it), not the limiter in front of it. Prints both p50s, 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
 import json
-import secrets
 import statistics
 import subprocess
-import sys
 import time
 import urllib.parse
-from pathlib import Path
 from typing import Any
 
 from bench import ROOT
-from bench.common import FORM, HOST, PYTHON, http, log, stop_process
+from bench.common import FORM, PYTHON, http, log, stop_process
 from bench.report import print_block
 from bench.servers import create_client, create_user, instance_settings, issuer_instance, start_server
 
@@ -46,52 +42,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--logins", type=int, default=40, help="logins measured in each phase (40)")
     p.add_argument("--pause", type=float, default=None,
                    help="ISSUER_REGISTER_REFUSAL_PAUSE for the server (default: the setting's default, 1 s)")
-
-
-async def flood(port: int, connections: int, seconds: float, stop_file: str) -> dict[str, int]:
-    """POST /register with new usernames on `connections` keep-alive connections until `stop_file`
-    exists or `seconds` pass; the count of each answer status."""
-    counts: collections.Counter[str] = collections.Counter()
-    stop = time.monotonic() + seconds
-    tag = secrets.token_hex(3)
-
-    async def watch() -> None:
-        nonlocal stop
-        while time.monotonic() < stop:
-            if Path(stop_file).exists():
-                stop = 0.0
-            await asyncio.sleep(0.05)
-
-    async def one(i: int) -> None:
-        n = 0
-        while time.monotonic() < stop:
-            try:
-                reader, writer = await asyncio.open_connection(HOST, port)
-            except OSError:
-                counts["connect-error"] += 1
-                await asyncio.sleep(0.05)
-                continue
-            try:
-                while time.monotonic() < stop:
-                    n += 1
-                    body = json.dumps({"username": f"flood-{tag}-{i}-{n}", "password": "flood-password-q9z"}).encode()
-                    writer.write(b"POST /register HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
-                                 b"Content-Length: %d\r\n\r\n%s" % (HOST.encode(), port, len(body), body))
-                    await writer.drain()
-                    status = int((await reader.readline()).split()[1])
-                    length = 0
-                    while (line := await reader.readline()) not in (b"\r\n", b""):
-                        if line.lower().startswith(b"content-length:"):
-                            length = int(line.split(b":")[1])
-                    await reader.readexactly(length)
-                    counts[str(status)] += 1
-            except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
-                counts["dropped"] += 1
-            finally:
-                writer.close()
-
-    await asyncio.gather(watch(), *(one(i) for i in range(connections)))
-    return dict(counts)
 
 
 def login_latencies(base_url: str, client: tuple[str, str], count: int) -> list[float]:
@@ -126,7 +76,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stop_file = inst.data_dir / "stop-flood"
             spec = json.dumps({"port": inst.port, "connections": args.connections, "seconds": 600,
                                "stop": str(stop_file)})
-            proc = subprocess.Popen([PYTHON, "-m", "bench.scenarios.register_flood", spec], cwd=ROOT,
+            proc = subprocess.Popen([PYTHON, "-m", "bench.registergen", spec], cwd=ROOT,
                                     stdout=subprocess.PIPE, text=True, start_new_session=True)
             try:
                 time.sleep(args.warmup)
@@ -155,8 +105,3 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print_block("register_flood (password logins while /register is flooded)", rows)
     return {"scenario": NAME, "p50_idle_ms": p50_idle, "p50_flood_ms": p50_flood, "flood_answers": counts,
             "passed": p50_flood / p50_idle <= 2.0}
-
-
-if __name__ == "__main__":  # the flood itself, in its own process
-    spec = json.loads(sys.argv[1])
-    print(json.dumps(asyncio.run(flood(spec["port"], spec["connections"], spec["seconds"], spec["stop"]))))
