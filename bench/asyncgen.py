@@ -1,6 +1,6 @@
 """The in-Python load generator: asyncio, raw HTTP/1.1 keep-alive, run in its own process.
 
-    python -m bench.asyncgen '<json spec>'
+    python -m bench.asyncgen < spec.json
 
 Modes: "closed" (each connection sends the same request again as soon as it is answered; what wrk
 does, used when wrk is missing), "login" (closed loop of password grants), "refresh" (each
@@ -254,14 +254,15 @@ class Gen:
                 "first_errors": self.first_errors, "loadgen": label, "loadgen_self_cpu_s": cpu1 - cpu0}
 
 
-def main(argv: list[str]) -> int:
+def main() -> int:
+    spec = json.loads(sys.stdin.read())
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
-    print(json.dumps(asyncio.run(Gen(json.loads(argv[0])).run())), flush=True)
+    print(json.dumps(asyncio.run(Gen(spec).run())), flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -93,8 +93,12 @@ class GenProcess:
         self.errfile = workdir / f"{name}-{time.monotonic_ns()}.err"
         self._err = open(self.errfile, "wb")
         bound = spec.get("setup_timeout", 60) + spec["warmup"] + spec["seconds"] + 60
-        self.proc = subprocess.Popen([*taskset(cpu), PYTHON, "-m", "bench.asyncgen", json.dumps(spec)], cwd=ROOT,
+        # The spec (client secrets, passwords) goes through stdin, not argv where `ps` shows it.
+        self.proc = subprocess.Popen([*taskset(cpu), PYTHON, "-m", "bench.asyncgen"], cwd=ROOT, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self._err, text=True, start_new_session=True)
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(spec))
+        self.proc.stdin.close()
         self._timer = threading.Timer(bound, lambda: stop_process(self.proc, name, grace=1.0))
         self._timer.daemon = True
         self._timer.start()
