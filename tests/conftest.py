@@ -101,7 +101,7 @@ def throwaway_pg_database(prefix: str) -> Iterator[str]:
     name = f"{prefix}_{secrets.token_hex(6)}"
     try:
         pg_admin(f'CREATE DATABASE "{name}"')
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         unavailable(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
     try:
         yield _with_db(PG_ADMIN_URL, name)
@@ -210,7 +210,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "redis_prefix": f"issuer-test-{secrets.token_hex(4)}:",
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     return make
 

@@ -71,7 +71,7 @@ async def inspector(http: httpx.AsyncClient) -> Client:
 
 async def user(http: httpx.AsyncClient, username: str, *roles: str) -> str:
     created = await services_of(http).users.create(NewUser(username, PASSWORD, f"{username}@example.com"), roles)
-    return created.user_id
+    return str(created.user_id)
 
 
 async def app_client(http: httpx.AsyncClient, *, public: bool = False, scopes: tuple[str, ...] = ()) -> Client:

@@ -32,6 +32,7 @@ from hypothesis import HealthCheck, Phase, configuration, given, reject, setting
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
@@ -126,7 +127,8 @@ def _sender(http: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> Callabl
         return await http.request(
             str(prepared.method),
             str(prepared.url),
-            headers=list(prepared.headers.items()),
+            # requests may hold str or bytes header values; httpx encodes either at runtime
+            headers=list(prepared.headers.items()),  # type: ignore[arg-type]
             content=prepared.body,  # type: ignore[arg-type]
             follow_redirects=False,
         )
@@ -188,6 +190,8 @@ def fuzz_schema(document: dict[str, Any], creds: Credentials, send: Callable[...
     schema = schemathesis.openapi.from_dict(document)
     tally = Tally()
     for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
         operation = result.ok()
         path_ids = {k: v for k, v in creds.ids.items() if "{" + k + "}" in operation.path}
         auth = creds.for_operation(operation.path)

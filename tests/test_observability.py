@@ -68,9 +68,13 @@ async def test_token_metrics_by_grant_client_and_error(client: httpx.AsyncClient
     assert reg.status_code == 201
 
     for _ in range(3):
-        assert (await client.post(TOKEN, data={"grant_type": "client_credentials"}, auth=(svc_id, svc_secret))).status_code == 200
+        assert (
+            await client.post(TOKEN, data={"grant_type": "client_credentials"}, auth=(svc_id, svc_secret))
+        ).status_code == 200
     login = await client.post(
-        TOKEN, data={"grant_type": "password", "username": "metric-user", "password": PASSWORD}, auth=(app_id, app_secret)
+        TOKEN,
+        data={"grant_type": "password", "username": "metric-user", "password": PASSWORD},
+        auth=(app_id, app_secret),
     )
     assert login.status_code == 200
     first_refresh = login.json()["refresh_token"]
@@ -83,14 +87,31 @@ async def test_token_metrics_by_grant_client_and_error(client: httpx.AsyncClient
         (await client.post(TOKEN, data={"grant_type": "client_credentials"}, auth=(svc_id, "wrong"))).json()["error"],
         (await client.post(TOKEN, data={"grant_type": "client_credentials"}, auth=("nobody", "x"))).json()["error"],
         (await client.post(TOKEN, data={"grant_type": "magic"}, auth=(svc_id, svc_secret))).json()["error"],
-        (await client.post(TOKEN, data={"grant_type": "client_credentials", "scope": "write"}, auth=(svc_id, svc_secret))).json()["error"],
-        (await client.post(TOKEN, data={"grant_type": "password", "username": "x", "password": "y"}, auth=(svc_id, svc_secret))).json()["error"],
-        (await client.post(
-            TOKEN, data={"grant_type": "password", "username": "metric-user", "password": WRONG_PASSWORD}, auth=(app_id, app_secret)
-        )).json()["error"],
+        (
+            await client.post(
+                TOKEN, data={"grant_type": "client_credentials", "scope": "write"}, auth=(svc_id, svc_secret)
+            )
+        ).json()["error"],
+        (
+            await client.post(
+                TOKEN, data={"grant_type": "password", "username": "x", "password": "y"}, auth=(svc_id, svc_secret)
+            )
+        ).json()["error"],
+        (
+            await client.post(
+                TOKEN,
+                data={"grant_type": "password", "username": "metric-user", "password": WRONG_PASSWORD},
+                auth=(app_id, app_secret),
+            )
+        ).json()["error"],
     ]
     assert errors == [
-        "invalid_client", "invalid_client", "unsupported_grant_type", "invalid_scope", "unauthorized_client", "invalid_grant",
+        "invalid_client",
+        "invalid_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "unauthorized_client",
+        "invalid_grant",
     ]
 
     samples = await scrape(client)
@@ -116,7 +137,9 @@ async def test_token_metrics_by_grant_client_and_error(client: httpx.AsyncClient
     )
     assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
     successor = await client.post(
-        TOKEN, data={"grant_type": "refresh_token", "refresh_token": rotated.json()["refresh_token"]}, auth=(app_id, app_secret)
+        TOKEN,
+        data={"grant_type": "refresh_token", "refresh_token": rotated.json()["refresh_token"]},
+        auth=(app_id, app_secret),
     )
     assert successor.status_code == 400  # the whole family is gone
     samples = await scrape(client)
@@ -223,14 +246,21 @@ async def test_logs_carry_no_secrets_and_one_line_per_request(
     cc = await call("POST", TOKEN, "token", data={"grant_type": "client_credentials"}, auth=(svc_id, svc_secret))
     assert cc.status_code == 200
     failed = await call(
-        "POST", TOKEN, "token",
-        data={"grant_type": "password", "username": "logged-user", "password": WRONG_PASSWORD}, auth=(app_id, app_secret),
+        "POST",
+        TOKEN,
+        "token",
+        data={"grant_type": "password", "username": "logged-user", "password": WRONG_PASSWORD},
+        auth=(app_id, app_secret),
     )
     assert failed.status_code == 400
-    bad_client = await call("POST", TOKEN, "token", data={"grant_type": "client_credentials"}, auth=(svc_id, svc_secret + "x"))
+    bad_client = await call(
+        "POST", TOKEN, "token", data={"grant_type": "client_credentials"}, auth=(svc_id, svc_secret + "x")
+    )
     assert bad_client.status_code == 401
     await call("GET", "/userinfo", "userinfo", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
-    await call("POST", "/oauth2/introspect", "introspect", data={"token": cc.json()["access_token"]}, auth=(svc_id, svc_secret))
+    await call(
+        "POST", "/oauth2/introspect", "introspect", data={"token": cc.json()["access_token"]}, auth=(svc_id, svc_secret)
+    )
     # a token in a query string must not reach the log either
     await call("GET", f"/.well-known/jwks.json?access_token={cc.json()['access_token']}", "jwks")
     clock.advance(services_of(client).settings.refresh_reuse_grace + 1)

@@ -21,7 +21,9 @@ AUDIENCE = "https://api.example.com"
 
 
 async def password_client(http: httpx.AsyncClient, *, public: bool = False, **kwargs: Any) -> tuple[str, str | None]:
-    return await make_client(http, name="first-party", grant_types=("password", "refresh_token"), public=public, **kwargs)
+    return await make_client(
+        http, name="first-party", grant_types=("password", "refresh_token"), public=public, **kwargs
+    )
 
 
 async def login(
@@ -50,11 +52,15 @@ def login_failures(http: httpx.AsyncClient) -> float:
     return services_of(http).metrics.registry.get_sample_value("issuer_login_failures_total") or 0.0
 
 
-async def create_user(http: httpx.AsyncClient, username: str = "alice", password: str = "password-123", **kwargs: Any) -> Any:
+async def create_user(
+    http: httpx.AsyncClient, username: str = "alice", password: str = "password-123", **kwargs: Any
+) -> Any:
     return await services_of(http).users.create(NewUser(username, password, f"{username}@example.com"), **kwargs)
 
 
-async def test_login_issues_a_token_for_the_user_id_with_scope_roles_and_a_refresh_token(http: httpx.AsyncClient) -> None:
+async def test_login_issues_a_token_for_the_user_id_with_scope_roles_and_a_refresh_token(
+    http: httpx.AsyncClient,
+) -> None:
     user = await create_user(http, roles=("manager",))
     client = await password_client(http)
 
@@ -160,7 +166,9 @@ async def test_missing_username_or_password_is_invalid_request(http: httpx.Async
 async def test_unknown_user_costs_as_much_as_a_wrong_password(start: Callable[..., Any]) -> None:
     """The dummy hash is really verified: with the default (OWASP) argon2 parameters an unknown
     username takes about as long as a wrong password."""
-    async with start(argon2_time_cost=2, argon2_memory_kib=19456, rate_limit_login_per_user=0, rate_limit_login_per_ip=0) as http:
+    async with start(
+        argon2_time_cost=2, argon2_memory_kib=19456, rate_limit_login_per_user=0, rate_limit_login_per_ip=0
+    ) as http:
         await create_user(http)
         client = await password_client(http)
         await login(http, client, "alice", "warm-up-pass")
@@ -262,7 +270,7 @@ async def test_password_hashing_runs_off_the_event_loop(start: Callable[..., Any
         ticking = asyncio.create_task(ticker())
         logins = [asyncio.create_task(login(http, client, "alice", "password-123")) for _ in range(8)]
         await asyncio.sleep(0.02)
-        jwks_latencies = []
+        jwks_latencies: list[float] = []
         while len(jwks_latencies) < 5:
             began = time.perf_counter()
             jwks = await http.get("/.well-known/jwks.json")

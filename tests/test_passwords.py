@@ -36,14 +36,14 @@ def legacy_bcrypt(password: bytes, prefix: str = "$2b$") -> str:
 
 
 def test_default_settings_meet_the_owasp_argon2id_minimum() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.argon2_time_cost >= 2
     assert settings.argon2_memory_kib >= 19456
     assert settings.argon2_parallelism >= 1
 
 
 async def test_hashes_are_argon2id_with_the_configured_parameters() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     pw = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism, 1)
     try:
         hashed = await pw.hash("correct horse")
@@ -267,7 +267,7 @@ def test_hash_concurrency_is_bounded_by_memory_and_cpu_quota_never_the_host_core
 
 def test_the_default_hash_threads_come_from_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: 32)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.hash_threads == hash_concurrency(settings.argon2_memory_kib, settings.argon2_parallelism)
     assert settings.hash_threads <= len(os.sched_getaffinity(0))
 

@@ -303,4 +303,6 @@ async def test_a_revocation_on_one_instance_is_seen_at_once_by_another_through_r
 
             assert (await first.post("/oauth2/revoke", data={"token": token}, auth=auth)).status_code == 200
 
-            assert (await second.post("/oauth2/introspect", data={"token": token}, auth=auth)).json() == {"active": False}
+            assert (await second.post("/oauth2/introspect", data={"token": token}, auth=auth)).json() == {
+                "active": False
+            }

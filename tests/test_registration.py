@@ -129,7 +129,10 @@ async def test_a_registered_email_can_be_given_again_so_registration_reveals_no_
         ({"username": "mail3", "password": "password-123", "email": "a b@example.com"}, {"email"}),
         ({"username": "mail4", "password": "password-123", "email": 42}, {"email"}),
         ({"username": "extra", "password": "password-123", "roles": ["admin"]}, {"body"}),
-        ({"username": "-x", "password": "short", "email": "bad", "admin": True}, {"username", "password", "email", "body"}),
+        (
+            {"username": "-x", "password": "short", "email": "bad", "admin": True},
+            {"username", "password", "email", "body"},
+        ),
     ],
 )
 async def test_invalid_fields_are_reported_one_message_per_field(
@@ -431,7 +434,7 @@ async def test_logins_go_before_waiting_registrations_and_a_full_queue_sheds_wit
 
         async def sign_in() -> httpx.Response:
             form = {"grant_type": "password", "client_id": client_id, "username": "alice", "password": "password-123"}
-            response = await http.post("/oauth2/token", data=form)
+            response: httpx.Response = await http.post("/oauth2/token", data=form)
             finished.append("login")
             return response
 
