@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from keys.envelope import new_kek
-from tests.conftest import REPO_ROOT, TEST_KEK, run_cli
-from tests.servers import IssuerServer, child_env, free_port
+from tests.conftest import TEST_KEK, run_cli
+from tests.servers import REPO_ROOT, IssuerServer, child_env, free_port
 
 pytestmark = pytest.mark.timeout(180)
 

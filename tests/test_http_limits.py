@@ -106,7 +106,9 @@ def test_an_oversized_request_head_gets_431(server: ServeCommand) -> None:
     "head",
     [
         b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 17_000 + b"\r\n\r\n",
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"b" * 100) for i in range(200)) + b"\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-%d: %s\r\n" % (i, b"b" * 100) for i in range(200))
+        + b"\r\n",
         b"GET /" + b"c" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
     ],
     ids=["one-big-header", "many-headers", "long-request-line"],

@@ -107,7 +107,8 @@ async def test_ipv6_addresses_in_one_64_share_the_ip_limits(start: Callable[...,
 
         async def register(name: str, ip: str) -> httpx.Response:
             body = {"username": name, "password": "a-fine-password-9"}
-            return await http.post("/register", json=body, headers={"X-Forwarded-For": ip})
+            response: httpx.Response = await http.post("/register", json=body, headers={"X-Forwarded-For": ip})
+            return response
 
         assert (await register("v6-one", "2001:db8:9:9::1")).status_code == 201
         assert (await register("v6-two", "2001:db8:9:9::2")).status_code == 201

@@ -23,7 +23,7 @@ def fake_cgroup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cpu: str) -> No
 
 def test_one_cpu_of_quota_signs_inline_with_a_small_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_cgroup(tmp_path, monkeypatch, "100000 100000")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.sign_threads == 0
     assert settings.pool_size == 4
     assert settings.hash_threads == 1
@@ -32,7 +32,7 @@ def test_one_cpu_of_quota_signs_inline_with_a_small_pool(tmp_path: Path, monkeyp
 def test_a_fractional_quota_rounds_up_within_the_affinity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_cgroup(tmp_path, monkeypatch, "150000 100000")
     cpus = min(2, len(os.sched_getaffinity(0)))
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.sign_threads == (1 if cpus > 1 else 0)
     assert settings.pool_size == max(4, min(10, 4 * cpus))
 
@@ -40,14 +40,14 @@ def test_a_fractional_quota_rounds_up_within_the_affinity(tmp_path: Path, monkey
 def test_affinity_bounds_an_unlimited_quota(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_cgroup(tmp_path, monkeypatch, "max 100000")
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.sign_threads == 0
     assert settings.pool_size == 4
 
 
 def test_explicit_settings_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_cgroup(tmp_path, monkeypatch, "100000 100000")
-    settings = Settings(_env_file=None, signing_threads=2, database_pool_size=7)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, signing_threads=2, database_pool_size=7)
     assert (settings.sign_threads, settings.pool_size) == (2, 7)
 
 
