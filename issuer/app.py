@@ -27,8 +27,10 @@ from issuer.http.responses import (
     handle_unexpected,
 )
 from issuer.operations import SCHEDULER
+from issuer.retention import Retention, RetentionPolicy
 from issuer.services import Clock, Services, open_services
 from issuer.settings import Settings
+from issuer.startup import started_fields
 
 log = logging.getLogger("issuer")
 
@@ -94,12 +96,25 @@ async def _every(seconds: float, job: Callable[[], Awaitable[Any]], name: str) -
             log.exception("background job %s failed; will retry", name)
 
 
+def retention(services: Services) -> Retention:
+    settings, store = services.settings, services.store
+    return Retention(
+        store.db,
+        store,
+        store,
+        store,
+        RetentionPolicy(settings.audit_retention_days, settings.refresh_reuse_grace, settings.clock_skew),
+        services.clock,
+        on_deleted=lambda kind, n: services.metrics.retention_deleted.labels(kind).inc(n),
+    )
+
+
 def _background(services: Services) -> list[asyncio.Task[None]]:
     settings = services.settings
     tick = settings.keyring_refresh_interval
     jobs: list[tuple[float, Callable[[], Awaitable[Any]], str]] = [
         (tick, services.keyring.refresh, "keyring"),
-        (max(1.0, settings.refresh_reuse_grace), services.refresh_tokens.sweep, "sweep"),
+        (settings.retention_sweep_interval, retention(services).sweep, "retention"),
         (min(tick, 10.0), services.ops.keys.run_schedule_once, "key-schedule"),
     ]
     if services.redis is None:
@@ -125,6 +140,7 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             await services.revocations.cache.warm()
             holder["services"] = services
             tasks = _background(services)
+            log.info("started", extra=started_fields(services))
             try:
                 yield {"services": services}
             finally:

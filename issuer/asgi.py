@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from starlette.applications import Starlette
 
 from issuer.app import create_app
 from issuer.observability.logs import configure_logging
-from issuer.settings import Settings
+from issuer.startup import load_settings, unknown_variables
 
 
 def build() -> Starlette:
-    settings = Settings()
-    configure_logging(settings.log_level)
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format, env=settings.env)
+    for warning in unknown_variables():
+        logging.getLogger("issuer").warning(warning.removeprefix("warning: "))
     return create_app(settings)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from issuer.accounts.users import Conflict, UserInputError, parse_registration
 from issuer.accounts.views import client_view, user_view
-from issuer.errors import ConfigurationError
+from issuer.check import run_check
+from issuer.errors import ConfigurationError, ServiceUnavailable
 from issuer.models import AuditEntry, Client, User
 from issuer.observability.logs import configure_logging
 from issuer.operations import Actor
@@ -24,6 +24,7 @@ from issuer.operations.clients import ClientValidationError, NoSuchClient
 from issuer.operations.users import NoSuchUser
 from issuer.services import Services, open_services
 from issuer.settings import Settings
+from issuer.startup import load_settings, unknown_variables
 from keys.envelope import new_kek
 from keys.lifecycle import NoSuchKey, NotYetSafe
 from keys.manager import ScheduleBusy
@@ -32,7 +33,23 @@ Command = Callable[[Services, argparse.Namespace], Awaitable[int]]
 
 
 def _when(ts: float | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+    """Every time the CLI prints: UTC, to the second (``2026-11-30 14:05:09Z``)."""
+    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _iso(value: str | None) -> str:
+    return "-" if value is None else _when(datetime.fromisoformat(value).timestamp())
+
+
+def _relative(ts: float, now: float) -> str:
+    delta = abs(ts - now)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if delta >= size:
+            amount = f"{delta / size:.0f}{unit}"
+            break
+    else:
+        amount = f"{delta:.0f}s"
+    return f"in {amount}" if ts >= now else f"{amount} ago"
 
 
 def _print_json(data: Any) -> None:
@@ -62,7 +79,12 @@ async def clients_create(services: Services, args: argparse.Namespace) -> int:
         print(f"invalid: {exc}", file=sys.stderr)
         return 2
     out = {"client_id": client.client_id, "client_secret": secret, "name": client.name}
-    if args.json:
+    if args.format == "env":
+        # For `eval "$(issuer clients create … --format env)"`: shell-quoted assignments only.
+        print(f"CLIENT_ID={shlex.quote(client.client_id)}")
+        if secret is not None:
+            print(f"CLIENT_SECRET={shlex.quote(secret)}")
+    elif args.json or args.format == "json":
         _print_json(out)
     else:
         print(f"client_id:     {client.client_id}")
@@ -186,11 +208,27 @@ async def _user_or_fail(services: Services, username: str) -> User | None:
         return None
 
 
-async def users_create(services: Services, args: argparse.Namespace) -> int:
-    if not args.password_stdin:
+def _read_password(from_stdin: bool) -> str | None:
+    """On a terminal, prompt without echo (twice); otherwise read one line of standard input,
+    which only --password-stdin allows, so a script never blocks on a prompt it cannot see."""
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat it: ") != password:
+            print("the passwords differ", file=sys.stderr)
+            return None
+        return password
+    if not from_stdin:
         print("pass the password on standard input with --password-stdin", file=sys.stderr)
+        return None
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+async def users_create(services: Services, args: argparse.Namespace) -> int:
+    password = _read_password(args.password_stdin)
+    if password is None:
         return 2
-    password = sys.stdin.readline().rstrip("\r\n")
     try:
         new = parse_registration({"username": args.username, "password": password, "email": args.email})
         user = await services.ops.users.create(Actor.cli(), new, args.role or ())
@@ -203,6 +241,7 @@ async def users_create(services: Services, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(user_view(user, services.users.roles))
     else:
+        print(f"created user {user.username} with roles {','.join(user.roles)}")
         print(f"user_id: {user.user_id}")
     return 0
 
@@ -245,7 +284,8 @@ async def users_disable(services: Services, args: argparse.Namespace) -> int:
     if user is None:
         return 4
     await services.ops.users.set_disabled(Actor.cli(), user.user_id, args.disabled)
-    print(f"user {user.username} {'disabled (every session revoked)' if args.disabled else 'enabled'}")
+    done = "disabled (its sessions are revoked)" if args.disabled else "enabled"
+    print(f"user {user.username} {done}")
     return 0
 
 
@@ -283,18 +323,28 @@ async def users_import(services: Services, args: argparse.Namespace) -> int:
 # -- keys ------------------------------------------------------------------------------------
 
 
-def _next(row: dict[str, Any]) -> str:
+def _next(row: dict[str, Any], now: float) -> str:
     nxt = row["next_transition"]
-    return "-" if nxt is None else f"{nxt['to']} at {nxt['at'] or 'on request'}"
+    if nxt is None:
+        return "-"
+    if nxt["at"] is None:
+        # No schedule (ISSUER_KEY_ROTATION_INTERVAL=0): the key moves on at the next rotation.
+        return f"{nxt['to']} at the next `issuer keys rotate`"
+    at = datetime.fromisoformat(nxt["at"]).timestamp()
+    return f"{nxt['to']} {_when(at)} ({_relative(at, now)})"
 
 
 async def keys_list(services: Services, args: argparse.Namespace) -> int:
+    now = services.clock()
     rows = await services.ops.keys.schedule()
     if args.json:
         _print_json(rows)
     else:
         _table(
-            [[r["kid"], r["alg"], r["state"], r["created_at"], r["activated_at"] or "-", _next(r)] for r in rows],
+            [
+                [r["kid"], r["alg"], r["state"], _iso(r["created_at"]), _iso(r["activated_at"]), _next(r, now)]
+                for r in rows
+            ],
             ["KID", "ALG", "STATE", "CREATED", "ACTIVATED", "NEXT"],
         )
     return 0
@@ -374,8 +424,12 @@ async def audit_tail(services: Services, args: argparse.Namespace) -> int:
 
 
 def _run(command: Command, args: argparse.Namespace) -> int:
+    settings = load_settings()
+    # Warnings go to standard error: standard output is for what the command prints (eval, jq).
+    configure_logging("WARNING", settings.log_format, env=settings.env, stream=sys.stderr)
+
     async def main() -> int:
-        services = await open_services(Settings(), run_migrations=True if args.command == "migrate" else None)
+        services = await open_services(settings, run_migrations=True if args.command == "migrate" else None)
         try:
             await services.ops.keys.ensure_initial(Actor.cli())
             return await command(services, args)
@@ -390,11 +444,19 @@ async def _migrate(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _preflight(settings: Settings) -> None:
+    services = await open_services(settings)
+    await services.close()
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    settings = Settings()
-    configure_logging(settings.log_level)
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format, env=settings.env)
+    # Open (and, embedded, migrate) everything once before uvicorn starts, so a wrong setting is
+    # one line on standard error and exit status 2, not a traceback inside a log line.
+    asyncio.run(_preflight(settings))
     if settings.is_sqlite and args.workers > 1:
         print("warning: SQLite with several workers shares no rate limits; use PostgreSQL + Redis", file=sys.stderr)
     # uvicorn re-raises SIGTERM after a graceful shutdown; a no-op handler underneath turns a
@@ -437,6 +499,7 @@ def _config_table(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="issuer", description="OAuth 2.0 token issuer")
+    p.add_argument("--version", action="version", version=f"issuer {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the HTTP service")
@@ -446,16 +509,25 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(plain=_serve)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=_migrate)
+    sub.add_parser(
+        "check", help="show the effective configuration and check database, Redis, keys and key schedule"
+    ).set_defaults(plain=lambda args: run_check())
     sub.add_parser("config-table", help="print the settings as a Markdown table").set_defaults(plain=_config_table)
 
     clients = sub.add_parser("clients", help="manage OAuth clients").add_subparsers(dest="sub", required=True)
     create = clients.add_parser("create", help="register a client; prints its secret once")
     create.add_argument("--name", required=True)
-    create.add_argument("--grant-type", nargs="+", required=True, metavar="G")
-    create.add_argument("--scope", nargs="+", metavar="S")
-    create.add_argument("--audience", nargs="+", metavar="A")
+    create.add_argument("--grant-type", action="extend", nargs="+", required=True, metavar="G")
+    create.add_argument("--scope", action="extend", nargs="+", metavar="S")
+    create.add_argument("--audience", action="extend", nargs="+", metavar="A")
     create.add_argument("--public", action="store_true", help="no secret (password/refresh grants only)")
-    create.add_argument("--json", action="store_true")
+    create.add_argument("--json", action="store_true", help="same as --format json")
+    create.add_argument(
+        "--format",
+        choices=("text", "json", "env"),
+        default="text",
+        help='env: CLIENT_ID=… CLIENT_SECRET=… for eval "$(…)"',
+    )
     create.set_defaults(func=clients_create)
     listing = clients.add_parser("list")
     listing.add_argument("--json", action="store_true")
@@ -491,8 +563,10 @@ def parser() -> argparse.ArgumentParser:
     ucreate = users.add_parser("create", help="create a user; the password is read from standard input")
     ucreate.add_argument("--username", required=True)
     ucreate.add_argument("--email")
-    ucreate.add_argument("--role", nargs="+", metavar="R")
-    ucreate.add_argument("--password-stdin", action="store_true", required=True)
+    ucreate.add_argument("--role", action="extend", nargs="+", metavar="R")
+    ucreate.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input (a terminal prompts)"
+    )
     ucreate.add_argument("--json", action="store_true")
     ucreate.set_defaults(func=users_create)
     ulist = users.add_parser("list")
@@ -548,18 +622,32 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("issuer")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command != "serve":  # serve logs them (issuer.asgi.build), in its log format
+        for warning in unknown_variables():
+            print(warning, file=sys.stderr)
     try:
         if getattr(args, "plain", None):
             return int(args.plain(args))
-        configure_logging("WARNING")
         return _run(args.func, args)
-    except ValidationError as exc:
-        print(f"invalid configuration:\n{exc}", file=sys.stderr)
-        return 2
     except (ConfigurationError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # One line per problem, each naming the setting; never a traceback.
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    except ServiceUnavailable as exc:
+        cause = type(exc.__cause__ or exc).__name__
+        print(f"error: a dependency is unavailable ({cause}); retry later", file=sys.stderr)
         return 2
 
 

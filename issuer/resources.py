@@ -1,7 +1,8 @@
 """What this process may use: its CPU quota and memory limit, read from cgroup v2 and the CPU
 affinity mask, never from the host's core count (a 512 MiB pod on a 32-core node sees 32 cores).
 
-``root`` is injectable so tests can point it at fake cgroup files.
+``root`` is injectable so tests can point it at fake cgroup files; by default it is read from
+``CGROUP_ROOT`` at each call (tests may point that at fake files too).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ def _read(root: Path, name: str) -> str | None:
         return None
 
 
-def cpu_quota(root: Path = CGROUP_ROOT) -> int:
+def cpu_quota(root: Path | None = None) -> int:
     """Whole CPUs this process may use: the smaller of the affinity mask and the cgroup's
     ``cpu.max`` quota (rounded up, at least one)."""
+    root = root or CGROUP_ROOT
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     text = _read(root, "cpu.max")
     if text:
@@ -35,8 +37,9 @@ def cpu_quota(root: Path = CGROUP_ROOT) -> int:
     return max(1, cpus)
 
 
-def memory_limit(root: Path = CGROUP_ROOT) -> int | None:
+def memory_limit(root: Path | None = None) -> int | None:
     """The cgroup's ``memory.max`` in bytes, or None when unlimited or unknown."""
+    root = root or CGROUP_ROOT
     text = _read(root, "memory.max")
     if not text or text == "max":
         return None
@@ -52,7 +55,7 @@ def memory_limit(root: Path = CGROUP_ROOT) -> int | None:
 MEMORY_FRACTION = 0.5
 
 
-def hash_concurrency(memory_kib: int, parallelism: int = 1, root: Path = CGROUP_ROOT) -> int:
+def hash_concurrency(memory_kib: int, parallelism: int = 1, root: Path | None = None) -> int:
     """Concurrent argon2id hashes: as many as the CPU quota runs at once (a hash with ``parallelism``
     lanes keeps that many CPUs busy), and no more than fit in half the memory limit at
     ``memory_kib`` each. At least one."""
@@ -61,3 +64,10 @@ def hash_concurrency(memory_kib: int, parallelism: int = 1, root: Path = CGROUP_
     if memory is not None:
         limit = min(limit, int(memory * MEMORY_FRACTION) // (memory_kib * 1024))
     return max(1, limit)
+
+
+def database_pool_size(root: Path | None = None) -> int:
+    """PostgreSQL connections per process: a few per CPU of quota (statements mostly wait on the
+    server, so more connections than CPUs help, but each costs the server a backend process),
+    between 4 and 10."""
+    return max(4, min(10, 4 * cpu_quota(root)))

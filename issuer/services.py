@@ -6,8 +6,10 @@ reads the environment at import time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +35,8 @@ from issuer.observability.metrics import Metrics
 from issuer.operations import AuditLog, ClientOps, KeyOps, Operations, UserOps
 from issuer.operations.audit import RefusalLog, revoke_for_reuse
 from issuer.settings import Settings
-from issuer.storage import SqlStorage, open_database
+from issuer.startup import connect_database
+from issuer.storage import SqlStorage
 from issuer.storage.migrate import migrate, pending_migrations
 from issuer.tokens.access import AccessTokens
 from issuer.tokens.refresh import RefreshPolicy, RefreshTokens
@@ -110,6 +113,9 @@ class Services:
         return scopes
 
     async def readiness(self) -> dict[str, str]:
+        """Each dependency's state. Only the database gates readiness: Redis is an accelerator
+        (limits fall back per process, revocations live in the database), so an unreachable Redis
+        is reported as "degraded" and must not take every instance out of service at once."""
         checks = {}
         try:
             await self.store.db.ping()
@@ -121,7 +127,7 @@ class Services:
                 await self.redis.ping()
                 checks["redis"] = "ok"
             except REDIS_ERRORS:
-                checks["redis"] = "unreachable"
+                checks["redis"] = "degraded"
         return checks
 
 
@@ -139,9 +145,19 @@ def _dev_kek(settings: Settings) -> str:
     path = Path(settings.data_dir) / "dev-key-encryption-key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(new_kek())
+        # Written whole under a private name, then linked into place: a concurrent starter
+        # (`serve --workers N` on a new data directory) either wins the link or reads the
+        # winner's complete key, never an empty or half-written file.
+        fd, temp = tempfile.mkstemp(prefix=".dev-kek-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(new_kek())
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(temp, path)
+        finally:
+            os.unlink(temp)
     log.warning(
         "using a generated development key-encryption key at %s; set ISSUER_KEY_ENCRYPTION_KEYS "
         "for anything but local development",
@@ -198,7 +214,7 @@ async def open_services(
 ) -> Services:
     check_production(settings)
     envelope = resolve_keks(settings)
-    db = await open_database(settings.effective_database_url)
+    db = await connect_database(settings)
     try:
         if run_migrations if run_migrations is not None else settings.is_sqlite:
             await migrate(db)
@@ -213,7 +229,7 @@ async def open_services(
             raise ConfigurationError(
                 f"cannot decrypt stored secrets ({exc}); is the right ISSUER_KEY_ENCRYPTION_KEYS set?"
             ) from None
-        metrics = Metrics()
+        metrics = Metrics(client_labels=settings.metrics_client_labels)
         redis = connect_redis(settings.redis_url) if settings.redis_url else None
         limiter: RateLimiter
         revocation_cache: RevocationCache

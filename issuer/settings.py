@@ -7,7 +7,6 @@ configuration table, so the documentation cannot drift from the code.
 from __future__ import annotations
 
 import ipaddress
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -15,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from issuer.resources import hash_concurrency
+from issuer.resources import cpu_quota, database_pool_size, hash_concurrency
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -69,7 +68,14 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="Threads that sign RS256 tokens beside the event loop (RSA releases the GIL). "
-        "Empty: one when the process may run on two or more cores, else 0 (sign inline).",
+        "Empty: one when the CPU quota (cgroup `cpu.max` and affinity) is two or more CPUs, else 0 (sign inline).",
+    )
+    database_pool_size: int = Field(
+        0,
+        ge=0,
+        le=200,
+        description="PostgreSQL connections per process. 0: four per CPU of quota (cgroup `cpu.max` and "
+        "affinity), between 4 and 10.",
     )
     max_body_bytes: int = Field(16384, ge=1024, le=1048576, description="Largest request body accepted, bytes.")
     open_registration: bool = Field(True, description="Whether `POST /register` is open to anyone.")
@@ -115,6 +121,16 @@ class Settings(BaseSettings):
     refresh_reuse_grace: int = Field(
         10, ge=0, le=300, description="Seconds in which a retried refresh gets the same successor (0: off)."
     )
+    audit_retention_days: int = Field(
+        365, ge=0, le=36500, description="Audit entries older than this many days are deleted (0: keep forever)."
+    )
+    retention_sweep_interval: float = Field(
+        300.0,
+        ge=1,
+        le=86400,
+        description="Seconds between retention sweeps (expired revocations, ended refresh-token families, "
+        "old audit entries); one instance sweeps at a time.",
+    )
     rate_limit_login_per_user: int = Field(10, ge=0, description="Password attempts per username per minute (0: off).")
     rate_limit_login_per_ip: int = Field(60, ge=0, description="Password attempts per client IP per minute (0: off).")
     rate_limit_token_per_client: int = Field(
@@ -157,7 +173,17 @@ class Settings(BaseSettings):
     )
     keep_alive_timeout: int = Field(5, ge=1, le=300, description="Seconds an idle kept-alive connection stays open.")
     cors_origins: CommaList = Field([], description="Origins allowed to call the token endpoints from a browser.")
+    metrics_client_labels: bool = Field(
+        False,
+        description="Label `issuer_tokens_issued_total` by `client_id`. High cardinality: one series per "
+        "client, unbounded with open registration of clients; leave off unless clients are few.",
+    )
     log_level: str = Field("INFO", description="Log level of the JSON logs.")
+    log_format: Literal["json", "console"] | None = Field(
+        None,
+        description="`json` (one object per line) or `console` (one readable line). Empty: `console` when "
+        "standard output is a terminal and `ISSUER_ENV=development`, else `json`.",
+    )
 
     _split_lists = field_validator("roles", "cors_origins", "forwarded_allow_ips", mode="before")(_split)
 
@@ -170,6 +196,16 @@ class Settings(BaseSettings):
                     ipaddress.ip_network(item, strict=False)
                 except ValueError:
                     raise ValueError(f"ISSUER_FORWARDED_ALLOW_IPS: {item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_supported(cls, value: str) -> str:
+        # Checked before anything else reads it, so `mysql://…` is named as the problem rather
+        # than the key-encryption key PostgreSQL would need.
+        scheme = urlsplit(value).scheme
+        if value and not (scheme in ("postgres", "postgresql") or (scheme == "sqlite" and value.startswith("sqlite:///"))):
+            raise ValueError("must be postgresql://user@host/db or sqlite:///path")
         return value
 
     @field_validator("url")
@@ -199,7 +235,13 @@ class Settings(BaseSettings):
     def sign_threads(self) -> int:
         if self.signing_threads is not None:
             return self.signing_threads
-        return 1 if len(os.sched_getaffinity(0)) > 1 else 0
+        # The container's CPU quota and affinity, not the host's cores: a signing thread only
+        # helps when a second CPU can run it beside the event loop.
+        return 1 if cpu_quota() > 1 else 0
+
+    @property
+    def pool_size(self) -> int:
+        return self.database_pool_size or database_pool_size()
 
     @property
     def hash_threads(self) -> int:

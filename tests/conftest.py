@@ -214,7 +214,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "redis_prefix": f"issuer-test-{secrets.token_hex(4)}:",
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     return make
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import httpx
 
@@ -84,7 +85,7 @@ class IssuerServer:
             "--host", self.host, "--port", str(port), *self.extra_args,
         ]
 
-    def start(self) -> IssuerServer:
+    def start(self) -> Self:
         if self.process is not None:
             raise ServerFailed("already started")
         if self.log_path is None:
@@ -173,7 +174,7 @@ class IssuerServer:
         if self._own_log and self.log_path is not None:
             self.log_path.unlink(missing_ok=True)
 
-    def __enter__(self) -> IssuerServer:
+    def __enter__(self) -> Self:
         return self.start() if self.process is None else self
 
     def __exit__(

@@ -58,7 +58,7 @@ async def refresh_admin_token(http: httpx.AsyncClient, admin: Admin) -> None:
 
 def min_publish(http: httpx.AsyncClient) -> float:
     s = services_of(http).settings
-    return s.jwks_max_age + s.clock_skew + s.keyring_refresh_interval
+    return float(s.jwks_max_age + s.clock_skew + s.keyring_refresh_interval)
 
 
 async def list_keys(http: httpx.AsyncClient, admin: Admin) -> list[dict[str, Any]]:
@@ -462,7 +462,9 @@ async def test_get_and_patch_client(client: httpx.AsyncClient, admin: Admin, clo
     assert_problem(await client.get("/admin/clients/no-such-client", headers=admin.headers), 404)
 
     # a cached client is not served stale after an update on this instance
-    assert (await client.post(TOKEN, data={"grant_type": "client_credentials", "scope": "write"}, auth=(cid, secret))).status_code == 400
+    assert (
+        await client.post(TOKEN, data={"grant_type": "client_credentials", "scope": "write"}, auth=(cid, secret))
+    ).status_code == 400
     clock.advance(10)
     response = await client.patch(
         f"/admin/clients/{cid}", json={"name": "renamed", "scopes": ["read", "write", "read"]}, headers=admin.headers
@@ -476,6 +478,7 @@ async def test_get_and_patch_client(client: httpx.AsyncClient, admin: Admin, clo
     assert shown == updated
     await client_token(client, cid, secret, scope="write")
 
+    body: dict[str, Any]
     for body in (
         {"grant_types": ["implicit"]},
         {"grant_types": "client_credentials"},
@@ -562,7 +565,9 @@ async def test_admin_bodies_must_be_json_objects(client: httpx.AsyncClient, admi
     assert_problem(form, 415)
     none = await client.post("/admin/clients", content=b'{"name":"x"}', headers=headers)
     assert_problem(none, 415)
-    text = await client.post("/admin/clients", content=b'{"name":"x"}', headers={**headers, "Content-Type": "text/plain"})
+    text = await client.post(
+        "/admin/clients", content=b'{"name":"x"}', headers={**headers, "Content-Type": "text/plain"}
+    )
     assert_problem(text, 415)
     broken = await client.post(
         "/admin/clients", content=b'{"name": "x",', headers={**headers, "Content-Type": "application/json"}
@@ -651,13 +656,16 @@ async def test_set_user_roles(client: httpx.AsyncClient, admin: Admin, app_clien
     token = (await login(client, app_client, "mallory")).json()["access_token"]
     assert jwt.decode(token, options={"verify_signature": False})["roles"] == ["manager", "user"]
 
+    body: dict[str, Any]
     for body in ({"roles": ["superuser"]}, {"roles": ["manager", "root"]}, {"roles": []}, {"roles": "admin"}, {}):
         bad = await client.put(url, json=body, headers=admin.headers)
         problem = assert_problem(bad, 422)
         if body.get("roles") and isinstance(body["roles"], list):
             assert "roles" in problem["errors"]
     assert (await client.get(f"/admin/users/{user['user_id']}", headers=admin.headers)).json()["roles"] == ["manager"]
-    assert_problem(await client.put("/admin/users/no-such-user/roles", json={"roles": ["user"]}, headers=admin.headers), 404)
+    assert_problem(
+        await client.put("/admin/users/no-such-user/roles", json={"roles": ["user"]}, headers=admin.headers), 404
+    )
     assert_problem(await client.put(url, data={"roles": "user"}, headers=admin.headers), 415)
 
 
@@ -721,7 +729,9 @@ async def test_every_admin_action_is_audited_newest_first(
     created = (await create_client(client, admin)).json()
     expected.append(("clients.create", created["client_id"]))
     clock.advance(1)
-    assert (await client.patch(f"/admin/clients/{created['client_id']}", json={"name": "n2"}, headers=h)).status_code == 200
+    assert (
+        await client.patch(f"/admin/clients/{created['client_id']}", json={"name": "n2"}, headers=h)
+    ).status_code == 200
     expected.append(("clients.update", created["client_id"]))
     assert (await client.post(f"/admin/clients/{created['client_id']}/secret", headers=h)).status_code == 200
     expected.append(("clients.rotate_secret", created["client_id"]))

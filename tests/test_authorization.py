@@ -73,7 +73,7 @@ async def user(http: httpx.AsyncClient, username: str, *roles: str) -> str:
     created = await services_of(http).ops.users.create(
         OPERATOR, NewUser(username, PASSWORD, f"{username}@example.com"), roles
     )
-    return created.user_id
+    return str(created.user_id)
 
 
 async def app_client(http: httpx.AsyncClient, *, public: bool = False, scopes: tuple[str, ...] = ()) -> Client:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,9 @@ def test_key_lifecycle_commands(run: Run, cli_env: dict[str, str]) -> None:
     refused = run("keys", "rotate", env=cli_env)
     assert refused.returncode == 3
     assert "not yet safe" in refused.stderr
-    assert pending_row["earliest_activation"] in refused.stderr
+    # the CLI prints times as `2026-11-30 14:05:49Z` (UTC, to the second)
+    shown = datetime.fromisoformat(pending_row["earliest_activation"]).strftime("%Y-%m-%d %H:%M:%SZ")
+    assert shown in refused.stderr
     assert states(ok_json(run("keys", "list", "--json", env=cli_env))) == before
 
     forced = run("keys", "rotate", "--force", env=cli_env)

@@ -1,4 +1,5 @@
-"""The product code stays lint-clean (ruff) and type-checked (mypy --strict with the pydantic plugin)."""
+"""The product code, its tests and the benchmark stay lint-clean (ruff) and type-checked (mypy --strict with the
+pydantic plugin)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_finds_nothing() -> None:
-    result = _run("ruff", "check", "issuer", "keys")
+    result = _run("ruff", "check", "issuer", "keys", "tests", "bench")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_mypy_strict_finds_nothing() -> None:
-    result = _run("mypy", "-p", "issuer", "-p", "keys")
+    result = _run("mypy", "-p", "issuer", "-p", "keys", "-p", "tests", "-p", "bench")
     assert result.returncode == 0, result.stdout + result.stderr

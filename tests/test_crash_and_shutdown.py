@@ -57,7 +57,7 @@ class Setup:
 
 async def provision(database: str, **env: str) -> Setup:
     kek = new_kek()
-    settings = Settings(_env_file=None, database_url=database, key_encryption_keys=kek)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=database, key_encryption_keys=kek)
     services = await open_services(settings, run_migrations=True)
     try:
         service, service_secret = await services.ops.clients.create(
@@ -78,7 +78,9 @@ async def provision(database: str, **env: str) -> Setup:
         "ISSUER_LOG_LEVEL": "INFO",
         **env,
     }
-    return Setup(base, (service.client_id, service_secret), (app.client_id, app_secret), (admin.client_id, admin_secret))
+    return Setup(
+        base, (service.client_id, service_secret), (app.client_id, app_secret), (admin.client_id, admin_secret)
+    )
 
 
 # -- graceful shutdown -----------------------------------------------------------------------
@@ -175,7 +177,9 @@ def test_graceful_sigterm_exits_with_status_0(tmp_path: Path) -> None:
     server = ServeCommand(setup.env, log_path=tmp_path / "server.log").start()
     try:
         with httpx.Client(timeout=10) as http:
-            response = http.post(server.url + "/oauth2/token", data={"grant_type": "client_credentials"}, auth=setup.service)
+            response = http.post(
+                server.url + "/oauth2/token", data={"grant_type": "client_credentials"}, auth=setup.service
+            )
             assert response.status_code == 200
         code = server.stop(timeout=30)
         log = server.log_tail(20000)
@@ -274,7 +278,9 @@ def test_sigkill_during_forced_rotations_leaves_a_consistent_schedule(own_databa
         items = http.get(restarted.url + "/admin/keys", headers=headers).json()["items"]
         assert sorted(i["state"] for i in items) == states
         assert next(i["kid"] for i in items if i["state"] == "active") == active
-        response = http.post(restarted.url + "/oauth2/token", data={"grant_type": "client_credentials"}, auth=setup.service)
+        response = http.post(
+            restarted.url + "/oauth2/token", data={"grant_type": "client_credentials"}, auth=setup.service
+        )
         assert response.status_code == 200, response.text
         issued = response.json()["access_token"]
         assert jwt.get_unverified_header(issued)["kid"] == active

@@ -128,7 +128,8 @@ def yaml_documents(path: Path) -> list[Any]:
 def k8s(kind: str, filename: str) -> dict[str, Any]:
     docs = [d for d in yaml_documents(K8S / filename) if d.get("kind") == kind]
     assert len(docs) == 1, f"{filename} should hold exactly one {kind}"
-    return docs[0]
+    doc: dict[str, Any] = docs[0]
+    return doc
 
 
 def pod_labels(manifest: dict[str, Any]) -> dict[str, str]:
@@ -233,7 +234,7 @@ def test_env_example_is_valid_production_configuration(monkeypatch: pytest.Monke
     monkeypatch.setenv("ISSUER_DATABASE_URL", "postgresql://issuer:secret@postgres:5432/issuer")
     monkeypatch.setenv("ISSUER_REDIS_URL", "redis://redis:6379/0")
     monkeypatch.setenv("ISSUER_KEY_ENCRYPTION_KEYS", new_kek())
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.env == "production"
     check_production(settings)
 
@@ -266,11 +267,12 @@ def test_compose_and_kubernetes_set_the_same_http_limits() -> None:
         match = re.fullmatch(r"\$\{(\w+):-([^}]*)\}", str(environment[name]))
         assert match and match.group(1) == name, (name, environment[name])
         assert match.group(2) == config[name], name
-        Settings(_env_file=None, **{name.removeprefix("ISSUER_").lower(): config[name]})  # type: ignore[arg-type]
+        Settings(_env_file=None, **{name.removeprefix("ISSUER_").lower(): config[name]})
     assert "ISSUER_FORWARDED_ALLOW_IPS" in config and "ISSUER_TRUST_FORWARDED_FOR" not in config
 
 
 def container(manifest: dict[str, Any]) -> dict[str, Any]:
+    only: dict[str, Any]
     (only,) = manifest["spec"]["template"]["spec"]["containers"]
     return only
 

@@ -116,6 +116,25 @@ async def test_scopes_supported_is_refreshed_within_a_minute(client: httpx.Async
     assert (await client.get(METADATA_URLS[0])).json()["scopes_supported"] == ["billing", "read"]
 
 
+async def test_scopes_supported_leaves_out_the_issuers_own_and_disabled_clients_scopes(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    """Advertised: what an enabled client may ask for. Not issuer:admin or issuer:introspect (the
+    issuer's own powers), nor a scope only a disabled (retired, throwaway) client was given."""
+    await make_client(client, name="operator", scopes=("issuer:admin", "issuer:introspect", "openid"))
+    await make_client(client, scopes=("read",))
+    throwaway, _ = await make_client(client, scopes=("smoke-test", "read"))
+    registry = services_of(client).clients
+    stored = await services_of(client).store.get_client(throwaway)
+    assert stored is not None
+    await registry.set_disabled(stored, True)
+    clock.advance(61)
+    assert (await client.get(METADATA_URLS[0])).json()["scopes_supported"] == ["openid", "read"]
+    await registry.set_disabled(stored, False)
+    clock.advance(61)
+    assert (await client.get(METADATA_URLS[1])).json()["scopes_supported"] == ["openid", "read", "smoke-test"]
+
+
 async def test_metadata_is_cacheable(client: httpx.AsyncClient) -> None:
     for url in METADATA_URLS:
         response = await client.get(url)

@@ -32,6 +32,7 @@ from hypothesis import HealthCheck, Phase, configuration, given, reject, setting
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
@@ -78,7 +79,7 @@ class Tally:
 
     def report(self) -> str:
         lines = [f"{label} -> {status}: {kind}" for label, status, kind in sorted(self.failures)]
-        lines.append("(document each status in issuer/http/openapi.py, or fix the handler that answered it)")
+        lines.append("(declare each status in the handler's @documented(...), or fix the handler that answered it)")
         detail = next(iter(self.failures.values()), "")
         return "undocumented or non-conforming responses:\n  " + "\n  ".join(lines) + f"\nfirst in full:\n{detail}"
 
@@ -105,7 +106,8 @@ async def credentials(http: httpx.AsyncClient) -> Credentials:
     assert admin_secret is not None
     admin_token = await client_token(http, admin_id, admin_secret)
     app = await first_party(http)
-    user_token = (await login(http, app, "fuzzer"))["access_token"]
+    # aud must name the issuer for /account and /userinfo to accept it (RFC 9068 §4)
+    user_token = (await login(http, app, "fuzzer", resource=services_of(http).settings.url))["access_token"]
     service_id, service_secret = await make_client(
         http, name="service", grant_types=("client_credentials", "password", "refresh_token")
     )
@@ -125,7 +127,8 @@ def _sender(http: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> Callabl
         return await http.request(
             str(prepared.method),
             str(prepared.url),
-            headers=list(prepared.headers.items()),
+            # requests may hold str or bytes header values; httpx encodes either at runtime
+            headers=list(prepared.headers.items()),  # type: ignore[arg-type]
             content=prepared.body,  # type: ignore[arg-type]
             follow_redirects=False,
         )
@@ -187,6 +190,8 @@ def fuzz_schema(document: dict[str, Any], creds: Credentials, send: Callable[...
     schema = schemathesis.openapi.from_dict(document)
     tally = Tally()
     for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
         operation = result.ok()
         path_ids = {k: v for k, v in creds.ids.items() if "{" + k + "}" in operation.path}
         auth = creds.for_operation(operation.path)

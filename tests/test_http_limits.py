@@ -102,6 +102,33 @@ def test_an_oversized_request_head_gets_431(server: ServeCommand) -> None:
     still_serves(server)
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 17_000 + b"\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-%d: %s\r\n" % (i, b"b" * 100) for i in range(200))
+        + b"\r\n",
+        b"GET /" + b"c" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+    ids=["one-big-header", "many-headers", "long-request-line"],
+)
+def test_a_complete_head_just_over_the_limit_in_one_write_gets_431(server: ServeCommand, head: bytes) -> None:
+    # The whole head in one segment: the parser completes it before any raw-byte count could.
+    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=5) as sock:
+        sock.sendall(head)
+        answer = sock.recv(100)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer
+    still_serves(server)
+
+
+def test_a_head_just_under_the_limit_is_served(server: ServeCommand) -> None:
+    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 15_000 + b"\r\nConnection: close\r\n\r\n")
+        answer = sock.recv(100)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+
+
 def test_huge_unterminated_headers_do_not_grow_the_process(server: ServeCommand) -> None:
     assert server.process is not None
     pid = server.process.pid

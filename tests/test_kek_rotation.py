@@ -76,7 +76,9 @@ def server_env(database: str, keks: str) -> dict[str, str]:
 
 def issue_and_verify(server: IssuerServer, client_id: str, secret: str) -> dict[str, Any]:
     with httpx.Client(timeout=10) as http:
-        response = http.post(server.url + "/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+        response = http.post(
+            server.url + "/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+        )
         assert response.status_code == 200, response.text
         token = response.json()["access_token"]
         jwks = http.get(server.url + "/.well-known/jwks.json").json()
@@ -127,10 +129,14 @@ def test_rewrap_moves_everything_to_the_new_kek(own_database: str) -> None:
     new_envelope = Envelope(parse_keks(new))
     for kid, blob in keys_after.items():
         assert new_envelope.is_current(blob) and blob != keys_before[kid]
-        assert new_envelope.decrypt(blob, private_key_aad(kid)) == old_envelope.decrypt(keys_before[kid], private_key_aad(kid))
+        assert new_envelope.decrypt(blob, private_key_aad(kid)) == old_envelope.decrypt(
+            keys_before[kid], private_key_aad(kid)
+        )
     for name, blob in secrets_after.items():
         assert new_envelope.is_current(blob)
-        assert new_envelope.decrypt(blob, secret_aad(name)) == old_envelope.decrypt(secrets_before[name], secret_aad(name))
+        assert new_envelope.decrypt(blob, secret_aad(name)) == old_envelope.decrypt(
+            secrets_before[name], secret_aad(name)
+        )
 
     # the new KEK alone now works everywhere, with the same keys and the same client secret
     assert json.loads(ok(cli(own_database, new, "keys", "list", "--json"))) == before

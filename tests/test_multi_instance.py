@@ -70,7 +70,9 @@ async def start_cluster(stack: ExitStack, url: str, kek: str, **env: str) -> Clu
 
 
 async def token_from(http: httpx.AsyncClient, server: IssuerServer, creds: tuple[str, str], **form: str) -> str:
-    response = await http.post(server.url + "/oauth2/token", data={"grant_type": "client_credentials", **form}, auth=creds)
+    response = await http.post(
+        server.url + "/oauth2/token", data={"grant_type": "client_credentials", **form}, auth=creds
+    )
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]
     return token
@@ -145,7 +147,9 @@ async def exercise(cluster: Cluster, key_bound: float, client_bound: float) -> d
             signed = kid_of(await token_from(http, b, cluster.load))
             return new_kid not in published and signed != new_kid
 
-        took["revoke"] = await within(key_bound, b_dropped_revoked, "B stops publishing and signing with the revoked key")
+        took["revoke"] = await within(
+            key_bound, b_dropped_revoked, "B stops publishing and signing with the revoked key"
+        )
         assert kid_of(await token_from(http, b, cluster.load)) == replacement
         # tokens verify across instances after the changes too
         ta, tb = await token_from(http, a, cluster.load), await token_from(http, b, cluster.load)
@@ -163,11 +167,15 @@ async def exercise(cluster: Cluster, key_bound: float, client_bound: float) -> d
         secret_response = await http.post(a.url + f"/admin/clients/{cluster.load[0]}/secret", headers=admin)
         assert secret_response.status_code == 200, secret_response.text
         new_creds = (cluster.load[0], secret_response.json()["client_secret"])
-        refused_on_a = await http.post(a.url + "/oauth2/token", data={"grant_type": "client_credentials"}, auth=old_secret)
+        refused_on_a = await http.post(
+            a.url + "/oauth2/token", data={"grant_type": "client_credentials"}, auth=old_secret
+        )
         assert refused_on_a.status_code == 401
 
         async def b_refuses_old() -> bool:
-            response = await http.post(b.url + "/oauth2/token", data={"grant_type": "client_credentials"}, auth=old_secret)
+            response = await http.post(
+                b.url + "/oauth2/token", data={"grant_type": "client_credentials"}, auth=old_secret
+            )
             assert response.status_code in (200, 401), response.text
             return response.status_code == 401
 

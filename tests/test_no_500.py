@@ -125,3 +125,34 @@ async def test_json_nested_a_little_too_deep_is_400_and_a_nul_in_a_field_is_422(
 async def test_a_nul_in_a_client_field_is_422(http: httpx.AsyncClient, body: dict[str, object]) -> None:
     headers = await admin_headers(http)
     assert_problem(await http.post("/admin/clients", json=body, headers=headers), 422)
+
+
+LONE_SURROGATE = '"\\ud800\\ud800\\ud800\\ud800\\ud800\\ud800\\ud800\\ud800x"'
+
+
+async def test_a_lone_surrogate_escape_is_400_without_login(http: httpx.AsyncClient) -> None:
+    body = ('{"username": "surr1", "password": ' + LONE_SURROGATE + "}").encode()
+    response = await http.post("/register", content=body, headers={"Content-Type": "application/json"})
+    assert "surrogate" in assert_problem(response, 400)["detail"]
+    # a properly paired escape (U+1F600) is ordinary text
+    paired = b'{"username": "surr2", "password": "pass-\\ud83d\\ude00-word-9"}'
+    response = await http.post("/register", content=paired, headers={"Content-Type": "application/json"})
+    assert response.status_code == 201, response.text
+
+
+async def test_a_lone_surrogate_escape_is_400_at_the_account_and_admin_api(http: httpx.AsyncClient) -> None:
+    from tests.conftest import services_of
+    from tests.users_helpers import PASSWORD, first_party, login
+
+    issuer = services_of(http).settings.url
+    session = await login(http, await first_party(http), "surrogate-user", resource=issuer)
+    user = {"Authorization": f"Bearer {session['access_token']}", "Content-Type": "application/json"}
+    for path, body in (
+        ("/account/password", '{"current_password": ' + LONE_SURROGATE + ', "new_password": "x-new-pass-9"}'),
+        ("/account/password", '{"current_password": "' + PASSWORD + '", "new_password": ' + LONE_SURROGATE + "}"),
+        ("/account/deactivate", '{"password": ' + LONE_SURROGATE + "}"),
+    ):
+        assert_problem(await http.post(path, content=body.encode(), headers=user), 400)
+    admin = {**(await admin_headers(http)), "Content-Type": "application/json"}
+    body = '{"name": ' + LONE_SURROGATE + ', "grant_types": ["client_credentials"]}'
+    assert_problem(await http.post("/admin/clients", content=body.encode(), headers=admin), 400)

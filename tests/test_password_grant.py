@@ -21,7 +21,9 @@ AUDIENCE = "https://api.example.com"
 
 
 async def password_client(http: httpx.AsyncClient, *, public: bool = False, **kwargs: Any) -> tuple[str, str | None]:
-    return await make_client(http, name="first-party", grant_types=("password", "refresh_token"), public=public, **kwargs)
+    return await make_client(
+        http, name="first-party", grant_types=("password", "refresh_token"), public=public, **kwargs
+    )
 
 
 async def login(
@@ -50,11 +52,17 @@ def login_failures(http: httpx.AsyncClient) -> float:
     return services_of(http).metrics.registry.get_sample_value("issuer_login_failures_total") or 0.0
 
 
-async def create_user(http: httpx.AsyncClient, username: str = "alice", password: str = "password-123", **kwargs: Any) -> Any:
-    return await services_of(http).ops.users.create(OPERATOR, NewUser(username, password, f"{username}@example.com"), **kwargs)
+async def create_user(
+    http: httpx.AsyncClient, username: str = "alice", password: str = "password-123", **kwargs: Any
+) -> Any:
+    return await services_of(http).ops.users.create(
+        OPERATOR, NewUser(username, password, f"{username}@example.com"), **kwargs
+    )
 
 
-async def test_login_issues_a_token_for_the_user_id_with_scope_roles_and_a_refresh_token(http: httpx.AsyncClient) -> None:
+async def test_login_issues_a_token_for_the_user_id_with_scope_roles_and_a_refresh_token(
+    http: httpx.AsyncClient,
+) -> None:
     user = await create_user(http, roles=("manager",))
     client = await password_client(http)
 
@@ -160,7 +168,9 @@ async def test_missing_username_or_password_is_invalid_request(http: httpx.Async
 async def test_unknown_user_costs_as_much_as_a_wrong_password(start: Callable[..., Any]) -> None:
     """The dummy hash is really verified: with the default (OWASP) argon2 parameters an unknown
     username takes about as long as a wrong password."""
-    async with start(argon2_time_cost=2, argon2_memory_kib=19456, rate_limit_login_per_user=0, rate_limit_login_per_ip=0) as http:
+    async with start(
+        argon2_time_cost=2, argon2_memory_kib=19456, rate_limit_login_per_user=0, rate_limit_login_per_ip=0
+    ) as http:
         await create_user(http)
         client = await password_client(http)
         await login(http, client, "alice", "warm-up-pass")
@@ -262,7 +272,7 @@ async def test_password_hashing_runs_off_the_event_loop(start: Callable[..., Any
         ticking = asyncio.create_task(ticker())
         logins = [asyncio.create_task(login(http, client, "alice", "password-123")) for _ in range(8)]
         await asyncio.sleep(0.02)
-        jwks_latencies = []
+        jwks_latencies: list[float] = []
         while len(jwks_latencies) < 5:
             began = time.perf_counter()
             jwks = await http.get("/.well-known/jwks.json")
@@ -281,3 +291,29 @@ async def test_password_hashing_runs_off_the_event_loop(start: Callable[..., Any
     assert statistics.median(jwks_latencies) < one_login / 2, (jwks_latencies, one_login)
     assert statistics.median(gaps) < one_login / 4, (statistics.median(gaps), one_login)
     assert max(gaps) < one_login, (max(gaps), one_login)
+
+
+async def test_a_client_without_the_refresh_grant_gets_no_refresh_token_and_no_family(
+    http: httpx.AsyncClient,
+) -> None:
+    """A refresh token the client may not redeem is useless, and each login would store a family
+    for ISSUER_REFRESH_TOKEN_ABSOLUTE_TTL: a password-only client gets neither."""
+    await create_user(http)
+    db = services_of(http).store.db
+
+    async def families() -> int:
+        row = await db.fetchrow("SELECT count(*) AS n FROM refresh_families")
+        return int(row["n"])
+
+    password_only = await make_client(http, name="password-only", grant_types=("password",))
+    response = await login(http, password_only, "alice", "password-123")
+    assert response.status_code == 200, response.text
+    assert "access_token" in response.json()
+    assert "refresh_token" not in response.json()
+    assert await families() == 0
+
+    with_refresh = await password_client(http)
+    response = await login(http, with_refresh, "alice", "password-123")
+    assert response.status_code == 200, response.text
+    assert "refresh_token" in response.json()
+    assert await families() == 1

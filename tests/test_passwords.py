@@ -38,14 +38,14 @@ def legacy_bcrypt(password: bytes, prefix: str = "$2b$") -> str:
 
 
 def test_default_settings_meet_the_owasp_argon2id_minimum() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.argon2_time_cost >= 2
     assert settings.argon2_memory_kib >= 19456
     assert settings.argon2_parallelism >= 1
 
 
 async def test_hashes_are_argon2id_with_the_configured_parameters() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     pw = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism, 1)
     try:
         hashed = await pw.hash("correct horse")
@@ -274,7 +274,7 @@ def test_hash_concurrency_is_bounded_by_memory_and_cpu_quota_never_the_host_core
 
 def test_the_default_hash_threads_come_from_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: 32)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.hash_threads == hash_concurrency(settings.argon2_memory_kib, settings.argon2_parallelism)
     assert settings.hash_threads <= len(os.sched_getaffinity(0))
 
@@ -292,6 +292,8 @@ async def test_failed_login_timing_does_not_reveal_an_un_upgraded_imported_accou
         assert services.users.passwords.import_problem(legacy) is None
         await services.ops.users.create(OPERATOR, NewUser("legacy", ""), password_hash=legacy)
         await services.ops.users.create(OPERATOR, NewUser("modern", "modern-password"))
+        # A disabled account with its right password: a fast refusal would confirm the guess.
+        await services.ops.users.create(OPERATOR, NewUser("disabled", "wrong-password"), disabled=True)
         client_id, secret = await make_client(http, name="app", grant_types=("password",))
 
         async def failed(username: str) -> float:
@@ -305,12 +307,12 @@ async def test_failed_login_timing_does_not_reveal_an_un_upgraded_imported_accou
             return time.perf_counter() - began
 
         await failed("modern")  # warm-up, and the one-off measurement of the slowest hash
-        times: dict[str, list[float]] = {"legacy": [], "modern": [], "nobody": []}
+        times: dict[str, list[float]] = {"legacy": [], "modern": [], "nobody": [], "disabled": []}
         for _ in range(9):
             for name in times:
                 times[name].append(await failed(name))
         medians = {name: statistics.median(values) for name, values in times.items()}
         assert await services.users.store.find_user("legacy") is not None
     slowest = medians["legacy"]
-    for name in ("modern", "nobody"):
+    for name in ("modern", "nobody", "disabled"):
         assert 0.5 < medians[name] / slowest < 2.0, medians  # unpadded: modern / legacy is about 1 / 12

@@ -44,7 +44,14 @@ def foreign_jwt(issuer: str) -> str:
     """A well-formed access token signed by a key that is not ours."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = int(time.time())
-    claims = {"iss": issuer, "sub": "someone", "exp": now + 600, "iat": now, "jti": secrets.token_urlsafe(16), "client_id": "x"}
+    claims = {
+        "iss": issuer,
+        "sub": "someone",
+        "exp": now + 600,
+        "iat": now,
+        "jti": secrets.token_urlsafe(16),
+        "client_id": "x",
+    }
     return jwt.encode(claims, key, algorithm="ES256", headers={"typ": "at+jwt", "kid": "not-our-key"})
 
 
@@ -199,7 +206,9 @@ async def test_introspection_of_a_live_access_token_returns_its_claims(http: htt
 
 async def test_introspection_of_a_client_credentials_token(http: httpx.AsyncClient) -> None:
     client = await make_client(http)
-    token = (await http.post("/oauth2/token", **client_auth(client, {"grant_type": "client_credentials"}))).json()["access_token"]
+    token = (await http.post("/oauth2/token", **client_auth(client, {"grant_type": "client_credentials"}))).json()[
+        "access_token"
+    ]
     body = await introspect(http, client, token)
     assert body["active"] is True and body["sub"] == client[0] and "roles" not in body
 
@@ -252,7 +261,8 @@ async def test_public_client_may_not_introspect(http: httpx.AsyncClient) -> None
 async def test_introspection_requires_client_authentication(http: httpx.AsyncClient) -> None:
     client_id, secret = await first_party(http)
     tokens = await login(http, (client_id, secret))
-    for kwargs in ({}, {"auth": (client_id, "wrong")}):
+    attempts: tuple[dict[str, Any], ...] = ({}, {"auth": (client_id, "wrong")})
+    for kwargs in attempts:
         response = await http.post("/oauth2/introspect", data={"token": tokens["access_token"]}, **kwargs)
         assert response.status_code == 401
         assert response.json()["error"] == "invalid_client"

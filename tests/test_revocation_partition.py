@@ -84,8 +84,10 @@ async def test_other_instances_see_a_revocation_within_the_refresh_interval_when
         a_settings = make_settings(**common, redis_url=await proxy.start())
         b_settings = make_settings(**common, redis_url=redis_url)
         async with running_app(a_settings) as a, running_app(b_settings) as b:
-            issuer_client = await make_client(a, name="app", audiences=(API,))
-            resource_server = await make_client(a, name="api", audiences=(API,))
+            app_id, app_secret = await make_client(a, name="app", audiences=(API,))
+            api_id, api_secret = await make_client(a, name="api", audiences=(API,))
+            assert app_secret is not None and api_secret is not None  # confidential clients
+            issuer_client, resource_server = (app_id, app_secret), (api_id, api_secret)
             token = (
                 await b.post("/oauth2/token", data={"grant_type": "client_credentials"}, auth=issuer_client)
             ).json()["access_token"]

@@ -98,7 +98,7 @@ class Verifier:
         keys = await self.cached_keys()
         age = time.monotonic() - self.fetched_at
         header = jwt.get_unverified_header(token)
-        kid = header.get("kid")
+        kid = str(header.get("kid"))
         key = keys.get(kid)
         if key is None:
             self.failures.append(f"kid {kid} not in the cached JWKS (age {age:.2f}s, max-age {self.max_age})")
@@ -126,7 +126,9 @@ class Load:
     errors: list[str] = field(default_factory=list)
 
 
-async def generate(http: httpx.AsyncClient, url: str, creds: tuple[str, str], verifier: Verifier, load: Load, until: float) -> None:
+async def generate(
+    http: httpx.AsyncClient, url: str, creds: tuple[str, str], verifier: Verifier, load: Load, until: float
+) -> None:
     while time.monotonic() < until:
         response = await http.post(
             url + "/oauth2/token", data={"grant_type": "client_credentials", "scope": "read"}, auth=creds

@@ -68,8 +68,14 @@ async def test_oversized_declared_body_is_413_on_every_post_route(client: httpx.
                 response = await client.post(path, content=oversized, headers={**headers, "Content-Type": content_type})
                 assert_too_large(response)
     # PUT and PATCH bodies too
-    assert_too_large(await client.put("/admin/users/u/roles", content=oversized, headers={**admin, "Content-Type": "application/json"}))
-    assert_too_large(await client.patch("/admin/clients/c", content=oversized, headers={**admin, "Content-Type": "application/json"}))
+    assert_too_large(
+        await client.put(
+            "/admin/users/u/roles", content=oversized, headers={**admin, "Content-Type": "application/json"}
+        )
+    )
+    assert_too_large(
+        await client.patch("/admin/clients/c", content=oversized, headers={**admin, "Content-Type": "application/json"})
+    )
     # a malformed Content-Length is refused the same way
     bad = await client.post("/oauth2/token", content=b"grant_type=x", headers={"Content-Length": "12x"})
     assert bad.status_code in (400, 413), bad.text
@@ -267,7 +273,7 @@ def test_production_accepts_a_proper_configuration(url: str) -> None:
 
 
 def test_development_mode_accepts_the_defaults(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, data_dir=tmp_path)
     check_production(settings)
     envelope = resolve_keks(settings)  # a generated development key, kept in the data directory
     assert (tmp_path / "dev-key-encryption-key").exists()
@@ -278,11 +284,13 @@ def test_development_mode_accepts_the_defaults(tmp_path: Path) -> None:
 
 def test_production_refuses_a_generated_kek(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="ISSUER_KEY_ENCRYPTION_KEYS"):
-        resolve_keks(production(database_url=f"sqlite:///{tmp_path}/x.sqlite3", key_encryption_keys="", data_dir=tmp_path))
+        resolve_keks(
+            production(database_url=f"sqlite:///{tmp_path}/x.sqlite3", key_encryption_keys="", data_dir=tmp_path)
+        )
     assert not (tmp_path / "dev-key-encryption-key").exists()
     # PostgreSQL never gets a generated one, whatever the mode
     with pytest.raises(ConfigurationError, match="ISSUER_KEY_ENCRYPTION_KEYS"):
-        resolve_keks(Settings(_env_file=None, database_url="postgresql://x@127.0.0.1/x", data_dir=tmp_path))  # type: ignore[call-arg]
+        resolve_keks(Settings(_env_file=None, database_url="postgresql://x@127.0.0.1/x", data_dir=tmp_path))
     with pytest.raises(ConfigurationError, match="ISSUER_KEY_ENCRYPTION_KEYS"):
         resolve_keks(production(key_encryption_keys="not-base64-$$"))
 

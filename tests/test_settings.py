@@ -12,7 +12,7 @@ from issuer.settings import Settings
 
 
 def settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +54,7 @@ def test_bad_issuer_url_is_refused(url: str) -> None:
 def test_bad_issuer_url_from_the_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ISSUER_URL", "ftp://issuer.example.com")
     with pytest.raises(ValidationError, match="ISSUER_URL"):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
 
 
 @pytest.mark.parametrize(
@@ -89,10 +89,10 @@ def test_rotation_check_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("ISSUER_KEY_ROTATION_INTERVAL", "100")
     monkeypatch.setenv("ISSUER_JWKS_MAX_AGE", "60")
     monkeypatch.setenv("ISSUER_CLOCK_SKEW", "30")
-    assert Settings(_env_file=None).key_rotation_interval == 100  # type: ignore[call-arg]
+    assert Settings(_env_file=None).key_rotation_interval == 100
     monkeypatch.setenv("ISSUER_JWKS_MAX_AGE", "90")
     with pytest.raises(ValidationError, match="ISSUER_KEY_ROTATION_INTERVAL"):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ def test_out_of_range_values_are_refused(values: dict[str, Any]) -> None:
 def test_comma_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ISSUER_ROLES", "reader, writer ,owner")
     monkeypatch.setenv("ISSUER_CORS_ORIGINS", "https://a.example, https://b.example")
-    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    s = Settings(_env_file=None)
     assert s.roles == ["reader", "writer", "owner"]
     assert s.cors_origins == ["https://a.example", "https://b.example"]
 

@@ -24,7 +24,7 @@ def assert_oauth_error(response: httpx.Response, status: int, error: str) -> dic
     assert response.status_code == status, response.text
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["error"] == error, body
     assert set(body) <= {"error", "error_description", "error_uri"}
     return body
@@ -34,7 +34,9 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
 
 
-async def post_raw(http: httpx.AsyncClient, body: bytes | str, *, content_type: str | None = FORM, **headers: str) -> httpx.Response:
+async def post_raw(
+    http: httpx.AsyncClient, body: bytes | str, *, content_type: str | None = FORM, **headers: str
+) -> httpx.Response:
     all_headers = dict(headers)
     if content_type is not None:
         all_headers["Content-Type"] = content_type
@@ -48,7 +50,9 @@ async def creds(client: httpx.AsyncClient) -> AsyncIterator[tuple[str, str]]:
     yield client_id, secret
 
 
-async def verify(http: httpx.AsyncClient, token: str, audience: str | list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+async def verify(
+    http: httpx.AsyncClient, token: str, audience: str | list[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify with PyJWT against the published JWKS; return (header, claims)."""
     jwks = (await http.get("/.well-known/jwks.json")).json()
     header = jwt.get_unverified_header(token)
@@ -139,7 +143,9 @@ async def test_oversized_body_with_content_length(client: httpx.AsyncClient, cre
     assert_oauth_error(response, 413, "invalid_request")
 
 
-async def test_oversized_streamed_body_without_content_length(client: httpx.AsyncClient, creds: tuple[str, str]) -> None:
+async def test_oversized_streamed_body_without_content_length(
+    client: httpx.AsyncClient, creds: tuple[str, str]
+) -> None:
     limit = services_of(client).settings.max_body_bytes
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -199,7 +205,9 @@ async def test_both_methods_at_once(client: httpx.AsyncClient, creds: tuple[str,
 
 
 async def test_body_client_id_differing_from_basic(client: httpx.AsyncClient, creds: tuple[str, str]) -> None:
-    response = await client.post(TOKEN, data={"grant_type": "client_credentials", "client_id": "someone-else"}, auth=creds)
+    response = await client.post(
+        TOKEN, data={"grant_type": "client_credentials", "client_id": "someone-else"}, auth=creds
+    )
     assert_oauth_error(response, 400, "invalid_request")
 
 
@@ -279,7 +287,9 @@ async def test_bad_scope_syntax(client: httpx.AsyncClient, creds: tuple[str, str
 
 
 async def test_requested_scope_is_granted_deduplicated(client: httpx.AsyncClient, creds: tuple[str, str]) -> None:
-    response = await client.post(TOKEN, data={"grant_type": "client_credentials", "scope": "write read write"}, auth=creds)
+    response = await client.post(
+        TOKEN, data={"grant_type": "client_credentials", "scope": "write read write"}, auth=creds
+    )
     assert response.status_code == 200, response.text
     assert response.json()["scope"] == "write read"
     _, claims = await verify(client, response.json()["access_token"], API)

@@ -48,7 +48,7 @@ def servers(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 async def first_party_login(pg_database: str, tmp_path: Path) -> tuple[str, str, str]:
     """A fresh client and user in the shared database; returns (client_id, secret, username)."""
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None, database_url=pg_database, key_encryption_keys=TEST_KEK, data_dir=tmp_path, url=ISSUER_URL,
         argon2_time_cost=1, argon2_memory_kib=7168,
     )
@@ -125,12 +125,16 @@ async def test_a_token_from_one_instance_verifies_against_the_others_jwks(
         assert seen_by_b.json()["active"] is True
 
         assert (await http.post(f"{a.url}/oauth2/revoke", data={"token": access}, auth=auth)).status_code == 200
-        assert (await http.post(f"{a.url}/oauth2/introspect", data={"token": access}, auth=auth)).json() == {"active": False}
+        assert (await http.post(f"{a.url}/oauth2/introspect", data={"token": access}, auth=auth)).json() == {
+            "active": False
+        }
 
         # Without Redis, B learns of A's revocation from the database within its polling interval (1 s here).
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if (await http.post(f"{b.url}/oauth2/introspect", data={"token": access}, auth=auth)).json() == {"active": False}:
+            if (await http.post(f"{b.url}/oauth2/introspect", data={"token": access}, auth=auth)).json() == {
+                "active": False
+            }:
                 break
             await asyncio.sleep(0.2)
         else:

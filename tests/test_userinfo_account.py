@@ -25,7 +25,9 @@ async def alice(http: httpx.AsyncClient) -> Any:
     )
 
 
-async def login(http: httpx.AsyncClient, client: Client, username: str = "alice", password: str = PASSWORD) -> httpx.Response:
+async def login(
+    http: httpx.AsyncClient, client: Client, username: str = "alice", password: str = PASSWORD
+) -> httpx.Response:
     client_id, secret = client
     # /userinfo and /account accept only tokens meant for the issuer itself (RFC 9068 §4)
     resource = services_of(http).settings.url
@@ -169,7 +171,9 @@ async def test_a_wrong_current_password_is_422_and_changes_nothing(
 
 
 @pytest.mark.parametrize("new", ["short", "x" * 129, None, 12345678])
-async def test_an_invalid_new_password_is_422(http: httpx.AsyncClient, app_client: Client, alice: Any, new: Any) -> None:
+async def test_an_invalid_new_password_is_422(
+    http: httpx.AsyncClient, app_client: Client, alice: Any, new: Any
+) -> None:
     session = await tokens(http, app_client)
     response = await change_password(http, session["access_token"], PASSWORD, new)
     assert response.status_code == 422, response.text
@@ -224,7 +228,11 @@ async def test_admin_disable_revokes_every_family_at_once(
     for session in sessions:
         found = await services.refresh_tokens.lookup(session["refresh_token"])
         assert found is not None and found[1].revoked_at is not None
-        body = (await http.post("/oauth2/introspect", data={"token": session["refresh_token"]}, auth=(client_id, secret or ""))).json()
+        body = (
+            await http.post(
+                "/oauth2/introspect", data={"token": session["refresh_token"]}, auth=(client_id, secret or "")
+            )
+        ).json()
         assert body == {"active": False}
         assert (await refresh(http, app_client, session["refresh_token"])).json()["error"] == "invalid_grant"
     assert (await login(http, app_client)).json()["error"] == "invalid_grant"

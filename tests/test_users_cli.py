@@ -81,14 +81,20 @@ def bcrypt_hash(password: str) -> str:
 async def test_create_reads_the_password_from_stdin_and_the_user_can_log_in(cli: Cli, app: Callable[[], Any]) -> None:
     out = cli.ok("users", "create", "--username", "alice", "--email", "alice@example.com", "--password-stdin",
                  stdin="a long secret pass\n")
-    user_id = out.strip().removeprefix("user_id:").strip()
+    assert out.startswith("created user alice with roles user\n")
+    user_id = out.strip().splitlines()[-1].removeprefix("user_id:").strip()
     assert user_id and "a long secret pass" not in out
 
     listed = cli.ok("users", "list", "--json")
     assert "$argon2" not in listed and "password" not in listed
     row = json.loads(listed)[0]
     assert row["user_id"] == user_id
-    assert (row["username"], row["email"], row["roles"], row["disabled"]) == ("alice", "alice@example.com", ["user"], False)
+    assert (row["username"], row["email"], row["roles"], row["disabled"]) == (
+        "alice",
+        "alice@example.com",
+        ["user"],
+        False,
+    )
 
     table = cli.ok("users", "list").splitlines()
     assert table[0].split() == ["USER_ID", "USERNAME", "EMAIL", "ROLES", "DISABLED"]
@@ -113,10 +119,14 @@ def test_create_refuses_invalid_input_and_duplicates(cli: Cli) -> None:
     short = cli("users", "create", "--username", "alice", "--password-stdin", stdin="short\n")
     assert short.returncode == 2 and "password" in short.stderr
 
-    unknown_role = cli("users", "create", "--username", "alice", "--role", "root", "--password-stdin", stdin="password-123\n")
+    unknown_role = cli(
+        "users", "create", "--username", "alice", "--role", "root", "--password-stdin", stdin="password-123\n"
+    )
     assert unknown_role.returncode == 2 and "root" in unknown_role.stderr
 
-    cli.ok("users", "create", "--username", "alice", "--email", "a@example.com", "--password-stdin", stdin="password-123\n")
+    cli.ok(
+        "users", "create", "--username", "alice", "--email", "a@example.com", "--password-stdin", stdin="password-123\n"
+    )
     for args in (("--username", "ALICE"), ("--username", "\uff21\uff2c\uff29\uff23\uff25")):
         duplicate = cli("users", "create", *args, "--password-stdin", stdin="password-123\n")
         assert duplicate.returncode == 5, duplicate.stderr
@@ -200,7 +210,9 @@ async def test_import_csv_with_bcrypt_and_argon2id_hashes_reports_invalid_rows(
 
     assert result.returncode == 1, result.stderr
     assert "imported 2, already present 1, invalid 4" in result.stdout
-    reported = {int(line.split()[1].rstrip(":")) for line in result.stderr.splitlines() if line.strip().startswith("line ")}
+    reported = {
+        int(line.split()[1].rstrip(":")) for line in result.stderr.splitlines() if line.strip().startswith("line ")
+    }
     assert reported == {4, 5, 6, 7}
     users = cli.users()
     assert set(users) == {"existing", "legacy", "modern"}
@@ -215,9 +227,18 @@ async def test_import_csv_with_bcrypt_and_argon2id_hashes_reports_invalid_rows(
         assert (await login(http, "modern", "legacy-password")).status_code == 400
 
 
-async def test_import_json_lines_with_bcrypt_and_argon2id_hashes(cli: Cli, app: Callable[[], Any], tmp_path: Path) -> None:
+async def test_import_json_lines_with_bcrypt_and_argon2id_hashes(
+    cli: Cli, app: Callable[[], Any], tmp_path: Path
+) -> None:
     lines = [
-        json.dumps({"username": "legacy", "email": "l@example.com", "password_hash": bcrypt_hash("legacy-password"), "roles": ["manager"]}),
+        json.dumps(
+            {
+                "username": "legacy",
+                "email": "l@example.com",
+                "password_hash": bcrypt_hash("legacy-password"),
+                "roles": ["manager"],
+            }
+        ),
         json.dumps({"username": "modern", "password_hash": argon2_hash("modern-password"), "roles": "admin"}),
         "",
         "{this is not json",
@@ -232,7 +253,9 @@ async def test_import_json_lines_with_bcrypt_and_argon2id_hashes(cli: Cli, app: 
 
     assert result.returncode == 1, result.stderr
     assert "imported 2, already present 1, invalid 3" in result.stdout
-    reported = {int(line.split()[1].rstrip(":")) for line in result.stderr.splitlines() if line.strip().startswith("line ")}
+    reported = {
+        int(line.split()[1].rstrip(":")) for line in result.stderr.splitlines() if line.strip().startswith("line ")
+    }
     assert reported == {4, 5, 7}
     async with app() as http:
         assert {u.username for u in await services_of(http).users.store.list_users(limit=10)} == {"legacy", "modern"}

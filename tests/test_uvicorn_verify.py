@@ -77,7 +77,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                raise AssertionError(f"uvicorn exited with {process.returncode}:\n{(tmp_path / 'uvicorn.log').read_text()}")
+                raise AssertionError(
+                    f"uvicorn exited with {process.returncode}:\n{(tmp_path / 'uvicorn.log').read_text()}"
+                )
             try:
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
@@ -127,7 +129,9 @@ def test_a_verifier_with_only_the_jwks_url_accepts_issued_tokens(server: Server)
     assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
     # the wrong audience or issuer is refused by the same verifier
     with pytest.raises(jwt.InvalidAudienceError):
-        jwt.decode(token, signing_key.key, algorithms=["RS256"], audience="https://elsewhere.example.com", issuer=server.url)
+        jwt.decode(
+            token, signing_key.key, algorithms=["RS256"], audience="https://elsewhere.example.com", issuer=server.url
+        )
     with pytest.raises(jwt.InvalidIssuerError):
         jwt.decode(token, signing_key.key, algorithms=["RS256"], audience=API, issuer="https://evil.example.com")
 
@@ -165,9 +169,11 @@ def test_an_expired_token_is_rejected(server: Server) -> None:
     # leeway of L checks ``exp`` as if L seconds had passed. PyJWT applies the same leeway to
     # ``iat`` in the other direction (it would call the token "not yet valid"), so that one
     # check is switched off here; ``exp`` is the one under test.
-    shifted = {"verify_iat": False}
+    shifted: jwt.types.Options = {"verify_iat": False}
     # 60 seconds before expiry the token is still good ...
     jwt.decode(token, key, algorithms=["RS256"], audience=API, issuer=server.url, leeway=-(ttl - 60), options=shifted)
     # ... one second after it, it is expired
     with pytest.raises(jwt.ExpiredSignatureError):
-        jwt.decode(token, key, algorithms=["RS256"], audience=API, issuer=server.url, leeway=-(ttl + 1), options=shifted)
+        jwt.decode(
+            token, key, algorithms=["RS256"], audience=API, issuer=server.url, leeway=-(ttl + 1), options=shifted
+        )

@@ -102,14 +102,15 @@ class Passwords:
     async def hash(self, password: str, kind: Kind = Kind.REGISTER) -> str:
         return await self.budget.run(kind, self._hasher.hash, password)
 
-    async def verify(self, stored: str | None, password: str) -> Verdict:
+    async def verify(self, stored: str | None, password: str, *, usable: bool = True) -> Verdict:
         """Verify; with no stored hash, spend the same time on a dummy and fail. Every failure
         lasts at least as long as verifying the slowest hash we accept (the wait is a sleep,
-        not CPU)."""
+        not CPU); so does a right password for an account that cannot log in (``usable``
+        False, e.g. disabled), so timing does not confirm a guess for it."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         verdict = await self.budget.run(Kind.LOGIN, self._verify_sync, stored, password)
-        if not verdict.ok:
+        if not verdict.ok or not usable:
             floor = await self._failure_floor()
             await asyncio.sleep(max(0.0, floor - (loop.time() - started)))
         return verdict

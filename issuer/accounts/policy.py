@@ -25,10 +25,22 @@ def check_password(value: object, username: str | None = None) -> str | None:
         return f"{PASSWORD_MIN} to {PASSWORD_MAX} characters"
     if "\x00" in value:
         return "must not contain NUL characters"
+    if not value.isprintable() and not _encodable(value):
+        return "must be valid Unicode text"
     if not value.strip():
         return "must not be only whitespace"
+    if len(set(value)) < 3:
+        return "is too repetitive (use at least three different characters)"
     if username and username_key(value) == username_key(username):
         return "must not be the username"
     if value.casefold() in common_passwords():
         return "is too common (it appears in lists of breached passwords); choose another"
     return None
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from undecodable bytes on standard input
+        return False
+    return True

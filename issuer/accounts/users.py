@@ -253,7 +253,9 @@ class Users:
         """The user if the password is right and the account enabled. An unknown user costs
         the same time as a wrong password (a dummy hash is verified)."""
         user = await self.store.find_user(username) if len(username) <= 64 else None
-        verdict = await self.passwords.verify(user.password_hash if user else None, password)
+        verdict = await self.passwords.verify(
+            user.password_hash if user else None, password, usable=user is not None and not user.disabled
+        )
         if user is None or not verdict.ok or user.disabled:
             return None
         if verdict.rehash:

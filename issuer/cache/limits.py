@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Callable
 from typing import Protocol
@@ -11,6 +12,20 @@ import redis.asyncio as aioredis
 from issuer.cache.redisconn import REDIS_ERRORS, Throttled
 
 _LOCAL_LIMIT = 100_000
+
+
+def address_bucket(ip: str) -> str:
+    """The unit a per-address limit counts: an IPv4 address, or an IPv6 /64 (one customer's
+    network: anyone holding one can pick any of its 2**64 addresses)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip[:64]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 class RateLimiter(Protocol):

@@ -49,7 +49,13 @@ class LocalRevocationCache:
         return False if self._warm else None
 
     async def warm(self) -> None:
-        self._revoked = dict(await self._store.revoked_since(self._clock()))
+        # Merge, never replace: an older snapshot (a slower warm that started first, or one read
+        # before an add() landed) must not forget an id another warm or add() put here. Expired
+        # ids are dropped instead, which is what keeps the dict bounded.
+        found = await self._store.revoked_since(self._clock())
+        now = self._clock()
+        self._revoked = {jti: exp for jti, exp in self._revoked.items() if exp > now}
+        self._revoked.update(found)
         self._warm = True
 
 

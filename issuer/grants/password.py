@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from issuer.accounts.names import username_key
+from issuer.cache.limits import address_bucket
 from issuer.errors import InvalidGrant, PasswordsBusy, RateLimited, TemporarilyUnavailable
 from issuer.grants.base import GrantContext, GrantRequest, bearer_response
 from issuer.oauth.scopes import grant_audience, grant_scope, parse_scope, settle_admin_scope
@@ -39,6 +40,9 @@ async def password(services: GrantContext, request: GrantRequest) -> dict[str, A
     issued = await services.access_tokens.mint(
         subject=user.user_id, client_id=client.client_id, scope=scope, audience=audience, extra={"roles": roles}
     )
+    if "refresh_token" not in client.grant_types:
+        # It could never be used, and each login would store a family for its whole lifetime.
+        return bearer_response(issued.token, issued.expires_in, scope)
     refresh = await services.refresh_tokens.start(client.client_id, user.user_id, scope, audience)
     return bearer_response(issued.token, issued.expires_in, scope, refresh_token=refresh)
 
@@ -47,7 +51,7 @@ async def limit_login_attempts(services: GrantContext, username: str, ip: str) -
     """Password guesses are limited per username and per client IP (429 with Retry-After)."""
     checks = (
         (f"login-user:{username_key(username[:256])[:64]}", services.login_limit_per_user),
-        (f"login-ip:{ip}", services.login_limit_per_ip),
+        (f"login-ip:{address_bucket(ip)}", services.login_limit_per_ip),
     )
     for key, limit in checks:
         if limit:

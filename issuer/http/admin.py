@@ -17,9 +17,23 @@ from starlette.responses import Response
 from issuer.accounts.users import UserInputError
 from issuer.accounts.views import client_view, user_view
 from issuer.errors import ProblemError
+from issuer.http.apidoc import ADMIN_API, JSON_BODY, bad_query, documented, invalid, no_content, not_found, ok, problem
 from issuer.http.bearer import bearer_principal
-from issuer.http.forms import read_json
+from issuer.http.forms import parse_body
 from issuer.http.responses import no_store_json
+from issuer.http.schemas import (
+    AuditPage,
+    ClientCreate,
+    ClientPage,
+    ClientUpdate,
+    ClientView,
+    ClientWithSecret,
+    KeyList,
+    RoleAssignment,
+    SessionRevocation,
+    UserPage,
+    UserView,
+)
 from issuer.http.token import client_ip
 from issuer.operations import Actor
 from issuer.operations.audit import audit_view
@@ -89,14 +103,13 @@ def _not_found(what: str) -> ProblemError:
 
 
 def _invalid(message: str, errors: dict[str, str] | None = None) -> ProblemError:
-    return ProblemError(422, "Unprocessable Content", message, errors=errors)
+    # The same shape as a body refused by its model (issuer.http.forms.parse_body): errors by field.
+    return ProblemError(422, "Unprocessable Content", message, errors=errors or {"body": message})
 
 
-def _string_list(data: dict[str, Any], name: str, default: list[str] | None = None) -> tuple[str, ...]:
-    value = data.get(name, default)
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _invalid(f"{name} must be a list of strings", {name: "a list of strings"})
-    return tuple(value)
+_BUSY = problem(409, "Another key change won the race; retry after Retry-After seconds", "Retry-After")
+_PAGE_ERRORS = bad_query("limit is not 1 to 500, or after is too long or contains a NUL")
+_USER_CHANGE = (ok(UserView, "The updated user"), not_found("user"))
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -106,10 +119,20 @@ async def _key_schedule(admin: _Admin) -> Response:
     return no_store_json({"items": await admin.ops.keys.schedule()})
 
 
+@documented("Signing keys and their schedule", ADMIN_API, ok(KeyList))
 async def list_keys(request: Request) -> Response:
     return await _key_schedule(await _admin(request))
 
 
+@documented(
+    "Activate the pending key (retiring the active one)",
+    ADMIN_API,
+    ok(KeyList, "Every key after the change"),
+    bad_query("force is not true or false"),
+    problem(409, "The pending key is not yet in every JWKS cache (errors.safe_at)", "Retry-After"),
+    _BUSY,
+    query=("force",),
+)
 async def rotate_keys(request: Request) -> Response:
     admin = await _admin(request)
     force = request.query_params.get("force", "false").lower()
@@ -131,6 +154,13 @@ async def rotate_keys(request: Request) -> Response:
     return await _key_schedule(admin)
 
 
+@documented(
+    "Revoke a key (unpublished at once)",
+    ADMIN_API,
+    ok(KeyList, "Every key after the change"),
+    not_found("published key"),
+    _BUSY,
+)
 async def revoke_key(request: Request) -> Response:
     admin = await _admin(request)
     try:
@@ -145,6 +175,7 @@ async def revoke_key(request: Request) -> Response:
 # -- clients ----------------------------------------------------------------------------------
 
 
+@documented("List clients", ADMIN_API, ok(ClientPage), _PAGE_ERRORS, query=("limit", "after"))
 async def list_clients(request: Request) -> Response:
     admin = await _admin(request)
     limit, after = _page(request)
@@ -153,33 +184,35 @@ async def list_clients(request: Request) -> Response:
     return no_store_json({"items": [client_view(c) for c in items], "next": nxt})
 
 
+@documented(
+    "Register a client",
+    ADMIN_API,
+    ok(ClientWithSecret | ClientView, "Created; confidential clients get their client_secret once", 201),
+    JSON_BODY,
+    invalid("Invalid client fields"),
+    body=ClientCreate,
+)
 async def create_client(request: Request) -> Response:
     admin = await _admin(request)
-    data = await read_json(request, admin.services.settings.max_body_bytes)
-    unknown = sorted(set(data) - {"name", "grant_types", "scopes", "audiences", "public"})
-    if unknown:
-        raise _invalid(f"unknown field(s): {', '.join(u[:64] for u in unknown[:10])}")
-    name = data.get("name")
-    public = data.get("public", False)
-    if not isinstance(name, str) or not isinstance(public, bool):
-        raise _invalid("name (string) is required; public must be a boolean")
+    body = await parse_body(request, ClientCreate)
     try:
         client, secret = await admin.ops.clients.create(
             admin.actor,
-            name,
-            _string_list(data, "grant_types"),
-            _string_list(data, "scopes", []),
-            _string_list(data, "audiences", []),
-            public=public,
+            body.name,
+            tuple(body.grant_types),
+            tuple(body.scopes),
+            tuple(body.audiences),
+            public=body.public,
         )
     except ClientValidationError as exc:
         raise _invalid(str(exc)) from None
-    body = client_view(client)
+    view = client_view(client)
     if secret is not None:
-        body["client_secret"] = secret
-    return no_store_json(body, 201)
+        view["client_secret"] = secret
+    return no_store_json(view, 201)
 
 
+@documented("Get a client", ADMIN_API, ok(ClientView), not_found("client"))
 async def get_client(request: Request) -> Response:
     admin = await _admin(request)
     try:
@@ -188,30 +221,23 @@ async def get_client(request: Request) -> Response:
         raise _not_found("client") from None
 
 
+@documented(
+    "Change a client",
+    ADMIN_API,
+    ok(ClientView, "The updated client"),
+    not_found("client"),
+    JSON_BODY,
+    invalid("Invalid client fields"),
+    body=ClientUpdate,
+)
 async def update_client(request: Request) -> Response:
     admin = await _admin(request)
     client_id = request.path_params["client_id"]
     try:
-        await admin.ops.clients.get(client_id)  # 404 before 422, as before
+        await admin.ops.clients.get(client_id)  # 404 before 422
     except NoSuchClient:
         raise _not_found("client") from None
-    data = await read_json(request, admin.services.settings.max_body_bytes)
-    allowed = {"name", "grant_types", "scopes", "audiences", "disabled"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise _invalid(f"cannot change {', '.join(unknown)}")
-    changes: dict[str, Any] = {}
-    if "name" in data:
-        if not isinstance(data["name"], str):
-            raise _invalid("name must be a string", {"name": "a string"})
-        changes["name"] = data["name"]
-    if "disabled" in data:
-        if not isinstance(data["disabled"], bool):
-            raise _invalid("disabled must be a boolean", {"disabled": "a boolean"})
-        changes["disabled"] = data["disabled"]
-    for name in ("grant_types", "scopes", "audiences"):
-        if name in data:
-            changes[name] = _string_list(data, name)
+    changes = (await parse_body(request, ClientUpdate)).changes()
     try:
         updated = await admin.ops.clients.update(admin.actor, client_id, **changes)
     except ClientValidationError as exc:
@@ -221,6 +247,13 @@ async def update_client(request: Request) -> Response:
     return no_store_json(client_view(updated))
 
 
+@documented(
+    "Issue a new client secret (the old one stops working)",
+    ADMIN_API,
+    ok(ClientWithSecret, "The client with its new secret"),
+    not_found("client"),
+    problem(422, "A public client has no secret"),
+)
 async def rotate_client_secret(request: Request) -> Response:
     admin = await _admin(request)
     try:
@@ -232,6 +265,7 @@ async def rotate_client_secret(request: Request) -> Response:
     return no_store_json({**client_view(updated), "client_secret": secret})
 
 
+@documented("Delete a client", ADMIN_API, no_content("Deleted"), not_found("client"))
 async def delete_client(request: Request) -> Response:
     admin = await _admin(request)
     try:
@@ -244,6 +278,7 @@ async def delete_client(request: Request) -> Response:
 # -- users ------------------------------------------------------------------------------------
 
 
+@documented("List users", ADMIN_API, ok(UserPage), _PAGE_ERRORS, query=("limit", "after"))
 async def list_users(request: Request) -> Response:
     admin = await _admin(request)
     limit, after = _page(request)
@@ -252,6 +287,7 @@ async def list_users(request: Request) -> Response:
     return no_store_json({"items": [user_view(u, admin.services.users.roles) for u in items], "next": nxt})
 
 
+@documented("Get a user", ADMIN_API, ok(UserView), not_found("user"))
 async def get_user(request: Request) -> Response:
     admin = await _admin(request)
     try:
@@ -261,13 +297,21 @@ async def get_user(request: Request) -> Response:
     return no_store_json(user_view(user, admin.services.users.roles))
 
 
+@documented(
+    "Replace a user's roles",
+    ADMIN_API,
+    *_USER_CHANGE,
+    JSON_BODY,
+    invalid("roles is not a list of known roles"),
+    body=RoleAssignment,
+)
 async def set_user_roles(request: Request) -> Response:
     admin = await _admin(request)
     user_id = request.path_params["user_id"]
     try:
-        await admin.ops.users.get(user_id)  # 404 before 422, as before
-        data = await read_json(request, admin.services.settings.max_body_bytes)
-        user = await admin.ops.users.set_roles(admin.actor, user_id, _string_list(data, "roles"))
+        await admin.ops.users.get(user_id)  # 404 before 422
+        roles = tuple((await parse_body(request, RoleAssignment)).roles)
+        user = await admin.ops.users.set_roles(admin.actor, user_id, roles)
     except NoSuchUser:
         raise _not_found("user") from None
     except UserInputError as exc:
@@ -275,10 +319,12 @@ async def set_user_roles(request: Request) -> Response:
     return no_store_json(user_view(user, admin.services.users.roles))
 
 
+@documented("Disable a user", ADMIN_API, *_USER_CHANGE)
 async def disable_user(request: Request) -> Response:
     return await _set_disabled(request, True)
 
 
+@documented("Enable a user", ADMIN_API, *_USER_CHANGE)
 async def enable_user(request: Request) -> Response:
     return await _set_disabled(request, False)
 
@@ -292,6 +338,7 @@ async def _set_disabled(request: Request, disabled: bool) -> Response:
     return no_store_json(user_view(user, admin.services.users.roles))
 
 
+@documented("Revoke every refresh-token family of a user", ADMIN_API, ok(SessionRevocation), not_found("user"))
 async def revoke_user_sessions(request: Request) -> Response:
     admin = await _admin(request)
     try:
@@ -304,6 +351,13 @@ async def revoke_user_sessions(request: Request) -> Response:
 # -- audit ------------------------------------------------------------------------------------
 
 
+@documented(
+    "Audit log, newest first",
+    ADMIN_API,
+    ok(AuditPage),
+    bad_query("limit is not 1 to 500, or before is not an entry id (0 to 2**63-1)"),
+    query=("limit", "before"),
+)
 async def list_audit(request: Request) -> Response:
     admin = await _admin(request)
     limit, _ = _page(request)

@@ -11,6 +11,7 @@ from urllib.parse import unquote_plus
 from starlette.requests import Request
 
 from issuer.errors import InvalidClient, InvalidRequest
+from issuer.http.responses import note
 from issuer.models import Client
 from issuer.oauth.clients import ClientRegistry
 from issuer.oauth.params import Params
@@ -58,6 +59,8 @@ def read_credentials(request: Request, params: Params, realm: str) -> Credential
 
 async def authenticate_client(request: Request, params: Params, clients: ClientRegistry, realm: str) -> Client:
     credentials = read_credentials(request, params, realm)
+    # The id the client claims, even if it fails to authenticate (truncated: it is request input).
+    note(request, client_id=credentials.client_id[:64])
     try:
         return await clients.authenticate(credentials.client_id, credentials.secret)
     except InvalidClient as exc:

@@ -9,8 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from issuer.grants import GRANTS
+from issuer.http.apidoc import OPERATIONS_API, PUBLIC_API, Reply, documented, ok, problem
 from issuer.http.clientauth import AUTH_METHODS
-from issuer.http.responses import json_response, problem
+from issuer.http.protocol_schemas import AuthorizationServerMetadata, Health, JsonWebKeySet, Readiness
+from issuer.http.responses import json_response
+from issuer.http.responses import problem as problem_response
+from issuer.oauth.scopes import advertised_scopes
 from issuer.services import Services
 from keys.jwks import etag_matches
 
@@ -34,12 +38,26 @@ def metadata(services: Services, scopes: list[str]) -> dict[str, Any]:
     }
 
 
+@documented(
+    "Authorization server metadata (RFC 8414; also at the OIDC Discovery location)",
+    PUBLIC_API,
+    ok(AuthorizationServerMetadata),
+)
 async def oauth_metadata(request: Request) -> Response:
     services: Services = request.state.services
-    body = metadata(services, await services.scopes_supported())
+    body = metadata(services, advertised_scopes(await services.scopes_supported()))
     return json_response(body, headers={"Cache-Control": "public, max-age=60"})
 
 
+@documented(
+    "Public signing keys (pending, active, retired)",
+    PUBLIC_API,
+    {
+        200: (Reply("JWK Set", JsonWebKeySet, "application/jwk-set+json", ("ETag", "Cache-Control")),),
+        304: (Reply("Not modified: If-None-Match names the current ETag", headers=("ETag", "Cache-Control")),),
+    },
+    query=("If-None-Match",),
+)
 async def jwks(request: Request) -> Response:
     services: Services = request.state.services
     keyring = services.keyring
@@ -55,19 +73,30 @@ async def jwks(request: Request) -> Response:
     return Response(document.body, 200, headers, "application/jwk-set+json")
 
 
+@documented("Process is up", OPERATIONS_API, ok(Health, "Up"))
 async def healthz(request: Request) -> Response:
     return json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
 
+@documented(
+    "Database reachable (Redis, when configured, is reported as ok or degraded, never gating)",
+    OPERATIONS_API,
+    ok(Readiness, "Ready"),
+    problem(503, "The database is unreachable (checks names each dependency)"),
+)
 async def readyz(request: Request) -> Response:
     services: Services = request.state.services
     checks = await services.readiness()
-    ok = all(v == "ok" for v in checks.values())
-    if not ok:
-        return problem(503, "Service Unavailable", "a dependency is not ready", checks=checks)
+    if checks["database"] != "ok":
+        return problem_response(503, "Service Unavailable", "the database is not reachable", checks=checks)
     return json_response({"status": "ready", "checks": checks}, headers={"Cache-Control": "no-store"})
 
 
+@documented(
+    "Prometheus metrics",
+    OPERATIONS_API,
+    {200: (Reply("Prometheus text exposition format", {"type": "string"}, "text/plain", ("Cache-Control",)),)},
+)
 async def metrics(request: Request) -> Response:
     services: Services = request.state.services
     body = services.metrics.render(services.keyring.keys, services.clock())

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from starlette.requests import Request
 
 from issuer.errors import BodyTooLarge as BodyTooLargeError
@@ -16,6 +18,8 @@ _MAX_FIELDS = 64
 # No endpoint takes JSON deeper than a list inside an object; 32 leaves room and keeps the
 # walk below cheap. (json.loads itself recurses: 5,000 levels raise RecursionError.)
 _MAX_JSON_DEPTH = 32
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class BodyTooLarge(Exception):
@@ -80,7 +84,18 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         raise ProblemError(400, "Bad Request", "the body must be a JSON object")
     if _depth(data) > _MAX_JSON_DEPTH:
         raise ProblemError(400, "Bad Request", f"the body is nested deeper than {_MAX_JSON_DEPTH} levels")
+    if b"\\u" in body and not _encodable(data):
+        # JSON may escape a lone UTF-16 surrogate ("\ud800"); no UTF-8 text, password or database can hold it.
+        raise ProblemError(400, "Bad Request", "the body contains an unpaired surrogate escape")
     return data
+
+
+def _encodable(data: object) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _depth(data: object) -> int:
@@ -95,3 +110,34 @@ def _depth(data: object) -> int:
                 break
             todo.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
     return deepest
+
+
+async def parse_body(request: Request, model: type[M], context: dict[str, Any] | None = None) -> M:
+    """The JSON body as ``model`` (issuer.http.schemas), or a 4xx: 415 not application/json, 413
+    too large, 400 not a JSON object, 422 with ``errors`` naming each invalid field (``body`` for
+    unknown fields and for rules spanning several fields)."""
+    data = await read_json(request, request.state.services.settings.max_body_bytes)
+    try:
+        return model.model_validate(data, strict=True, context=context)
+    except ValidationError as exc:
+        errors = field_errors(exc.errors(include_url=False, include_input=False))
+        detail = "the request has invalid fields: " + "; ".join(f"{k}: {v}" for k, v in errors.items())
+        raise ProblemError(422, "Unprocessable Content", detail, errors=errors) from None
+
+
+def field_errors(details: list[ErrorDetails]) -> dict[str, str]:
+    """One message per top-level field, the first found."""
+    errors: dict[str, str] = {}
+    unknown: list[str] = []
+    for error in details:
+        loc = error["loc"]
+        if error["type"] == "extra_forbidden":
+            unknown.append(str(loc[0])[:64])
+            continue
+        message = "required" if error["type"] == "missing" else error["msg"]
+        if len(loc) > 1:
+            message = f"item {loc[1]}: {message}" if isinstance(loc[1], int) else message
+        errors.setdefault(str(loc[0])[:64] if loc else "body", message)
+    if unknown:
+        errors["body"] = f"unknown field(s): {', '.join(unknown[:10])}"
+    return errors

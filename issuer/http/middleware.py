@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from issuer.errors import BodyTooLarge, OAuthError, UnsupportedTransferCoding
 from issuer.http.forwarded import TrustedProxies
-from issuer.http.responses import no_store_json, oauth_error, problem
+from issuer.http.responses import LOG_FIELDS, no_store_json, oauth_error, problem
 from issuer.observability.metrics import Metrics
 
 log = logging.getLogger("issuer.access")
@@ -38,6 +38,7 @@ CLIENT_CLOSED_REQUEST = 499
 
 
 def _refusal(scope: Scope, exc: OAuthError, title: str) -> Response:
+    scope.setdefault(LOG_FIELDS, {})["error"] = exc.error
     # OAuth endpoints answer in RFC 6749 §5.2 form, everything else as problem details.
     if scope["path"].startswith("/oauth2/"):
         return oauth_error(exc)
@@ -123,6 +124,9 @@ class RequestMiddleware:
             }
             if outcome:
                 fields["outcome"] = outcome
+            # The OAuth error code and the client id, noted by the error handler and the token
+            # endpoint (issuer.http.responses.note): identifiers only, never a credential.
+            fields.update(scope.get(LOG_FIELDS, ()))
             log.info("request", extra=fields)
 
 

@@ -16,6 +16,14 @@ log = logging.getLogger("issuer.http")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
+# ASGI scope key of the extra fields of the request's access-log line (issuer.http.middleware).
+LOG_FIELDS = "issuer.log"
+
+
+def note(request: Request, **fields: str) -> None:
+    """Add identifiers (never secrets or tokens) to this request's access-log line."""
+    request.scope.setdefault(LOG_FIELDS, {}).update(fields)
+
 
 def json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None, media: str = "application/json"
@@ -44,6 +52,7 @@ def problem(status: int, title: str, detail: str = "", headers: dict[str, str] |
 
 async def handle_oauth_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OAuthError)
+    note(request, error=exc.error)
     return oauth_error(exc)
 
 

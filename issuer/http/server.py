@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import httptools
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
@@ -59,6 +60,10 @@ _TOO_LARGE = _response(b"431 Request Header Fields Too Large", b"request header 
 _BUSY = _response(b"503 Service Unavailable", b"too many connections", b"retry-after: 1\r\n")
 
 
+class _HeadTooLarge(Exception):
+    pass
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     limits: Limits | None = None  # tests may set this; otherwise read from the environment
 
@@ -73,6 +78,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._limits = self.limits or _process_limits()
         self._in_head = True
         self._head_bytes = 0
+        self._head_size = 0  # request line + headers as parsed, for heads that arrive whole
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
 
@@ -97,17 +103,49 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if self._deadline is None:  # the first bytes of the next request on a kept-alive connection
                 self._arm("request head", self._limits.header_timeout)
             self._head_bytes += len(data)
-        super().data_received(data)
+        # uvicorn's data_received, with one more outcome: a head over the limit (see _count_head).
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError:
+            if self._head_size > self._limits.max_header_bytes:
+                self._refuse_head()
+            else:
+                self.logger.warning("Invalid HTTP request received.")
+                self.send_400_response("Invalid HTTP request received.")
+            return
+        # A head still unterminated: httptools buffers it without calling back, so count raw bytes.
         if self._in_head and self._head_bytes > self._limits.max_header_bytes and not self.transport.is_closing():
-            # Checked after parsing, so a chunk carrying the end of the head plus body is fine.
-            if self.cycle is None or self.cycle.response_complete:
-                self._linger("request head too large", _TOO_LARGE)
-            else:  # a pipelined head while an answer is still due: no room for ours
-                self._close("request head too large")
+            self._refuse_head()
+
+    def _refuse_head(self) -> None:
+        if self.cycle is None or self.cycle.response_complete:
+            self._linger("request head too large", _TOO_LARGE)
+        else:  # a pipelined head while an answer is still due: no room for ours
+            self._close("request head too large")
+
+    def _count_head(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > self._limits.max_header_bytes:
+            raise _HeadTooLarge  # stops the parser; data_received answers 431
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_bytes = 0
+        self._head_size = 0
         self._disarm()
         self._arm("request body", self._limits.body_timeout)
         super().on_headers_complete()

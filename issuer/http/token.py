@@ -8,8 +8,10 @@ from starlette.responses import Response
 
 from issuer.errors import InvalidRequest, OAuthError, RateLimited, UnauthorizedClient, UnsupportedGrantType
 from issuer.grants import GRANTS, GrantRequest
+from issuer.http.apidoc import CLIENT_API, RATE_LIMITED, documented, oauth_error, ok
 from issuer.http.clientauth import authenticate_client
 from issuer.http.forms import read_form
+from issuer.http.protocol_schemas import TokenRequest, TokenResponse
 from issuer.http.responses import no_store_json
 from issuer.services import Services
 
@@ -20,6 +22,16 @@ def client_ip(request: Request, services: Services) -> str:
     return request.client.host if request.client else "unknown"
 
 
+@documented(
+    "Token endpoint (RFC 6749 §3.2)",
+    CLIENT_API,
+    ok(TokenResponse, "Tokens issued"),
+    oauth_error(400, "unsupported_grant_type, unauthorized_client, invalid_grant, invalid_scope or invalid_target"),
+    RATE_LIMITED,
+    oauth_error(503, "temporarily_unavailable: the password-hash budget is spent", "Retry-After"),
+    body=TokenRequest,
+    form=True,
+)
 async def token(request: Request) -> Response:
     services: Services = request.state.services
     try:
@@ -46,5 +58,5 @@ async def _token(request: Request, services: Services) -> Response:
         if retry_after is not None:
             raise RateLimited(retry_after)
     body = await grant(services.grants, GrantRequest(client, params, client_ip(request, services)))
-    services.metrics.tokens_issued.labels(grant_type, client.client_id).inc()
+    services.metrics.token_issued(grant_type, client.client_id)
     return no_store_json(body)

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from issuer.accounts.users import Conflict, UserInputError, check_password, parse_registration
+from issuer.accounts.users import Conflict, NewUser, UserInputError
 from issuer.accounts.views import user_view
+from issuer.cache.limits import address_bucket
 from issuer.errors import InvalidToken, PasswordsBusy, ProblemError
 from issuer.grants.password import limit_login_attempts
+from issuer.http.apidoc import (
+    ACCOUNT_API,
+    HASH_BUDGET_SPENT,
+    JSON_BODY,
+    RATE_LIMITED,
+    REGISTRATION_API,
+    UNAVAILABLE,
+    Replies,
+    documented,
+    invalid,
+    no_content,
+    ok,
+    problem,
+)
 from issuer.http.bearer import bearer_principal
-from issuer.http.forms import read_json
+from issuer.http.forms import parse_body
 from issuer.http.responses import no_store_json
+from issuer.http.schemas import Deactivation, PasswordChange, Registration, UserInfo, UserView
 from issuer.http.token import client_ip
 from issuer.models import User
 from issuer.operations import Actor
@@ -27,12 +42,23 @@ def _invalid(errors: dict[str, str]) -> ProblemError:
     return ProblemError(422, "Unprocessable Content", "the request has invalid fields", errors=errors)
 
 
+def _account_action(field: str) -> tuple[Replies, ...]:
+    return (
+        no_content("Done"),
+        JSON_BODY,
+        invalid(f"Invalid fields (a wrong {field} too)"),
+        RATE_LIMITED,
+        HASH_BUDGET_SPENT,
+        UNAVAILABLE,
+    )
+
+
 async def _limit_registrations(services: Services, ip: str) -> None:
     """Sign-ups are limited per client IP per hour and for the whole issuer per minute (429 with
     Retry-After), before the body is even read: username probes and hash floods stop here."""
     settings = services.settings
     checks = (
-        (f"register-ip:{ip}", settings.rate_limit_register_per_ip, 3600),
+        (f"register-ip:{address_bucket(ip)}", settings.rate_limit_register_per_ip, 3600),
         ("register-all", settings.rate_limit_register_global, 60),
     )
     for key, limit, window in checks:
@@ -45,6 +71,19 @@ async def _limit_registrations(services: Services, ip: str) -> None:
                 )
 
 
+@documented(
+    "Self-service registration (when open_registration is on)",
+    REGISTRATION_API,
+    ok(UserView, "Registered", 201),
+    JSON_BODY,
+    problem(403, "Registration is closed"),
+    problem(409, "Username already taken (emails are not unique, so never a conflict)"),
+    invalid("Invalid or unknown fields, or a password the policy refuses"),
+    problem(429, "Too many registrations from this address or in total", "Retry-After"),
+    HASH_BUDGET_SPENT,
+    UNAVAILABLE,
+    body=Registration,
+)
 async def register(request: Request) -> Response:
     services: Services = request.state.services
     if not services.settings.open_registration:
@@ -58,9 +97,11 @@ async def register(request: Request) -> Response:
         # sleeping coroutine instead of a request's worth of CPU taken from logins.
         await asyncio.sleep(services.settings.register_refusal_pause)
         raise exc from None
-    data = await read_json(request, services.settings.max_body_bytes)
+    body = await parse_body(request, Registration)
     try:
-        user = await services.ops.users.register(parse_registration(data), client_ip(request, services))
+        user = await services.ops.users.register(
+            NewUser(body.username, body.password, body.email), client_ip(request, services)
+        )
     except UserInputError as exc:
         raise _invalid(exc.errors) from None
     except PasswordsBusy:
@@ -88,6 +129,13 @@ async def _current_user(request: Request, services: Services, rule: Rule = ACCOU
     return user
 
 
+@documented(
+    "Claims about the signed-in user",
+    ACCOUNT_API,
+    ok(UserInfo),
+    UNAVAILABLE,
+    description="A user's access token whose aud names this issuer, or that carries the openid scope (OIDC Core §5.3).",
+)
 async def userinfo(request: Request) -> Response:
     services: Services = request.state.services
     user = await _current_user(request, services, USERINFO)
@@ -101,29 +149,27 @@ async def userinfo(request: Request) -> Response:
     return no_store_json(body)
 
 
-async def _confirm_password(request: Request, services: Services, user: User, data: dict[str, Any], field: str) -> None:
+async def _confirm_password(request: Request, services: Services, user: User, password: str, field: str) -> None:
     await limit_login_attempts(services.grants, user.username, client_ip(request, services))
-    password = data.get(field)
-    if not isinstance(password, str) or not (await services.users.passwords.verify(user.password_hash, password)).ok:
+    if not (await services.users.passwords.verify(user.password_hash, password)).ok:
         raise _invalid({field: "incorrect password"})
 
 
+@documented("Change password", ACCOUNT_API, *_account_action("current_password"), body=PasswordChange)
 async def change_password(request: Request) -> Response:
     services: Services = request.state.services
     user = await _current_user(request, services)
-    data = await read_json(request, services.settings.max_body_bytes)
-    message = check_password(data.get("new_password"), user.username)
-    if message:
-        raise _invalid({"new_password": message})
-    await _confirm_password(request, services, user, data, "current_password")
-    await services.users.change_password(user, data["new_password"])
+    body = await parse_body(request, PasswordChange, {"username": user.username})
+    await _confirm_password(request, services, user, body.current_password, "current_password")
+    await services.users.change_password(user, body.new_password)
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
+@documented("Deactivate own account", ACCOUNT_API, *_account_action("password"), body=Deactivation)
 async def deactivate(request: Request) -> Response:
     services: Services = request.state.services
     user = await _current_user(request, services)
-    data = await read_json(request, services.settings.max_body_bytes)
-    await _confirm_password(request, services, user, data, "password")
+    body = await parse_body(request, Deactivation)
+    await _confirm_password(request, services, user, body.password, "password")
     await services.ops.users.set_disabled(Actor.user(user.user_id, client_ip(request, services)), user.user_id, True)
     return Response(status_code=204, headers={"Cache-Control": "no-store"})

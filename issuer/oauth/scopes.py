@@ -14,11 +14,20 @@ from issuer.oauth.uris import is_https_uri, uri_problem
 ADMIN_SCOPE = "issuer:admin"
 INTROSPECT_SCOPE = "issuer:introspect"
 
+# Scopes in this namespace are the issuer's own powers, granted by registration and role, not
+# something a client should discover and ask for.
+ISSUER_NAMESPACE = "issuer:"
+
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 
 
 def is_scope_token(value: str) -> bool:
     return bool(_SCOPE_TOKEN.match(value))
+
+
+def advertised_scopes(registered: list[str]) -> list[str]:
+    """RFC 8414 ``scopes_supported``: what enabled clients may ask for, minus the issuer's own."""
+    return [s for s in registered if not s.startswith(ISSUER_NAMESPACE)]
 
 
 def parse_scope(value: str | None) -> tuple[str, ...] | None:

@@ -1,5 +1,6 @@
-"""Structured JSON logs, one object per line. Messages never carry secrets or tokens: callers
-log identifiers (client_id, kid, family id), never credential values."""
+"""Logs, one line per event: JSON objects for machines, or a readable console line for a
+developer's terminal (ISSUER_LOG_FORMAT). Messages never carry secrets or tokens: callers log
+identifiers (client_id, kid, family id), never credential values."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any, TextIO
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "color_message"}
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in record.__dict__.items() if k not in _RESERVED}
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,17 +25,58 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        entry.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
+        entry.update(_fields(record))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+class ConsoleFormatter(logging.Formatter):
+    """``14:02:07.123 INFO  request POST /oauth2/token status=401 error=invalid_client …``"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
+        fields = _fields(record)
+        head = record.getMessage()
+        if head == "request" and "method" in fields:
+            head = f"{fields.pop('method')} {fields.pop('path', '')}"
+        extra = " ".join(f"{k}={v}" for k, v in fields.items())
+        line = f"{when} {record.levelname:<7} {head}" + (f"  {extra}" if extra else "")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class OneLineStartupFailure(logging.Filter):
+    """Starlette reports a lifespan failure to uvicorn as a formatted traceback, which uvicorn
+    logs as the message; keep its last line (the exception, which names the setting)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Traceback (most recent call last)"):
+            lines = [line for line in record.msg.strip().splitlines() if line.strip()]
+            record.msg, record.args = "startup failed: " + lines[-1], None
+        return True
+
+
+def choose_format(fmt: str | None, env: str, stream: TextIO) -> str:
+    if fmt:
+        return fmt
+    return "console" if env == "development" and stream.isatty() else "json"
+
+
+def configure_logging(
+    level: str = "INFO", fmt: str | None = None, *, env: str = "production", stream: TextIO | None = None
+) -> None:
+    """Service logs go to standard output (what container runtimes collect); the CLI passes
+    standard error so its warnings never mix with output meant for `eval` or `jq`."""
+    out = stream if stream is not None else sys.stdout
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(ConsoleFormatter() if choose_format(fmt, env, out) == "console" else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for noisy in ("uvicorn.access",):
         logging.getLogger(noisy).disabled = True
+    lifespan = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, OneLineStartupFailure) for f in lifespan.filters):
+        lifespan.addFilter(OneLineStartupFailure())

@@ -8,17 +8,26 @@ from keys.lifecycle import KeyState, SigningKey, active_key
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, *, client_labels: bool = False) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # A client_id label makes one series per client: unbounded with dynamic registration,
+        # so it is opt-in (ISSUER_METRICS_CLIENT_LABELS).
+        self._client_labels = client_labels
         self.tokens_issued = Counter(
-            "issuer_tokens_issued", "Access tokens issued", ["grant_type", "client_id"], registry=r
+            "issuer_tokens_issued",
+            "Access tokens issued",
+            ["grant_type", "client_id"] if client_labels else ["grant_type"],
+            registry=r,
         )
         self.token_errors = Counter(
             "issuer_token_endpoint_errors", "Token-endpoint errors by RFC 6749 error code", ["error"], registry=r
         )
         self.refresh_reuse = Counter(
             "issuer_refresh_reuse_detected", "Consumed refresh tokens presented again (family revoked)", registry=r
+        )
+        self.retention_deleted = Counter(
+            "issuer_retention_deleted", "Rows deleted by the retention sweeps, by kind", ["kind"], registry=r
         )
         self.login_failures = Counter("issuer_login_failures", "Failed password logins", registry=r)
         self.key_rotations = Counter("issuer_key_rotations", "Signing-key schedule changes", ["kind"], registry=r)
@@ -33,6 +42,12 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=r,
         )
+
+    def token_issued(self, grant_type: str, client_id: str) -> None:
+        if self._client_labels:
+            self.tokens_issued.labels(grant_type, client_id).inc()
+        else:
+            self.tokens_issued.labels(grant_type).inc()
 
     def render(self, keys: list[SigningKey], now: float) -> bytes:
         active = active_key(keys)

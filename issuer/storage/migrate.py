@@ -20,7 +20,16 @@ def _migrations(dialect: str) -> list[tuple[int, str, str]]:
 
 
 async def migrate(db: Database) -> list[str]:
-    """Apply every migration not yet applied; return the names applied."""
+    """Apply every migration not yet applied; return the names applied.
+
+    Concurrent runs (two `issuer migrate`, or every worker of `serve --workers N` on a new data
+    directory) wait for each other's whole run, so the later one finds everything applied
+    instead of failing on a table the other just created."""
+    async with db.migration_lock():
+        return await _migrate(db)
+
+
+async def _migrate(db: Database) -> list[str]:
     await db.execute(_TABLE)
     applied: list[str] = []
     for version, name, sql in _migrations(db.dialect):

@@ -21,6 +21,8 @@ _OUTAGE = (
     asyncpg.exceptions.InvalidCatalogNameError,
 )
 
+# Serialises whole `issuer migrate` runs (issuer.storage.migrate).
+_MIGRATION_LOCK = 7210389
 
 
 @contextmanager
@@ -82,6 +84,11 @@ class _Conn:
         with _outage_is_unavailable(self._conn):
             taken = await self._conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _lock_id(name))
         yield bool(taken)
+
+    @asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        raise RuntimeError("no migrations inside a transaction")
+        yield  # pragma: no cover
 
     async def run_script(self, script: str) -> None:
         raise RuntimeError("no migrations inside a transaction")
@@ -152,6 +159,19 @@ class PostgresDatabase:
                 if taken:
                     with _outage_is_unavailable(conn):
                         await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
+
+    @asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        # A session lock on a connection of its own, held across the whole run; the scripts run
+        # on other connections. (Not the id of the per-script xact lock: that would wait on us.)
+        async with self._acquire() as conn:
+            with _outage_is_unavailable(conn):
+                await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+            try:
+                yield
+            finally:
+                with _outage_is_unavailable(conn):
+                    await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
 
     async def run_script(self, script: str) -> None:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -8,6 +8,8 @@ never interleaved with another coroutine's statements. Write transactions start 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -33,6 +35,25 @@ def _outage_is_unavailable() -> Iterator[None]:
         if any(m in str(exc).lower() for m in _OUTAGE_MESSAGES):
             raise DatabaseUnavailable(str(exc)) from exc
         raise
+
+
+@asynccontextmanager
+async def _file_lock(path: str, *, wait: bool) -> AsyncIterator[bool]:
+    """An exclusive flock(2) on ``path`` (created if need be); yields whether it was taken.
+    Locks belong to the open file, so two connections in one process exclude each other too."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            if wait:
+                await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            else:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            taken = True
+        except BlockingIOError:
+            taken = False
+        yield taken
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @lru_cache(maxsize=512)
@@ -65,7 +86,6 @@ class _Tx:
             async with self._conn.execute(_translate(sql), args) as cur:
                 return cur.rowcount
 
-
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Database]:
         self._depth += 1
@@ -86,6 +106,11 @@ class _Tx:
     async def advisory_lock(self, name: str) -> AsyncIterator[bool]:
         yield True
 
+    @asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        raise RuntimeError("no migrations inside a transaction")
+        yield  # pragma: no cover
+
     async def run_script(self, script: str) -> None:
         raise RuntimeError("no migrations inside a transaction")
 
@@ -99,8 +124,9 @@ class _Tx:
 class SqliteDatabase:
     dialect: Literal["sqlite"] = "sqlite"
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: str = ":memory:") -> None:
         self._conn = conn
+        self._path = path
         self._lock = asyncio.Lock()
         self._tx = _Tx(conn)
 
@@ -114,7 +140,7 @@ class SqliteDatabase:
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute("PRAGMA busy_timeout=30000")
         await conn.execute("PRAGMA synchronous=NORMAL")
-        return cls(conn)
+        return cls(conn, path)
 
     async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
         async with self._lock:
@@ -148,9 +174,21 @@ class SqliteDatabase:
 
     @asynccontextmanager
     async def advisory_lock(self, name: str) -> AsyncIterator[bool]:
-        # Exclusion across instances only matters for PostgreSQL; on SQLite the
-        # compare-and-swap in every key transition already keeps concurrent rotations safe.
-        yield True
+        # The processes sharing one file (`serve --workers N`) take turns through a lock file
+        # beside it; an in-memory database has only this process.
+        if self._path == ":memory:":
+            yield True
+            return
+        async with _file_lock(f"{self._path}.{name}.lock", wait=False) as taken:
+            yield taken
+
+    @asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        if self._path == ":memory:":
+            yield
+            return
+        async with _file_lock(f"{self._path}.migrate.lock", wait=True):
+            yield
 
     async def run_script(self, script: str) -> None:
         async with self._lock:

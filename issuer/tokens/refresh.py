@@ -171,9 +171,3 @@ class RefreshTokens:
             and now < token.expires_at
             and now < family.expires_at
         )
-
-    async def sweep(self) -> None:
-        """Drop sealed successors past the grace window and families past their lifetime."""
-        now = self._clock()
-        await self._store.forget_successors(now - self._policy.grace)
-        await self._store.purge_expired(now)

@@ -90,9 +90,10 @@ async def test_delete_client_once(storage: SqlStorage) -> None:
     assert await storage.delete_client(client.client_id) is False
 
 
-async def test_all_scopes_is_the_sorted_union(storage: SqlStorage) -> None:
+async def test_all_scopes_is_the_sorted_union_over_enabled_clients(storage: SqlStorage) -> None:
     assert await storage.all_scopes() == []
     await storage.create_client(new_client(scopes=("write", "read")))
     await storage.create_client(new_client(scopes=("admin", "read")))
     await storage.create_client(new_client(scopes=()))
+    await storage.create_client(replace(new_client(scopes=("retired", "read")), disabled=True))
     assert await storage.all_scopes() == ["admin", "read", "write"]

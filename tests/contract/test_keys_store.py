@@ -17,7 +17,14 @@ def key(state: KeyState, created_at: float, *, activated_at: float | None = None
         kid=kid,
         alg="RS256",
         state=state,
-        public_jwk={"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": secrets.token_urlsafe(32), "e": "AQAB"},
+        public_jwk={
+            "kty": "RSA",
+            "kid": kid,
+            "use": "sig",
+            "alg": "RS256",
+            "n": secrets.token_urlsafe(32),
+            "e": "AQAB",
+        },
         private_ciphertext=secrets.token_bytes(64),
         created_at=created_at,
         activated_at=activated_at,
@@ -107,7 +114,10 @@ async def test_concurrent_rotations_exactly_one_wins(storage: SqlStorage) -> Non
 async def test_second_active_key_is_refused(storage: SqlStorage) -> None:
     await initial(storage)
     before = await storage.list_keys()
-    assert await storage.apply_transition(Transition(inserts=(key(KeyState.ACTIVE, T0 + 5, activated_at=T0 + 5),))) is False
+    assert (
+        await storage.apply_transition(Transition(inserts=(key(KeyState.ACTIVE, T0 + 5, activated_at=T0 + 5),)))
+        is False
+    )
     assert await storage.list_keys() == before
 
 

@@ -107,3 +107,15 @@ def _unique_field(exc: Exception) -> str:
     # Never look at the rejected value itself, which may contain any word.
     name = getattr(exc, "constraint_name", None) or str(exc).rsplit(":", 1)[-1]
     return "email" if "email_norm" in name else "username" if "username_norm" in name else "id"
+
+
+def batched(statement: str, table: str, key: str, where: str) -> dict[str, str]:
+    """``statement`` (a DELETE or UPDATE of ``table``) applied to at most $2 rows matching
+    ``where``, per dialect. PostgreSQL gets ``key = ANY(ARRAY(subquery))``: the subquery runs once
+    through its index and the rows are then found by primary key; with ``key IN (subquery)`` the
+    planner may hash-join against a sequential scan of the whole table instead."""
+    subquery = f"SELECT {key} FROM {table} WHERE {where} LIMIT $2"
+    return {
+        "postgres": f"{statement} WHERE {key} = ANY(ARRAY({subquery}))",
+        "sqlite": f"{statement} WHERE {key} IN ({subquery})",
+    }

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 from issuer.models import AuditEntry
-from issuer.storage.sql._rows import SqlStore
+from issuer.storage.sql._rows import SqlStore, batched
+
+# Retention (issuer.retention): one bounded batch, found through audit_log_at.
+PURGE_AUDIT = batched("DELETE FROM audit_log", "audit_log", "id", "at < $1")
 
 
 class AuditSql(SqlStore):
@@ -23,6 +26,9 @@ class AuditSql(SqlStore):
             json.dumps(detail, sort_keys=True),
             remote_addr,
         )
+
+    async def purge_audit(self, before: float, limit: int = 1000) -> int:
+        return await self.db.execute(PURGE_AUDIT[self.db.dialect], before, limit)
 
     async def list_audit(self, *, limit: int, before: int = 0) -> list[AuditEntry]:
         # Two statements rather than "$1 = 0 OR id < $1": there asyncpg would type $1 as int4.

@@ -52,7 +52,7 @@ class ClientSql(SqlStore):
         return changed == 1
 
     async def all_scopes(self) -> list[str]:
-        rows = await self.db.fetch("SELECT DISTINCT scopes FROM clients")
+        rows = await self.db.fetch("SELECT DISTINCT scopes FROM clients WHERE NOT disabled")
         return sorted({scope for r in rows for scope in json.loads(r["scopes"])})
 
     async def delete_client(self, client_id: str) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from issuer.models import RefreshFamily, RefreshToken, User
-from issuer.storage.sql._rows import _USER_COLUMNS, SqlStore, _family, _Lost, _refresh, _user
+from issuer.storage.sql._rows import _USER_COLUMNS, SqlStore, _family, _Lost, _refresh, _user, batched
 
 _INSERT_TOKEN = """
     INSERT INTO refresh_tokens (token_hash, family_id, generation, scope, audience, issued_at, expires_at)
@@ -37,6 +37,19 @@ _CONSUME_ONE_STATEMENT = f"""
     )
     SELECT count(*) AS won FROM successor
 """
+
+
+# Retention (issuer.retention), each one bounded batch found through an index of migration 0004.
+# A family's tokens (consumed ones included: reuse detection must recognise them while the family
+# lives) go with it, by ON DELETE CASCADE through the (family_id, generation) index.
+FORGET_SUCCESSORS = batched(
+    "UPDATE refresh_tokens SET successor_ciphertext = NULL",
+    "refresh_tokens",
+    "token_hash",
+    "successor_ciphertext IS NOT NULL AND consumed_at < $1",
+)
+PURGE_EXPIRED_FAMILIES = batched("DELETE FROM refresh_families", "refresh_families", "family_id", "expires_at < $1")
+PURGE_REVOKED_FAMILIES = batched("DELETE FROM refresh_families", "refresh_families", "family_id", "revoked_at < $1")
 
 
 # The refresh grant's first round trip: the token, its family and the family's user.
@@ -133,12 +146,11 @@ class RefreshSql(SqlStore):
             )
         return changed
 
-    async def forget_successors(self, consumed_before: float) -> int:
-        return await self.db.execute(
-            "UPDATE refresh_tokens SET successor_ciphertext = NULL"
-            " WHERE successor_ciphertext IS NOT NULL AND consumed_at < $1",
-            consumed_before,
-        )
+    async def forget_successors(self, consumed_before: float, limit: int = 1000) -> int:
+        return await self.db.execute(FORGET_SUCCESSORS[self.db.dialect], consumed_before, limit)
 
-    async def purge_expired(self, now: float) -> int:
-        return await self.db.execute("DELETE FROM refresh_families WHERE expires_at < $1", now)
+    async def purge_expired(self, now: float, limit: int = 1000) -> int:
+        return await self.db.execute(PURGE_EXPIRED_FAMILIES[self.db.dialect], now, limit)
+
+    async def purge_revoked_families(self, revoked_before: float, limit: int = 1000) -> int:
+        return await self.db.execute(PURGE_REVOKED_FAMILIES[self.db.dialect], revoked_before, limit)

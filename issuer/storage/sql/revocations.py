@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from issuer.storage.sql._rows import SqlStore
+from issuer.storage.sql._rows import SqlStore, batched
+
+# Retention (issuer.retention): one bounded batch, found through revoked_tokens_expiry.
+PURGE_REVOKED = batched("DELETE FROM revoked_tokens", "revoked_tokens", "jti", "expires_at < $1")
 
 
 class RevocationSql(SqlStore):
@@ -30,5 +33,5 @@ class RevocationSql(SqlStore):
         )
         return [(r["jti"], r["expires_at"]) for r in rows]
 
-    async def purge_revoked(self, now: float) -> int:
-        return await self.db.execute("DELETE FROM revoked_tokens WHERE expires_at < $1", now)
+    async def purge_revoked(self, before: float, limit: int = 1000) -> int:
+        return await self.db.execute(PURGE_REVOKED[self.db.dialect], before, limit)
