@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from issuer.settings import Settings
-from tests.conftest import FakeClock, make_client, running_app, services_of
+from tests.conftest import OPERATOR, FakeClock, make_client, running_app, services_of
 
 METADATA_URLS = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
 PUBLIC_RSA_MEMBERS = {"kty", "kid", "use", "alg", "n", "e"}
@@ -124,13 +124,11 @@ async def test_scopes_supported_leaves_out_the_issuers_own_and_disabled_clients_
     await make_client(client, name="operator", scopes=("issuer:admin", "issuer:introspect", "openid"))
     await make_client(client, scopes=("read",))
     throwaway, _ = await make_client(client, scopes=("smoke-test", "read"))
-    registry = services_of(client).clients
-    stored = await services_of(client).store.get_client(throwaway)
-    assert stored is not None
-    await registry.set_disabled(stored, True)
+    clients = services_of(client).ops.clients
+    await clients.set_disabled(OPERATOR, throwaway, True)
     clock.advance(61)
     assert (await client.get(METADATA_URLS[0])).json()["scopes_supported"] == ["openid", "read"]
-    await registry.set_disabled(stored, False)
+    await clients.set_disabled(OPERATOR, throwaway, False)
     clock.advance(61)
     assert (await client.get(METADATA_URLS[1])).json()["scopes_supported"] == ["openid", "read", "smoke-test"]
 

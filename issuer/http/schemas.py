@@ -257,11 +257,11 @@ class KeyList(BaseModel):
 class AuditEntry(BaseModel):
     id: int
     at: int = Field(description="Unix time, seconds")
-    actor: str
+    actor: str = Field(description="client:<id> or user:<id> (admin API), cli:<os user>@<host>, or scheduler")
     action: str
     target: str
     detail: dict[str, Any]
-    remote_addr: str | None
+    remote_addr: str | None = Field(description="The caller's address for HTTP; empty for the CLI and scheduler")
 
 
 class AuditPage(BaseModel):
