@@ -39,7 +39,7 @@ def effective_configuration(settings: Settings) -> list[tuple[str, str]]:
 
 
 async def _checks(settings: Settings, say: list[str], problems: list[str]) -> None:
-    from issuer.services import check_production, key_policy
+    from issuer.startup import check_production, key_policy
     from issuer.storage import SqlStorage
     from issuer.storage.migrate import pending_migrations
     from keys.info import describe_keys

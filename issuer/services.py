@@ -6,17 +6,11 @@ reads the environment at import time.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from ipaddress import ip_address
-from pathlib import Path
-from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 
@@ -35,16 +29,15 @@ from issuer.observability.metrics import Metrics
 from issuer.operations import AuditLog, ClientOps, KeyOps, Operations, UserOps
 from issuer.operations.audit import RefusalLog, revoke_for_reuse
 from issuer.settings import Settings
-from issuer.startup import connect_database
+from issuer.startup import check_production, connect_database, key_policy, resolve_keks
 from issuer.storage import SqlStorage
 from issuer.storage.migrate import migrate, pending_migrations
 from issuer.tokens.access import AccessTokens
 from issuer.tokens.refresh import RefreshPolicy, RefreshTokens
 from issuer.tokens.revoke import TokenContext
 from issuer.tokens.validate import AccessTokenValidator, Revocations
-from keys.envelope import Envelope, EnvelopeError, new_kek, parse_keks
+from keys.envelope import Envelope, EnvelopeError
 from keys.keyring import Keyring
-from keys.lifecycle import Policy
 from keys.manager import KeyManager
 from keys.secrets import load_or_create
 
@@ -129,84 +122,6 @@ class Services:
             except REDIS_ERRORS:
                 checks["redis"] = "degraded"
         return checks
-
-
-def key_policy(settings: Settings) -> Policy:
-    return Policy(
-        jwks_max_age=settings.jwks_max_age,
-        clock_skew=settings.clock_skew,
-        refresh_interval=settings.keyring_refresh_interval,
-        token_ttl=settings.access_token_ttl,
-        rotation_interval=settings.key_rotation_interval,
-    )
-
-
-def _dev_kek(settings: Settings) -> str:
-    path = Path(settings.data_dir) / "dev-key-encryption-key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Written whole under a private name, then linked into place: a concurrent starter
-        # (`serve --workers N` on a new data directory) either wins the link or reads the
-        # winner's complete key, never an empty or half-written file.
-        fd, temp = tempfile.mkstemp(prefix=".dev-kek-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(new_kek())
-                handle.flush()
-                os.fsync(handle.fileno())
-            with contextlib.suppress(FileExistsError):
-                os.link(temp, path)
-        finally:
-            os.unlink(temp)
-    log.warning(
-        "using a generated development key-encryption key at %s; set ISSUER_KEY_ENCRYPTION_KEYS "
-        "for anything but local development",
-        path,
-    )
-    return path.read_text().strip()
-
-
-def resolve_keks(settings: Settings) -> Envelope:
-    value = settings.key_encryption_keys.get_secret_value()
-    if not value:
-        if not settings.is_sqlite:
-            raise ConfigurationError(
-                "ISSUER_KEY_ENCRYPTION_KEYS is required with PostgreSQL. Make one with `issuer keys new-kek` "
-                "and set ISSUER_KEY_ENCRYPTION_KEYS=<that value>."
-            )
-        if settings.env == "production":
-            raise ConfigurationError(
-                "production refuses a generated key-encryption key: set ISSUER_KEY_ENCRYPTION_KEYS"
-            )
-        value = _dev_kek(settings)
-    try:
-        return Envelope(parse_keks(value))
-    except EnvelopeError as exc:
-        raise ConfigurationError(f"ISSUER_KEY_ENCRYPTION_KEYS: {exc}") from None
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_production(settings: Settings) -> None:
-    if settings.env != "production":
-        return
-    problems = []
-    if settings.is_sqlite:
-        problems.append("ISSUER_DATABASE_URL must be PostgreSQL (SQLite is the development default)")
-    if not settings.key_encryption_keys.get_secret_value():
-        problems.append("ISSUER_KEY_ENCRYPTION_KEYS must be set")
-    parts = urlsplit(settings.url)
-    if parts.scheme != "https" and not _is_loopback(parts.hostname or ""):
-        problems.append("ISSUER_URL must be https:// (plain http is allowed only on loopback)")
-    if problems:
-        raise ConfigurationError("production mode refuses development defaults: " + "; ".join(problems))
 
 
 async def open_services(

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from issuer.services import check_production
 from issuer.settings import Settings
+from issuer.startup import check_production
 from keys.envelope import new_kek
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from issuer.errors import ConfigurationError
-from issuer.services import check_production, resolve_keks
 from issuer.settings import Settings
+from issuer.startup import check_production, resolve_keks
 from keys.envelope import new_kek
 from tests.conftest import TEST_KEK, _truncate_postgres, make_client, run_cli, running_app
 from tests.servers import IssuerServer, ServerFailed

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from issuer.services import resolve_keks
 from issuer.settings import Settings
+from issuer.startup import resolve_keks
 from keys.envelope import parse_keks
 from tests.conftest import make_client, running_app, services_of, sqlite_file_url
 from tests.servers import REPO_ROOT, IssuerServer, child_env

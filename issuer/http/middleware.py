@@ -48,7 +48,7 @@ def _refusal(scope: Scope, exc: OAuthError, title: str) -> Response:
 def _refuse_nul(scope: Scope) -> Response | None:
     """A NUL is never part of a valid path id (and PostgreSQL text cannot hold one): decided here,
     once, for every route, as "nothing there" (404). Query parameters are refused where they are
-    parsed (issuer.http.admin._page)."""
+    parsed (issuer.http.admin._common._page)."""
     if "\x00" not in scope["path"]:
         return None
     message = "the path contains a NUL character"
