@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal, Protocol
 
 from issuer.errors import ServiceUnavailable
@@ -48,3 +48,25 @@ class Database(Executor, Protocol):
 class DatabaseUnavailable(ServiceUnavailable):
     """The database cannot be reached or is refusing work right now; each adapter maps its own
     driver's outage errors to this, so callers and the HTTP layer see one type."""
+
+
+class InTransaction:
+    """What a Database bound to one transaction shares across backends: migrations run outside
+    any transaction, and its owner (pool or process) closes the connection."""
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        raise NotImplementedError
+
+    @asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        raise RuntimeError("no migrations inside a transaction")
+        yield  # pragma: no cover
+
+    async def run_script(self, script: str) -> None:
+        raise RuntimeError("no migrations inside a transaction")
+
+    async def ping(self) -> None:
+        await self.fetchrow("SELECT 1")
+
+    async def close(self) -> None:
+        """The transaction's owner closes the connection."""

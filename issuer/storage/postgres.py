@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from issuer.storage.database import Database, DatabaseUnavailable, Row
+from issuer.storage.database import Database, DatabaseUnavailable, InTransaction, Row
 
 # The server is unreachable, gone, shutting down, out of connections or cancelled our statement:
 # none of these is the request's fault, and a retry later may succeed. (TimeoutError is an OSError.)
@@ -50,7 +50,7 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     manager, advisory locks are released in `advisory_lock`), so nothing needs resetting."""
 
 
-class _Conn:
+class _Conn(InTransaction):
     """Statements on one acquired connection; inside PostgresDatabase.transaction() it is the
     Database bound to that transaction (a nested transaction() is a savepoint)."""
 
@@ -84,20 +84,6 @@ class _Conn:
         with _outage_is_unavailable(self._conn):
             taken = await self._conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _lock_id(name))
         yield bool(taken)
-
-    @asynccontextmanager
-    async def migration_lock(self) -> AsyncIterator[None]:
-        raise RuntimeError("no migrations inside a transaction")
-        yield  # pragma: no cover
-
-    async def run_script(self, script: str) -> None:
-        raise RuntimeError("no migrations inside a transaction")
-
-    async def ping(self) -> None:
-        await self.fetchrow("SELECT 1")
-
-    async def close(self) -> None:
-        """The pool owns the connection."""
 
 
 def _lock_id(name: str) -> int:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import aiosqlite
 
-from issuer.storage.database import Database, DatabaseUnavailable, Row
+from issuer.storage.database import Database, DatabaseUnavailable, InTransaction, Row
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 # OperationalError also means bad SQL; only these messages mean "the file cannot serve us now".
@@ -61,7 +61,7 @@ def _translate(sql: str) -> str:
     return _PLACEHOLDER.sub(r"?\1", sql).replace(" FOR UPDATE", "")
 
 
-class _Tx:
+class _Tx(InTransaction):
     """Statements on the one connection, run by whoever holds SqliteDatabase's lock; inside
     SqliteDatabase.transaction() it is the Database bound to that transaction."""
 
@@ -105,20 +105,6 @@ class _Tx:
     @asynccontextmanager
     async def advisory_lock(self, name: str) -> AsyncIterator[bool]:
         yield True
-
-    @asynccontextmanager
-    async def migration_lock(self) -> AsyncIterator[None]:
-        raise RuntimeError("no migrations inside a transaction")
-        yield  # pragma: no cover
-
-    async def run_script(self, script: str) -> None:
-        raise RuntimeError("no migrations inside a transaction")
-
-    async def ping(self) -> None:
-        await self.fetchrow("SELECT 1")
-
-    async def close(self) -> None:
-        """The transaction's owner closes the connection."""
 
 
 class SqliteDatabase:
