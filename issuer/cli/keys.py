@@ -11,7 +11,7 @@ from issuer.cli.output import iso, print_json, relative, table, when
 from issuer.operations import Actor
 from issuer.services import Services
 from keys.envelope import new_kek
-from keys.lifecycle import NoSuchKey, NotYetSafe
+from keys.lifecycle import NoSuchKey, NotYetSafe, Transition
 from keys.manager import ScheduleBusy
 
 
@@ -54,23 +54,27 @@ async def keys_rotate(services: Services, args: argparse.Namespace) -> int:
     except ScheduleBusy:
         print("another key change won the race; retry", file=sys.stderr)
         return 3
+    _print_transition(transition)
+    return await keys_list(services, argparse.Namespace(json=False))
+
+
+def _print_transition(transition: Transition) -> None:
     for change in transition.changes:
         print(f"{change.kid}: {change.from_state.value} -> {change.to_state.value}")
     for key in transition.inserts:
         print(f"{key.kid}: new, {key.state.value}")
-    return await keys_list(services, argparse.Namespace(json=False))
 
 
 async def keys_revoke(services: Services, args: argparse.Namespace) -> int:
     try:
-        await services.ops.keys.revoke(Actor.cli(), args.kid)
+        transition = await services.ops.keys.revoke(Actor.cli(), args.kid)
     except NoSuchKey:
         print(f"no published key {args.kid}", file=sys.stderr)
         return 4
     except ScheduleBusy:
         print("another key change won the race; retry", file=sys.stderr)
         return 3
-    print(f"{args.kid}: revoked (unpublished; a new key signs now)")
+    _print_transition(transition)  # e.g. "<kid>: active -> revoked", "<pending>: pending -> active"
     return await keys_list(services, argparse.Namespace(json=False))
 
 
