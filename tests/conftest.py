@@ -141,6 +141,18 @@ def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
 
 
+def cli_env(database_url: str, data_dir: Path) -> dict[str, str]:
+    """The environment of a CLI child process on ``database_url``, with the FAST settings."""
+    return {
+        "ISSUER_DATABASE_URL": database_url,
+        "ISSUER_DATA_DIR": str(data_dir),
+        "ISSUER_KEY_ENCRYPTION_KEYS": TEST_KEK,
+        "ISSUER_ARGON2_TIME_COST": "1",
+        "ISSUER_ARGON2_MEMORY_KIB": "7168",
+        "ISSUER_SIGNING_ALG": "ES256",
+    }
+
+
 def run_cli(env: Mapping[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """``python -m issuer.cli *args`` in a child process, from the repository root, configured by
     ``env`` alone (see ``tests.servers.child_env``)."""

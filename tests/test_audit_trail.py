@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from issuer.settings import Settings
-from tests.conftest import FAST, OPERATOR, TEST_KEK, FakeClock, make_client, run_cli, running_app, services_of
+from tests.conftest import FAST, OPERATOR, FakeClock, cli_env, make_client, run_cli, running_app, services_of
 from tests.servers import REPO_ROOT, child_env
 from tests.users_helpers import PASSWORD, first_party, login, refresh
 
@@ -26,14 +26,7 @@ CLI_ACTOR = f"cli:{getpass.getuser()}@{socket.gethostname()}"
 
 class Cli:
     def __init__(self, database_url: str, data_dir: Path) -> None:
-        self.env = {
-            "ISSUER_DATABASE_URL": database_url,
-            "ISSUER_DATA_DIR": str(data_dir),
-            "ISSUER_KEY_ENCRYPTION_KEYS": TEST_KEK,
-            "ISSUER_ARGON2_TIME_COST": "1",
-            "ISSUER_ARGON2_MEMORY_KIB": "7168",
-            "ISSUER_SIGNING_ALG": "ES256",
-        }
+        self.env = cli_env(database_url, data_dir)
 
     def ok(self, *args: str, stdin: str | None = None) -> str:
         result = run_cli(self.env, *args, stdin=stdin)

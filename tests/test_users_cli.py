@@ -18,19 +18,12 @@ import pytest
 from argon2 import PasswordHasher
 
 from issuer.settings import Settings
-from tests.conftest import FAST, TEST_KEK, FakeClock, make_client, run_cli, running_app, services_of
+from tests.conftest import FAST, FakeClock, cli_env, make_client, run_cli, running_app, services_of
 
 
 class Cli:
     def __init__(self, database_url: str, data_dir: Path) -> None:
-        self.env = {
-            "ISSUER_DATABASE_URL": database_url,
-            "ISSUER_DATA_DIR": str(data_dir),
-            "ISSUER_KEY_ENCRYPTION_KEYS": TEST_KEK,
-            "ISSUER_ARGON2_TIME_COST": "1",
-            "ISSUER_ARGON2_MEMORY_KIB": "7168",
-            "ISSUER_SIGNING_ALG": "ES256",
-        }
+        self.env = cli_env(database_url, data_dir)
 
     def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return run_cli(self.env, *args, stdin=stdin)
