@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -146,3 +147,44 @@ def test_serve_with_several_workers_on_a_new_data_dir_starts_every_worker_cleanl
         server.stop()
     assert "Traceback" not in log, log[-3000:]
     assert (data_dir / "dev-key-encryption-key").is_file()
+
+
+_barrier: Any = None
+
+
+def _share_barrier(barrier: Any) -> None:
+    global _barrier
+    _barrier = barrier
+
+
+def _connect_and_create(path: str) -> str:
+    from issuer.storage.sqlite import SqliteDatabase
+
+    async def run() -> str:
+        db = await SqliteDatabase.connect(path)
+        try:
+            await db.execute("CREATE TABLE IF NOT EXISTS probe (a INTEGER)")
+            row = await db.fetchrow("PRAGMA journal_mode")
+            return str(row["journal_mode"]) if row else "?"
+        finally:
+            await db.close()
+
+    _barrier.wait()  # all six open the new file at the same moment
+    try:
+        return asyncio.run(run())
+    except Exception as exc:  # reported to the parent, which asserts there is none
+        return repr(exc)
+
+
+def test_processes_opening_a_new_sqlite_file_at_once_all_get_wal(tmp_path: Path) -> None:
+    """SQLite refuses `PRAGMA journal_mode=WAL` at once ("database is locked", no busy wait)
+    while another process is switching the same new file; before, that error left
+    aiosqlite's non-daemon thread running and `issuer migrate` never exited."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(6)
+    with context.Pool(6, initializer=_share_barrier, initargs=(barrier,)) as pool:
+        for round_ in range(150):
+            path = str(tmp_path / f"round-{round_}.db")
+            assert pool.map(_connect_and_create, [path] * 6, chunksize=1) == ["wal"] * 6, f"round {round_}"

@@ -56,6 +56,19 @@ async def _file_lock(path: str, *, wait: bool) -> AsyncIterator[bool]:
         os.close(fd)  # releases the lock
 
 
+async def _enable_wal(conn: aiosqlite.Connection, attempts: int = 50) -> None:
+    """Switch the file to WAL. While another process creates or switches the same new file,
+    SQLite answers "database is locked" at once, without its busy handler: retry a while."""
+    for attempt in range(attempts):
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.02 * (attempt + 1))
+
+
 @lru_cache(maxsize=512)
 def _translate(sql: str) -> str:
     return _PLACEHOLDER.sub(r"?\1", sql).replace(" FOR UPDATE", "")
@@ -121,11 +134,17 @@ class SqliteDatabase:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(path, isolation_level=None, timeout=30)
-        conn.row_factory = sqlite3.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=30000")
-        await conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            conn.row_factory = sqlite3.Row
+            await _enable_wal(conn)
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=30000")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            # aiosqlite's worker thread is not a daemon: an unclosed connection keeps the
+            # process alive after its error (a `migrate` that never exits).
+            await conn.close()
+            raise
         return cls(conn, path)
 
     async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
