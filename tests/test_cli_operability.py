@@ -320,3 +320,21 @@ def test_startup_failure_under_plain_uvicorn_is_one_log_line(tmp_path: Path) -> 
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in output, output
     assert "startup failed: issuer.errors.ConfigurationError: ISSUER_DATABASE_URL: cannot open" in output
+
+
+def test_the_development_kek_warning_is_logged_once(tmp_path: Path) -> None:
+    """`issuer serve` opens the services twice (a preflight, then the app): one warning, not two."""
+    port = free_port()
+    process = serve({"ISSUER_DATA_DIR": str(tmp_path / "data"), "ISSUER_LOG_FORMAT": "console"}, port, tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=30)
+    assert (stdout + stderr).count("using a generated development key-encryption key") == 1, stdout + stderr

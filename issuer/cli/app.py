@@ -16,7 +16,8 @@ from issuer.observability.logs import configure_logging
 from issuer.operations import Actor
 from issuer.services import Services, open_services
 from issuer.settings import Settings
-from issuer.startup import load_settings, unknown_variables
+from issuer.startup import check_production, connect_database, load_settings, resolve_keks, unknown_variables
+from issuer.storage.migrate import migrate
 
 Command = Callable[[Services, argparse.Namespace], Awaitable[int]]
 
@@ -27,7 +28,9 @@ def _run(command: Command, args: argparse.Namespace) -> int:
     configure_logging("WARNING", settings.log_format, env=settings.env, stream=sys.stderr)
 
     async def main() -> int:
-        services = await open_services(settings, run_migrations=True if args.command == "migrate" else None)
+        if args.command == "migrate":
+            await _apply_migrations(settings)
+        services = await open_services(settings)
         try:
             await services.ops.keys.ensure_initial(Actor.cli())
             return await command(services, args)
@@ -35,6 +38,18 @@ def _run(command: Command, args: argparse.Namespace) -> int:
             await services.close()
 
     return asyncio.run(main())
+
+
+async def _apply_migrations(settings: Settings) -> None:
+    """Apply and name the pending migrations, after the checks open_services makes first."""
+    check_production(settings)
+    resolve_keks(settings)
+    db = await connect_database(settings)
+    try:
+        for name in await migrate(db):
+            print(f"applied {name}")
+    finally:
+        await db.close()
 
 
 async def _migrate(services: Services, args: argparse.Namespace) -> int:
