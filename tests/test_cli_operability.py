@@ -233,6 +233,13 @@ def test_check(database_url: str, redis_url: str, tmp_path: Path) -> None:
     problems = [line for line in wrong.stderr.splitlines() if line.startswith("problem: ")]
     assert len(problems) == 1 and "ISSUER_KEY_ENCRYPTION_KEYS cannot decrypt signing key" in problems[0], wrong.stderr
 
+    typo = run_cli({**env, "ISSUER_ACCES_TOKEN_TTL": "60"}, "check")
+    assert typo.returncode == 1 and "all checks passed" not in typo.stdout
+    assert typo.stderr.splitlines() == [
+        "problem: ISSUER_ACCES_TOKEN_TTL is not a setting of this issuer and is ignored; "
+        "did you mean ISSUER_ACCESS_TOKEN_TTL?"
+    ], typo.stderr
+
     down = run_cli({**env, "ISSUER_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x",
                     "ISSUER_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, "check")
     assert down.returncode == 1 and "Traceback" not in down.stderr

@@ -145,7 +145,8 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command != "serve":  # serve logs them (issuer.asgi.build), in its log format
+    # serve logs them (issuer.asgi.build), in its log format; check counts them as problems
+    if args.command not in ("serve", "check"):
         for warning in unknown_variables():
             print(warning, file=sys.stderr)
     try:
