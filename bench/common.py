@@ -83,7 +83,8 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex((HOST, port)) == 0
 
 
-def taskset(cpu: int | None) -> list[str]:
+def taskset(cpu: int | str | None) -> list[str]:
+    """The prefix that pins a command from its first instruction: a cpu (0) or a list ("0,1")."""
     return ["taskset", "-c", str(cpu)] if cpu is not None and shutil.which("taskset") else []
 
 
