@@ -50,6 +50,15 @@ def http(
         return exc.code, exc.read()
 
 
+def response_header(url: str, name: str) -> str | None:
+    """One header of a GET answered 200 (e.g. the JWKS ETag)."""
+    assert urllib.parse.urlsplit(url).hostname == HOST
+    with _NO_PROXY.open(urllib.request.Request(url), timeout=5.0) as resp:
+        resp.read()
+        value = resp.headers.get(name)
+        return None if value is None else str(value)
+
+
 def form_post(url: str, body: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     status, raw = http("POST", url, body, {**FORM, **(headers or {})}, timeout=30.0)
     try:
