@@ -36,8 +36,8 @@ NO_RATE_LIMITS = {
     "ISSUER_RATE_LIMIT_LOGIN_PER_IP": "0",
     "ISSUER_RATE_LIMIT_TOKEN_PER_CLIENT": "0",
 }
-RATE_LIMIT_NOTE = ("per-client token rate limit OFF (ISSUER_RATE_LIMIT_TOKEN_PER_CLIENT=0); its default "
-                   "1,000/s would answer most of this load with 429")
+RATE_LIMIT_OFF = ("per-client token rate limit OFF (ISSUER_RATE_LIMIT_TOKEN_PER_CLIENT=0); its default "
+                  "1,000/s would answer most of this load with 429")
 # Password-hashing settings a caller may set in the shell; issuer_instance drops ISSUER_* otherwise.
 HASH_ENV = ("ISSUER_ARGON2_TIME_COST", "ISSUER_ARGON2_MEMORY_KIB", "ISSUER_ARGON2_PARALLELISM",
             "ISSUER_PASSWORD_HASH_THREADS")
@@ -58,6 +58,14 @@ class Instance:
     @property
     def database(self) -> str:
         return "sqlite" if self.database_url.startswith("sqlite") else "postgresql"
+
+
+def rate_limit_note(inst: Instance) -> str:
+    limit = inst.env["ISSUER_RATE_LIMIT_TOKEN_PER_CLIENT"]
+    if limit == "0":
+        return RATE_LIMIT_OFF
+    where = "in Redis" if inst.env.get("ISSUER_REDIS_URL") else "in process"
+    return f"per-client token rate limit ON: {limit}/s, counted {where} (--token-rate-limit)"
 
 
 def run_cli(inst: Instance, *argv: str, timeout: float = 120.0, stdin: str | None = None) -> str:
@@ -88,11 +96,13 @@ def issuer_instance(args: argparse.Namespace, database_url: str | None = None, *
             "ISSUER_DATA_DIR": str(data_dir),
             "ISSUER_DATABASE_URL": database_url,
             "ISSUER_URL": f"http://{HOST}:{port}",
-            # Off: the default 1,000 tokens/s per client would answer most of a benchmark's load with
-            # 429, which looks fast. Every report says so (RATE_LIMIT_NOTE).
-            "ISSUER_RATE_LIMIT_TOKEN_PER_CLIENT": "0",
+            # Off by default: the default 1,000 tokens/s per client would answer most of a benchmark's
+            # load with 429, which looks fast. Every report says which (rate_limit_note).
+            "ISSUER_RATE_LIMIT_TOKEN_PER_CLIENT": str(getattr(args, "token_rate_limit", 0)),
             "ISSUER_LOG_LEVEL": getattr(args, "log_level", "WARNING"),
         })
+        if getattr(args, "redis_url", ""):
+            env.update(ISSUER_REDIS_URL=args.redis_url, ISSUER_REDIS_PREFIX=f"bench-{secrets.token_hex(4)}:")
         inst = Instance(data_dir, env, database_url, port)
         kek = os.environ.get("ISSUER_KEY_ENCRYPTION_KEYS") if persistent else None
         env["ISSUER_KEY_ENCRYPTION_KEYS"] = kek or run_cli(inst, "keys", "new-kek").strip()

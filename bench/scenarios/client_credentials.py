@@ -23,7 +23,7 @@ from bench.cpu import wait_for_quiet
 from bench.load import run_load
 from bench.peer import run_peer
 from bench.report import Rows, errors, fmt_ratio, fmt_us, load_rows, print_block, ratio, summary
-from bench.servers import RATE_LIMIT_NOTE, Instance, create_client, issuer_instance, start_server
+from bench.servers import Instance, create_client, issuer_instance, rate_limit_note, start_server
 
 NAME = "client_credentials"
 GOAL = 0.75
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  + (" (server on cpu0, load on cpu1)" if args.pin else "")),
         ("server", f"1 uvicorn worker, {inst.database}, {header['alg']} kid {header['kid'][:16]}…, "
                    f"log level {inst.env['ISSUER_LOG_LEVEL']}"),
-        ("rate limit", RATE_LIMIT_NOTE),
+        ("rate limit", rate_limit_note(inst)),
         *load_rows(load, "tokens"),
         ("raw signs/s (1 thread, primitive)", f"before {raw_before:,.0f}  after {raw_after:,.0f}  mean {raw_mean:,.0f}"
                                    + (f"   (spread {spread:.0%}: noisy)" if spread > 0.15 else "")),

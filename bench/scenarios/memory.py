@@ -12,7 +12,7 @@ from typing import Any
 from bench.common import CC_BODY, FORM, basic_auth, http, log
 from bench.load import wrk_run
 from bench.report import Rows, print_block
-from bench.servers import RATE_LIMIT_NOTE, create_client, issuer_instance, start_server
+from bench.servers import create_client, issuer_instance, rate_limit_note, start_server
 
 NAME = "memory"
 LOAD_OPTIONS = True
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows: Rows = [
         ("server", f"1 uvicorn worker, {inst.database}, {inst.env['ISSUER_SIGNING_ALG']}"
                    + (" (server on cpu0, load on cpu1)" if args.pin else "")),
-        ("rate limit", RATE_LIMIT_NOTE),
+        ("rate limit", rate_limit_note(inst)),
         *[(f"RSS after {n:,} tokens", f"{mb:.1f} MB") for n, mb in shown],
         ("non-2xx and errors", str(failed)),
         ("growth", f"{final - samples[1][1]:+.1f} MB from the first chunk to the last"

@@ -20,7 +20,7 @@ from bench.common import CC_BODY, WARMUP_SECONDS, basic_auth, form_post, http, l
 from bench.cpu import wait_for_quiet
 from bench.load import run_load
 from bench.report import Rows, errors, fmt_ratio, fmt_us, load_rows, print_block, ratio, summary
-from bench.servers import RATE_LIMIT_NOTE, create_client, issuer_instance, start_server
+from bench.servers import create_client, issuer_instance, rate_limit_note, start_server
 
 NAME = "reads"
 INTROSPECT_GOAL = 10_000.0
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     where = " (server on cpu0, load on cpu1)" if args.pin else ""
     rows: Rows = [
         ("server", f"1 uvicorn worker, {inst.database}, {header['alg']}{where}"),
-        ("rate limit", RATE_LIMIT_NOTE),
+        ("rate limit", rate_limit_note(inst)),
         *load_rows(intro, "introspections"),
         ("raw verifies/s (joserfc, 1 thread)", f"{verify.per_s:,.0f}   ({fmt_us(verify.cpu_ms)} CPU each)"),
         ("introspections ÷ raw verifies", fmt_ratio(ratio(intro["ok_per_s"], verify.per_s))),

@@ -15,7 +15,7 @@ from bench.common import CC_BODY, FORM, WARMUP_SECONDS, basic_auth, http, log
 from bench.cpu import CORES, wait_for_quiet
 from bench.load import run_load
 from bench.report import Rows, errors, fmt_ratio, load_rows, print_block, ratio, summary
-from bench.servers import RATE_LIMIT_NOTE, create_client, issuer_instance, start_server
+from bench.servers import create_client, issuer_instance, rate_limit_note, start_server
 
 NAME = "scaling"
 GOAL = 1.8
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     scale = ratio(many["ok_per_s"], one["ok_per_s"])
     passed = scale is not None and scale >= GOAL and not errors(one) and not errors(many)
     rows: Rows = [
-        ("rate limit", RATE_LIMIT_NOTE),
+        ("rate limit", rate_limit_note(inst)),
         ("run 1", "1 worker pinned to cpu0 (taskset at exec), wrk on cpu1"),
         *load_rows(one, "tokens"),
         ("run 2", f"{args.workers} workers, the server on cpus 0-{CORES - 1}, wrk unpinned (shares the cores); "
