@@ -135,7 +135,8 @@ def _access_log(scope: Scope, route: str, status: int, elapsed: float, outcome: 
     # The OAuth error code and the client id, noted by the error handler and the token
     # endpoint (issuer.http.responses.note): identifiers only, never a credential.
     fields.update(scope.get(LOG_FIELDS, ()))
-    log.info("request", extra=fields)
+    # log.info without the caller lookup (a stack walk per request; no formatter prints it).
+    log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "request", (), None, "_access_log", fields))
 
 
 class BrowserCORS:
