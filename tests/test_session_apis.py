@@ -10,7 +10,7 @@ import httpx
 
 from issuer.settings import Settings
 from tests.authorize_helpers import authorize, context, exchange, user, web_client
-from tests.conftest import FakeClock, assert_problem, cli_env, make_client, run_cli, running_app, services_of
+from tests.conftest import OPERATOR, FakeClock, assert_problem, cli_env, make_client, run_cli, running_app, services_of
 from tests.users_helpers import first_party, login, refresh
 
 
@@ -95,6 +95,17 @@ async def test_an_admin_lists_and_ends_a_users_sessions(http: httpx.AsyncClient,
     actions = await audit_actions(http)
     assert [a[0] for a in actions[:2]] == ["sessions.end_all", "sessions.end"]
     assert actions[0][1].startswith("client:") and actions[0][2] == {"sessions": 1}
+
+
+async def test_disabling_a_user_ends_her_sessions_for_good(http: httpx.AsyncClient) -> None:
+    sessions = context(http).sessions
+    alice = await user(http)
+    _, cookie = await sessions.start(alice.user_id, "", "")
+    ops = services_of(http).ops.users
+    await ops.set_disabled(OPERATOR, alice.user_id, True)
+    await ops.set_disabled(OPERATOR, alice.user_id, False)
+    assert await sessions.resume(cookie) is None
+    assert await sessions.list_for_user(alice.user_id) == []
 
 
 async def test_the_cli_lists_and_ends_sessions(
