@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from issuer.accounts.users import RoleHierarchy
-from issuer.models import Client, User
+from issuer.models import BrowserSession, Client, User
 
 
 def client_view(client: Client) -> dict[str, Any]:
@@ -17,6 +17,9 @@ def client_view(client: Client) -> dict[str, Any]:
         "grant_types": list(client.grant_types),
         "scopes": list(client.scopes),
         "audiences": list(client.audiences),
+        "redirect_uris": list(client.redirect_uris),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "first_party": client.first_party,
         "disabled": client.disabled,
         "created_at": int(client.created_at),
         "updated_at": int(client.updated_at),
@@ -32,4 +35,17 @@ def user_view(user: User, roles: RoleHierarchy) -> dict[str, Any]:
         "effective_roles": roles.effective(user.roles),
         "disabled": user.disabled,
         "created_at": int(user.created_at),
+    }
+
+
+def session_view(session: BrowserSession) -> dict[str, Any]:
+    return {
+        "session_id": session.session_id,
+        "user_id": session.user_id,
+        "auth_time": int(session.auth_time),
+        "created_at": int(session.created_at),
+        "last_seen_at": int(session.last_seen_at),
+        "expires_at": int(session.expires_at),
+        "remote_addr": session.remote_addr,
+        "user_agent": session.user_agent,
     }

@@ -74,8 +74,23 @@ class RefreshTokenRequest(_TokenRequest):
     refresh_token: str
 
 
+class AuthorizationCodeRequest(_ClientParams):
+    """RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5); public clients authenticate as none."""
+
+    grant_type: Literal["authorization_code"]
+    code: str
+    redirect_uri: str = Field(description="The redirect_uri of the authorization request, exactly")
+    code_verifier: str = Field(description="RFC 7636: 43 to 128 characters of [A-Za-z0-9-._~]")
+    resource: list[str] = Field(
+        ABSENT,
+        description="RFC 8707: narrows the audience to resources of the authorization request",
+        json_schema_extra={"items": {"type": "string", "format": "uri"}},
+    )
+
+
 TokenRequest = Annotated[
-    ClientCredentialsRequest | PasswordRequest | RefreshTokenRequest, Field(discriminator="grant_type")
+    AuthorizationCodeRequest | ClientCredentialsRequest | PasswordRequest | RefreshTokenRequest,
+    Field(discriminator="grant_type"),
 ]
 
 
@@ -89,7 +104,12 @@ class TokenResponse(BaseModel):
     token_type: Literal["Bearer"]
     expires_in: int
     scope: str | None = Field(None, description=_SCOPE)
-    refresh_token: str | None = Field(None, description="password and refresh_token grants; rotated on every use")
+    refresh_token: str | None = Field(
+        None, description="To clients with the refresh_token grant (not client_credentials); rotated on every use"
+    )
+    id_token: str | None = Field(
+        None, description="OpenID Connect ID token (typ JWT): authorization_code with openid, and its refreshes"
+    )
 
 
 class Introspection(BaseModel):
@@ -112,9 +132,10 @@ AuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
 
 
 class AuthorizationServerMetadata(BaseModel):
-    """RFC 8414 §2."""
+    """RFC 8414 §2 and OpenID Connect Discovery 1.0 §3."""
 
     issuer: str
+    authorization_endpoint: str
     token_endpoint: str
     jwks_uri: str
     grant_types_supported: list[GrantType]
@@ -124,7 +145,15 @@ class AuthorizationServerMetadata(BaseModel):
     introspection_endpoint: str
     introspection_endpoint_auth_methods_supported: list[AuthMethod]
     userinfo_endpoint: str
-    response_types_supported: list[str]
+    end_session_endpoint: str = Field(description="OpenID Connect RP-Initiated Logout 1.0")
+    response_types_supported: list[Literal["code"]]
+    response_modes_supported: list[Literal["query"]]
+    code_challenge_methods_supported: list[Literal["S256"]] = Field(description="PKCE is required of every client")
+    authorization_response_iss_parameter_supported: bool = Field(description="RFC 9207")
+    subject_types_supported: list[Literal["public"]]
+    id_token_signing_alg_values_supported: list[str]
+    claims_supported: list[str]
+    prompt_values_supported: list[str]
     scopes_supported: list[str] = Field(description="Scopes enabled clients may request (none of issuer:*)")
     service_documentation: str
 
