@@ -1,4 +1,5 @@
-"""The pages' routes (paths shared with discovery: authorization_endpoint, end_session_endpoint)."""
+"""The pages' routes (paths shared with discovery: authorization_endpoint, end_session_endpoint).
+They answer HTML and redirects to browsers, so /openapi.json (the JSON API) leaves them out."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from issuer.pages.signup import signup, signup_page
 
 def page_routes() -> list[Route]:
     return [
-        Route("/oauth2/authorize", authorize, methods=["GET", "POST"]),
-        Route("/login", login_page, methods=["GET"]),
-        Route("/login", login, methods=["POST"]),
-        Route("/consent", consent_page, methods=["GET"]),
-        Route("/consent", consent, methods=["POST"]),
-        Route("/oauth2/logout", logout, methods=["GET", "POST"]),
-        Route("/signup", signup_page, methods=["GET"]),
-        Route("/signup", signup, methods=["POST"]),
-        Route("/static/{name}", static, methods=["GET"]),
+        Route("/oauth2/authorize", authorize, methods=["GET", "POST"], include_in_schema=False),
+        Route("/login", login_page, methods=["GET"], include_in_schema=False),
+        Route("/login", login, methods=["POST"], include_in_schema=False),
+        Route("/consent", consent_page, methods=["GET"], include_in_schema=False),
+        Route("/consent", consent, methods=["POST"], include_in_schema=False),
+        Route("/oauth2/logout", logout, methods=["GET", "POST"], include_in_schema=False),
+        Route("/signup", signup_page, methods=["GET"], include_in_schema=False),
+        Route("/signup", signup, methods=["POST"], include_in_schema=False),
+        Route("/static/{name}", static, methods=["GET"], include_in_schema=False),
     ]
