@@ -187,7 +187,7 @@ class Settings(BaseSettings):
     templates_dir: Path | None = Field(
         None,
         description="Directory of Jinja2 templates that replace the built-in ones of the same name "
-        "(`base.html`, `login.html`, `consent.html`, `logout.html`, `signed_out.html`, `signup.html`, `error.html`).",
+        "(`base.html`, `login.html`, `consent.html`, `logout.html`, `message.html`, `signup.html`, `error.html`).",
     )
     metrics_client_labels: bool = Field(
         False,
