@@ -13,6 +13,8 @@ import shutil
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,7 +25,7 @@ import uvicorn
 from issuer.app import create_app
 from issuer.services import Services, open_services
 from issuer.settings import Settings
-from tests.conftest import TEST_KEK, unavailable
+from tests.conftest import TEST_KEK, throwaway_pg_database, unavailable
 from tests.servers import free_port
 
 T = TypeVar("T")
@@ -50,6 +52,11 @@ class ThreadServer:
         return self.settings.url
 
     def start(self) -> ThreadServer:
+        async def migrate() -> None:
+            services = await open_services(self.settings, run_migrations=True)
+            await services.close()
+
+        off_loop(asyncio.run, migrate())
         self._thread.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -65,7 +72,8 @@ class ThreadServer:
         self._thread.join(15)
 
     def run(self, work: Callable[[Services], Awaitable[T]]) -> T:
-        """``work(services)`` on services of its own over the same database (a CLI's view)."""
+        """``work(services)`` on services of its own over the same database (a CLI's view), on a
+        thread of its own: Playwright's sync API holds an event loop on this one."""
 
         async def go() -> T:
             services = await open_services(self.settings)
@@ -74,7 +82,25 @@ class ThreadServer:
             finally:
                 await services.close()
 
-        return asyncio.run(go())
+        return off_loop(asyncio.run, go())
+
+
+def off_loop(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` on a thread of its own: Playwright's sync API holds an event loop on
+    the test's thread, where neither asyncio.run nor pytest-asyncio may start another."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(function, *args).result()
+
+
+@contextmanager
+def pg_database_off_loop() -> Iterator[str]:
+    """tests.conftest.throwaway_pg_database, created and dropped off the test's thread."""
+    database = throwaway_pg_database("issuer_browser")
+    url = off_loop(database.__enter__)
+    try:
+        yield url
+    finally:
+        off_loop(database.__exit__, None, None, None)
 
 
 def browser_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
@@ -95,7 +121,9 @@ def browser_settings(database_url: str, data_dir: Path, **overrides: Any) -> Set
 
 
 def launch_chromium() -> Iterator[Any]:
-    """A headless Chromium for the whole session (contexts per test are cheap, browsers are not)."""
+    """A headless Chromium (contexts per test are cheap, browsers are not). Use it from a
+    module-scoped fixture of a module without async tests: while it runs, Playwright's sync API
+    holds an event loop on the test thread."""
     if not Path(CHROMIUM).exists():
         unavailable(f"no Chromium at {CHROMIUM}: apt-get install chromium (browser tests skipped)")
     try:

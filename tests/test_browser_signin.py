@@ -18,8 +18,8 @@ from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 
 from issuer.services import Services
-from tests.browser import ThreadServer, browser_settings, launch_chromium, screenshot
-from tests.conftest import OPERATOR, throwaway_pg_database
+from tests.browser import ThreadServer, browser_settings, launch_chromium, pg_database_off_loop, screenshot
+from tests.conftest import OPERATOR
 from tests.pages_helpers import PASSWORD, add_user, query_of
 
 CALLBACK = "http://127.0.0.1:9/callback"
@@ -28,7 +28,7 @@ BYE = "http://127.0.0.1:9/bye"
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     yield from launch_chromium()
 
@@ -44,15 +44,10 @@ def sqlite_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadSe
 @pytest.fixture(scope="session")
 def postgres_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadServer]:
     directory = tmp_path_factory.mktemp("browser-postgres")
-    with throwaway_pg_database("issuer_browser") as url:
+    with pg_database_off_loop() as url:
         server = ThreadServer(browser_settings(url, directory)).start()
-        server.run(_migrated)
         yield server
         server.stop()
-
-
-async def _migrated(services: Services) -> None:
-    return None
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -20,6 +20,7 @@ from issuer.authorize.request import (
     parse_authorization_request,
 )
 from issuer.authorize.sessions import BrowserSession
+from issuer.errors import InvalidRequest, OAuthError
 from issuer.http.forms import read_form
 from issuer.http.token import client_ip
 from issuer.oauth.params import Params
@@ -63,6 +64,8 @@ async def parse_flight(
     pages, services = services_of(request)
     try:
         parsed = await parse_authorization_request(Params(pairs), services.clients, services.settings.url)
+    except InvalidRequest as exc:  # a repeated parameter
+        raise PageError(pages.error(400, exc.error, exc.description, browser=browser)) from None
     except ShowError as exc:
         raise PageError(pages.error(400, exc.error, exc.description, browser=browser)) from None
     except RedirectError as exc:
@@ -77,8 +80,8 @@ async def posted_flight(request: Request) -> tuple[Flight, Params]:
     browser = pages.browser(request)
     try:
         form = await read_form(request, services.settings.max_body_bytes)
-    except Exception as exc:  # noqa: BLE001 - any unreadable form is the same refusal
-        raise PageError(pages.error(400, "invalid_request", str(exc) or "the form could not be read")) from None
+    except OAuthError as exc:
+        raise PageError(pages.error(exc.status_code, exc.error, exc.description)) from None
     if browser[1] or not pages.seal.csrf_ok(browser[0], form.get("csrf")):
         raise PageError(csrf_refused(pages))
     payload = pages.seal.open(form.get("ticket"), browser[0])

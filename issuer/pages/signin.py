@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from issuer.authorize.request import error_redirect
 from issuer.authorize.sessions import BrowserSession
-from issuer.errors import PasswordsBusy, RateLimited
+from issuer.errors import OAuthError, PasswordsBusy, RateLimited
 from issuer.grants.password import limit_login_attempts
 from issuer.http.forms import read_form
 from issuer.pages.flow import (
@@ -41,8 +41,10 @@ async def authorize(request: Request) -> Response:
         return await proceed(request, flight, await current_session(request))
     except PageError as exc:
         return exc.response
-    except ValueError as exc:
-        return pages.error(400, "invalid_request", str(exc) or "the request could not be read", browser=browser)
+    except OAuthError as exc:
+        return pages.error(exc.status_code, exc.error, exc.description, browser=browser)
+    except ValueError:
+        return pages.error(400, "invalid_request", "the request has too many parameters", browser=browser)
 
 
 def _login_form(request: Request, flight: Flight, status: int = 200, error: str = "", username: str = "") -> Response:
@@ -98,12 +100,15 @@ async def login(request: Request) -> Response:
 
 
 async def signed_in(request: Request, user_id: str, ip: str, agent: str) -> tuple[BrowserSession, str]:
-    """A new session for ``user_id``; the browser's previous one, if any, ends."""
-    _, services = services_of(request)
+    """The browser's session for ``user_id`` with a new auth_time: its current one when it was
+    already this user's (prompt=login, max_age), else a new one (the other user's ends)."""
+    pages, services = services_of(request)
     sessions = services.authorize.sessions
     previous = await current_session(request)
     if previous is not None:
-        await sessions.end(previous.session_id, reason="signed in again")
+        if previous.user_id == user_id:
+            return await sessions.reauthenticated(previous), request.cookies[pages.session_cookie]
+        await sessions.end(previous.session_id, reason="another user signed in")
     return await sessions.start(user_id, ip, agent)
 
 

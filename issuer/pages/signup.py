@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from issuer.accounts.policy import PASSWORD_MAX, PASSWORD_MIN
 from issuer.accounts.users import USERNAME_RULE, Conflict, NewUser, UserInputError
-from issuer.errors import PasswordsBusy, ProblemError
+from issuer.errors import OAuthError, PasswordsBusy, ProblemError
 from issuer.http.forms import read_form
 from issuer.http.users import limit_registrations
 from issuer.pages.flow import Flight, PageError, csrf_refused, parse_flight, proceed, remote, services_of
@@ -49,7 +49,7 @@ def _form(
     ]
     if errors and not error:
         error = "Check the fields marked below."
-    login = "/login?" + urlencode({"ticket": ticket}) if ticket else "/"
+    login = "/login?" + urlencode({"ticket": ticket}) if ticket else ""
     return pages.render(
         "signup.html", status, browser=browser, title="Create an account", fields=fields, ticket=ticket,
         error=error, login_url=login, redirects_to=[flight.request.redirect_uri] if flight else [],
@@ -85,8 +85,8 @@ async def signup(request: Request) -> Response:
         return pages.error(404, "not_found", "Registration is closed. Ask an administrator for an account.")
     try:
         form = await read_form(request, services.settings.max_body_bytes)
-    except Exception:  # noqa: BLE001 - any unreadable form is the same refusal
-        return pages.error(400, "invalid_request", "The form could not be read.")
+    except OAuthError as exc:
+        return pages.error(exc.status_code, exc.error, exc.description)
     if browser[1] or not pages.seal.csrf_ok(browser[0], form.get("csrf")):
         return csrf_refused(pages)
     ticket = form.get("ticket") or ""
