@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -101,6 +102,37 @@ def pg_database_off_loop() -> Iterator[str]:
         yield url
     finally:
         off_loop(database.__exit__, None, None, None)
+
+
+class RelyingParty:
+    """The client's side of the redirects: a plain HTTP server on 127.0.0.1 that answers every GET
+    with 200 and remembers the URLs it was sent to."""
+
+    def __init__(self) -> None:
+        landed: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server protocol
+                landed.append(f"http://127.0.0.1:{self.server.server_address[1]}{self.path}")
+                body = b"back at the app"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.landed = landed
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def browser_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:

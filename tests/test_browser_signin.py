@@ -18,12 +18,16 @@ from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 
 from issuer.services import Services
-from tests.browser import ThreadServer, browser_settings, launch_chromium, pg_database_off_loop, screenshot
+from tests.browser import (
+    RelyingParty,
+    ThreadServer,
+    browser_settings,
+    launch_chromium,
+    pg_database_off_loop,
+    screenshot,
+)
 from tests.conftest import OPERATOR
 from tests.pages_helpers import PASSWORD, add_user, query_of
-
-CALLBACK = "http://127.0.0.1:9/callback"
-BYE = "http://127.0.0.1:9/bye"
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,6 +35,13 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     yield from launch_chromium()
+
+
+@pytest.fixture(scope="session")
+def rp() -> Iterator[RelyingParty]:
+    server = RelyingParty()
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")
@@ -73,30 +84,27 @@ def page(chromium: Any) -> Iterator[Any]:
 class App:
     """A relying party: a registered public client, its authlib session, and the redirects it got."""
 
-    def __init__(self, server: ThreadServer, *, first_party: bool = True, scope: str = "openid profile email") -> None:
+    def __init__(
+        self, server: ThreadServer, rp: RelyingParty, *, first_party: bool = True, scope: str = "openid profile email"
+    ) -> None:
         self.server = server
+        self.rp = rp
+        self.callback, self.bye = rp.url + "/callback", rp.url + "/bye"
 
         async def register(services: Services) -> str:
             created, _ = await services.ops.clients.create(
                 OPERATOR, f"Photo Gallery {secrets.token_hex(2)}", ("authorization_code", "refresh_token"),
-                ("photos:read",), ("https://api.example.com",), public=True, redirect_uris=(CALLBACK,),
-                post_logout_redirect_uris=(BYE,), first_party=first_party,
+                ("photos:read",), ("https://api.example.com",), public=True, redirect_uris=(self.callback,),
+                post_logout_redirect_uris=(self.bye,), first_party=first_party,
             )
             return created.client_id
 
         self.client_id = server.run(register)
         self.oauth = OAuth2Session(
-            self.client_id, redirect_uri=CALLBACK, scope=scope, code_challenge_method="S256",
+            self.client_id, redirect_uri=self.callback, scope=scope, code_challenge_method="S256",
             token_endpoint_auth_method="none",
         )
-        self.landed: list[str] = []
-
-    def attach(self, page: Any) -> None:
-        def land(route: Any) -> None:
-            self.landed.append(route.request.url)
-            route.fulfill(status=200, content_type="text/plain", body="back at the app")
-
-        page.route("http://127.0.0.1:9/**", land)
+        self.landed = ""
 
     def authorization_url(self, **extra: str) -> tuple[str, str, str]:
         verifier, nonce = generate_token(48), generate_token(16)
@@ -107,14 +115,13 @@ class App:
 
     def open(self, page: Any, **extra: str) -> tuple[str, str]:
         """Start an authorization in ``page``; returns (verifier, nonce)."""
-        self.attach(page)
         url, verifier, nonce = self.authorization_url(**extra)
         page.goto(url)
         return verifier, nonce
 
     def tokens(self, verifier: str) -> dict[str, Any]:
         token: dict[str, Any] = self.oauth.fetch_token(
-            self.server.url + "/oauth2/token", authorization_response=self.landed[-1], code_verifier=verifier
+            self.server.url + "/oauth2/token", authorization_response=self.landed, code_verifier=verifier
         )
         return token
 
@@ -147,13 +154,17 @@ def user(server: ThreadServer, name: str | None = None, *, disabled: bool = Fals
 
 
 def wait_landed(page: Any, app: App) -> dict[str, str]:
-    page.wait_for_url("http://127.0.0.1:9/**", timeout=10_000)
-    return query_of(app.landed[-1])
+    """The query the client got back at its redirect URI."""
+    page.wait_for_url(app.rp.url + "/**", timeout=10_000)
+    app.landed = page.url
+    return query_of(page.url)
 
 
-def test_authlib_completes_the_code_flow_in_a_real_browser(any_issuer: ThreadServer, page: Any) -> None:
+def test_authlib_completes_the_code_flow_in_a_real_browser(
+    any_issuer: ThreadServer, rp: RelyingParty, page: Any
+) -> None:
     server = any_issuer
-    app = App(server)
+    app = App(server, rp)
     alice = user(server)
     verifier, nonce = app.open(page)
     assert page.evaluate("document.activeElement.id") == "username"
@@ -175,14 +186,14 @@ def test_authlib_completes_the_code_flow_in_a_real_browser(any_issuer: ThreadSer
     assert "code" in wait_landed(page, app) and not any("/login" in url for url in seen)
     # RP-initiated logout with this session's ID token: straight back to the app, session ended.
     hint = app.tokens(verifier)["id_token"]
-    page.goto(f"{server.url}/oauth2/logout?id_token_hint={hint}&post_logout_redirect_uri={BYE}&state=bye1")
-    assert query_of(page.url if page.url.startswith(BYE) else app.landed[-1]) == {"state": "bye1"}
+    page.goto(f"{server.url}/oauth2/logout?id_token_hint={hint}&post_logout_redirect_uri={app.bye}&state=bye1")
+    assert page.url == app.bye + "?state=bye1"
     app.open(page, prompt="none")
     assert wait_landed(page, app)["error"] == "login_required"
 
 
-def test_prompt_login_shows_the_form_again(issuer: ThreadServer, page: Any) -> None:
-    app = App(issuer)
+def test_prompt_login_shows_the_form_again(issuer: ThreadServer, rp: RelyingParty, page: Any) -> None:
+    app = App(issuer, rp)
     alice = user(issuer)
     app.open(page)
     sign_in(page, alice)
@@ -194,8 +205,8 @@ def test_prompt_login_shows_the_form_again(issuer: ThreadServer, page: Any) -> N
     assert "code" in wait_landed(page, app)
 
 
-def test_consent_decline_accept_and_remembered(issuer: ThreadServer, page: Any) -> None:
-    app = App(issuer, first_party=False)
+def test_consent_decline_accept_and_remembered(issuer: ThreadServer, rp: RelyingParty, page: Any) -> None:
+    app = App(issuer, rp, first_party=False)
     alice = user(issuer)
     app.open(page)
     sign_in(page, alice)
@@ -210,8 +221,10 @@ def test_consent_decline_accept_and_remembered(issuer: ThreadServer, page: Any) 
     assert "code" in wait_landed(page, app)
 
 
-def test_wrong_password_unknown_user_and_disabled_account_say_the_same(issuer: ThreadServer, page: Any) -> None:
-    app = App(issuer)
+def test_wrong_password_unknown_user_and_disabled_account_say_the_same(
+    issuer: ThreadServer, rp: RelyingParty, page: Any
+) -> None:
+    app = App(issuer, rp)
     alice, dora = user(issuer), user(issuer, disabled=True)
     app.open(page)
     messages = []
@@ -224,27 +237,27 @@ def test_wrong_password_unknown_user_and_disabled_account_say_the_same(issuer: T
     assert len(set(messages)) == 1 and "not right" in messages[0]
 
 
-def test_a_forged_csrf_token_is_refused(issuer: ThreadServer, page: Any) -> None:
-    app = App(issuer)
+def test_a_forged_csrf_token_is_refused(issuer: ThreadServer, rp: RelyingParty, page: Any) -> None:
+    app = App(issuer, rp)
     alice = user(issuer)
     app.open(page)
     page.evaluate("document.querySelector('input[name=csrf]').value = 'forged'")
     sign_in(page, alice)
     assert page.get_by_role("alert").inner_text().startswith("This form has expired")
-    assert not app.landed
+    assert page.url.startswith(issuer.url)
 
 
-def test_an_unregistered_redirect_uri_stays_on_the_issuer(issuer: ThreadServer, page: Any) -> None:
-    app = App(issuer)
-    app.attach(page)
+def test_an_unregistered_redirect_uri_stays_on_the_issuer(issuer: ThreadServer, rp: RelyingParty, page: Any) -> None:
+    app = App(issuer, rp)
     url, _, _ = app.authorization_url()
+    landed = len(rp.landed)
     response = page.goto(url.replace("%2Fcallback", "%2Felsewhere"))
-    assert response.status == 400 and page.url.startswith(issuer.url) and not app.landed
+    assert response.status == 400 and page.url.startswith(issuer.url) and len(rp.landed) == landed
     assert "redirect" in page.get_by_role("alert").inner_text().lower()
 
 
-def test_keyboard_only_sign_in(issuer: ThreadServer, page: Any) -> None:
-    app = App(issuer)
+def test_keyboard_only_sign_in(issuer: ThreadServer, rp: RelyingParty, page: Any) -> None:
+    app = App(issuer, rp)
     alice = user(issuer)
     app.open(page)
     page.keyboard.type(alice)
@@ -256,8 +269,8 @@ def test_keyboard_only_sign_in(issuer: ThreadServer, page: Any) -> None:
     assert "code" in wait_landed(page, app)
 
 
-def test_screenshots_of_every_page(issuer: ThreadServer, page: Any) -> None:
-    app = App(issuer, first_party=False)
+def test_screenshots_of_every_page(issuer: ThreadServer, rp: RelyingParty, page: Any) -> None:
+    app = App(issuer, rp, first_party=False)
     alice = user(issuer)
     shots: list[Path] = []
     app.open(page)

@@ -255,7 +255,7 @@ async def test_branding_and_template_override(start: Any, tmp_path: Path) -> Non
     branding = {"product_name": "Acme ID", "brand_color": "#aa0000", "brand_logo_file": logo}
     async with start(templates_dir=templates, **branding) as http:
         page = await http.get("/oauth2/authorize?client_id=nope")
-        assert page.status_code == 400 and "custom invalid_request" in page.text and "Acme ID" in page.text
+        assert page.status_code == 400 and "custom invalid_client" in page.text and "Acme ID" in page.text
         theme = await http.get("/static/theme.css")
         assert "--brand:#aa0000" in theme.text and theme.headers["content-type"].startswith("text/css")
         served = await http.get("/static/logo")

@@ -11,20 +11,20 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from issuer.authorize.request import (
+from issuer.authorize import (
     AuthorizationRequest,
+    BrowserSession,
     RedirectError,
     ShowError,
     code_redirect,
     error_redirect,
     parse_authorization_request,
+    read_params,
 )
-from issuer.authorize.sessions import BrowserSession
-from issuer.errors import InvalidRequest, OAuthError
+from issuer.errors import OAuthError
 from issuer.http.forms import read_form
 from issuer.http.token import client_ip
 from issuer.oauth.params import Params
-from issuer.oauth.scopes import grant_audience
 from issuer.pages.render import Pages, redirect
 from issuer.services import Services
 
@@ -63,14 +63,11 @@ async def parse_flight(
 ) -> Flight:
     pages, services = services_of(request)
     try:
-        parsed = await parse_authorization_request(Params(pairs), services.clients, services.settings.url)
-    except InvalidRequest as exc:  # a repeated parameter
-        raise PageError(pages.error(400, exc.error, exc.description, browser=browser)) from None
+        parsed = await parse_authorization_request(read_params(pairs), services.clients, services.settings.url)
     except ShowError as exc:
         raise PageError(pages.error(400, exc.error, exc.description, browser=browser)) from None
     except RedirectError as exc:
-        location = error_redirect(exc.redirect_uri, exc.error, exc.description, exc.state, services.settings.url)
-        raise PageError(redirect(location)) from None
+        raise PageError(redirect(exc.location(services.settings.url))) from None
     return Flight(parsed, pairs, browser, **state)
 
 
@@ -146,7 +143,8 @@ def _needs_login(services: Services, flight: Flight, session: BrowserSession | N
     req = flight.request
     if "login" in req.prompt:
         return True
-    return req.max_age is not None and services.clock() - session.auth_time > req.max_age
+    # max_age=0 is prompt=login (OIDC Core §3.1.2.1).
+    return req.max_age is not None and services.clock() - session.auth_time >= req.max_age
 
 
 async def proceed(request: Request, flight: Flight, session: BrowserSession | None) -> Response:
@@ -166,8 +164,7 @@ async def proceed(request: Request, flight: Flight, session: BrowserSession | No
             return _redirect_error(services, flight, "consent_required", "the user has not approved this client")
         ticket = flight.ticket(pages, sid=session.session_id)
         return with_browser(pages, redirect("/consent?" + urlencode({"ticket": ticket})), flight)
-    audience = grant_audience(list(req.resources), req.client.audiences, services.settings.url)
-    code = await auth.codes.issue(req, session, req.scope, audience)
+    code = await auth.codes.issue(req, session, req.scope, req.audience)
     return with_browser(pages, redirect(code_redirect(req, code, services.settings.url)), flight)
 
 

@@ -12,8 +12,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import Response
 
-from issuer.authorize.logout import LogoutRequest, logout_redirect, parse_end_session
-from issuer.authorize.sessions import BrowserSession
+from issuer.authorize import BrowserSession, LogoutRequest, ShowError, logout_redirect, parse_end_session, read_params
 from issuer.errors import OAuthError
 from issuer.http.forms import read_form
 from issuer.oauth.params import Params
@@ -32,13 +31,13 @@ async def logout(request: Request) -> Response:
             pairs = form.pairs()
         else:
             pairs = parse_qsl(request.url.query, keep_blank_values=True, max_num_fields=64)
-        ask = await parse_end_session(Params(pairs), services.authorize)
-    except (OAuthError, ValueError) as exc:
-        description = exc.description if isinstance(exc, OAuthError) else "the request could not be read"
-        error = exc.error if isinstance(exc, OAuthError) else "invalid_request"
-        return pages.error(400, error, description, browser=browser, title="Sign-out problem")
+        ask = await _parse(request, pairs)
+    except (OAuthError, ShowError) as exc:
+        return pages.error(400, exc.error, exc.description, browser=browser, title="Sign-out problem")
+    except ValueError:
+        return pages.error(400, "invalid_request", "the request has too many parameters", browser=browser)
     session = await current_session(request)
-    if session is None or (ask.sid is not None and ask.sid == session.session_id):
+    if session is None or (ask.session_id is not None and ask.session_id == session.session_id):
         return await _end(request, session, ask)
     user = await services.users.store.get_user(session.user_id)
     return pages.render(
@@ -60,9 +59,17 @@ async def _confirmed(request: Request, form: Params) -> Response:
     payload = pages.seal.open(form.get("ticket"), browser[0])
     if payload is None or not isinstance(payload.get("logout"), list):
         return expired(pages, browser)
-    pairs = [(str(k), str(v)) for k, v in payload["logout"]]
-    ask = await parse_end_session(Params(pairs), services.authorize)
+    try:
+        ask = await _parse(request, [(str(k), str(v)) for k, v in payload["logout"]])
+    except ShowError as exc:
+        return pages.error(400, exc.error, exc.description, browser=browser, title="Sign-out problem")
     return await _end(request, await current_session(request), ask)
+
+
+async def _parse(request: Request, pairs: list[tuple[str, str]]) -> LogoutRequest:
+    _, services = services_of(request)
+    auth = services.authorize
+    return await parse_end_session(read_params(pairs), auth.clients, auth.keyring, auth.issuer)
 
 
 async def _end(request: Request, session: BrowserSession | None, ask: LogoutRequest) -> Response:

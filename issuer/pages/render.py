@@ -126,7 +126,16 @@ class Pages:
 
     def error(self, status: int, error: str, description: str, **context: Any) -> Response:
         context.setdefault("title", "Sign-in problem")
+        description = sentence(description)
         return self.render("error.html", status, error=error, description=description, **context)
+
+
+def sentence(text: str) -> str:
+    """A protocol message ("unknown client") as a sentence for a person ("Unknown client.")."""
+    text = text.strip()
+    if not text:
+        return text
+    return text[0].upper() + text[1:] + ("" if text[-1] in ".!?" else ".")
 
 
 def redirect(location: str, headers: dict[str, str] | None = None) -> Response:

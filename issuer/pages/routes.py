@@ -10,12 +10,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from issuer.errors import ServiceUnavailable
-
 from issuer.pages.logout import logout
 from issuer.pages.render import static
 from issuer.pages.signin import authorize, consent, consent_page, login, login_page
 from issuer.pages.signup import signup, signup_page
-
 
 Handler = Callable[[Request], Awaitable[Response]]
 

@@ -7,8 +7,7 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from issuer.authorize.request import error_redirect
-from issuer.authorize.sessions import BrowserSession
+from issuer.authorize import BrowserSession, error_redirect
 from issuer.errors import OAuthError, PasswordsBusy, RateLimited
 from issuer.grants.password import limit_login_attempts
 from issuer.http.forms import read_form

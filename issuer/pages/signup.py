@@ -12,12 +12,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from issuer.accounts.policy import PASSWORD_MAX, PASSWORD_MIN
-from issuer.accounts.users import USERNAME_RULE, Conflict, NewUser, UserInputError
+from issuer.accounts.users import USERNAME_RULE, Conflict, UserInputError, parse_registration
 from issuer.errors import OAuthError, PasswordsBusy, ProblemError
 from issuer.http.forms import read_form
 from issuer.http.users import limit_registrations
 from issuer.pages.flow import Flight, PageError, csrf_refused, parse_flight, proceed, remote, services_of
-from issuer.pages.render import Pages
+from issuer.pages.render import Pages, sentence
 from issuer.pages.signin import signed_in
 
 _FIELDS = (
@@ -42,7 +42,7 @@ def _form(
     fields: list[dict[str, Any]] = [
         {
             "name": name, "label": label, "type": kind, "autocomplete": autocomplete, "maxlength": maxlength,
-            "required": required, "hint": hint, "error": errors.get(name, ""),
+            "required": required, "hint": hint, "error": sentence(errors.get(name, "")),
             "value": values.get(name, "") if name != "password" else "", "focus": name == first_bad,
         }
         for name, label, kind, autocomplete, maxlength, required, hint in _FIELDS
@@ -107,9 +107,8 @@ async def _register(
     try:
         await limit_registrations(services, ip)
         services.users.admit_registration()
-        user = await services.ops.users.register(
-            NewUser(values["username"], values["password"], values["email"] or None), ip
-        )
+        fields: dict[str, object] = {k: v for k, v in values.items() if v or k != "email"}
+        user = await services.ops.users.register(parse_registration(fields), ip)
     except UserInputError as exc:
         return _form(pages, browser, ticket, 422, values, exc.errors, flight=flight)
     except Conflict:
