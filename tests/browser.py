@@ -83,14 +83,16 @@ class ThreadServer:
             finally:
                 await services.close()
 
-        return off_loop(asyncio.run, go())
+        result: T = off_loop(asyncio.run, go())
+        return result
 
 
 def off_loop(function: Callable[..., T], *args: Any) -> T:
     """``function(*args)`` on a thread of its own: Playwright's sync API holds an event loop on
     the test's thread, where neither asyncio.run nor pytest-asyncio may start another."""
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(function, *args).result()
+        result: T = pool.submit(function, *args).result()
+        return result
 
 
 @contextmanager
@@ -113,7 +115,7 @@ class RelyingParty:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - the http.server protocol
-                landed.append(f"http://127.0.0.1:{self.server.server_address[1]}{self.path}")
+                landed.append(f"http://{self.headers['Host']}{self.path}")
                 body = b"back at the app"
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from issuer.errors import ServiceUnavailable
 from issuer.pages.logout import logout
-from issuer.pages.render import static
+from issuer.pages.render import Pages, static
 from issuer.pages.signin import authorize, consent, consent_page, login, login_page
 from issuer.pages.signup import signup, signup_page
 
@@ -25,7 +25,8 @@ def _html_errors(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except ServiceUnavailable as exc:
-            response = request.state.pages.error(
+            pages: Pages = request.state.pages
+            response = pages.error(
                 503, "temporarily_unavailable", "The service is unavailable for now. Try again in a moment."
             )
             response.headers["Retry-After"] = str(exc.retry_after)
