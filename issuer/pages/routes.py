@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from issuer.errors import ServiceUnavailable
+from issuer.pages.flow import PageError
 from issuer.pages.logout import logout
 from issuer.pages.render import Pages, static
 from issuer.pages.signin import authorize, consent, consent_page, login, login_page
@@ -19,11 +20,14 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _html_errors(handler: Handler) -> Handler:
-    """An outage answers a page, not JSON, to a person in a browser."""
+    """A page that stops early (PageError) answers its response; an outage answers a page, not
+    JSON, to a person in a browser."""
 
     async def page(request: Request) -> Response:
         try:
             return await handler(request)
+        except PageError as exc:
+            return exc.response
         except ServiceUnavailable as exc:
             pages: Pages = request.state.pages
             response = pages.error(

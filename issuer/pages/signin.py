@@ -13,7 +13,6 @@ from issuer.grants.password import limit_login_attempts
 from issuer.http.forms import read_form
 from issuer.pages.flow import (
     Flight,
-    PageError,
     current_session,
     parse_flight,
     posted_flight,
@@ -37,13 +36,11 @@ async def authorize(request: Request) -> Response:
         else:
             pairs = parse_qsl(request.url.query, keep_blank_values=True, max_num_fields=64)
         flight = await parse_flight(request, pairs, browser)
-        return await proceed(request, flight, await current_session(request))
-    except PageError as exc:
-        return exc.response
     except OAuthError as exc:
         return pages.error(exc.status_code, exc.error, exc.description, browser=browser)
     except ValueError:
         return pages.error(400, "invalid_request", "the request has too many parameters", browser=browser)
+    return await proceed(request, flight, await current_session(request))
 
 
 def _login_form(request: Request, flight: Flight, status: int = 200, error: str = "", username: str = "") -> Response:
@@ -62,19 +59,13 @@ def _login_form(request: Request, flight: Flight, status: int = 200, error: str 
 
 
 async def login_page(request: Request) -> Response:
-    try:
-        flight = await ticket_flight(request)
-    except PageError as exc:
-        return exc.response
+    flight = await ticket_flight(request)
     return _login_form(request, flight, username=flight.request.login_hint or "")
 
 
 async def login(request: Request) -> Response:
     pages, services = services_of(request)
-    try:
-        flight, form = await posted_flight(request)
-    except PageError as exc:
-        return exc.response
+    flight, form = await posted_flight(request)
     username, password = form.get("username") or "", form.get("password") or ""
     ip, agent = remote(request, services)
     try:
@@ -113,10 +104,7 @@ async def signed_in(request: Request, user_id: str, ip: str, agent: str) -> tupl
 
 async def consent_page(request: Request) -> Response:
     pages, services = services_of(request)
-    try:
-        flight = await ticket_flight(request)
-    except PageError as exc:
-        return exc.response
+    flight = await ticket_flight(request)
     session = await current_session(request)
     if session is None or session.session_id != flight.signed_in:
         return await proceed(request, Flight(flight.request, flight.pairs, flight.browser), session)
@@ -136,10 +124,7 @@ async def consent_page(request: Request) -> Response:
 
 async def consent(request: Request) -> Response:
     _, services = services_of(request)
-    try:
-        flight, form = await posted_flight(request)
-    except PageError as exc:
-        return exc.response
+    flight, form = await posted_flight(request)
     session = await current_session(request)
     req = flight.request
     if session is None or session.session_id != flight.signed_in:

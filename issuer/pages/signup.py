@@ -16,7 +16,7 @@ from issuer.accounts.users import USERNAME_RULE, Conflict, UserInputError, parse
 from issuer.errors import OAuthError, PasswordsBusy, ProblemError
 from issuer.http.forms import read_form
 from issuer.http.users import limit_registrations
-from issuer.pages.flow import Flight, PageError, csrf_refused, parse_flight, proceed, remote, services_of
+from issuer.pages.flow import Flight, csrf_refused, parse_flight, proceed, remote, services_of
 from issuer.pages.render import Pages, sentence
 from issuer.pages.signin import signed_in
 
@@ -71,10 +71,7 @@ async def signup_page(request: Request) -> Response:
     if not services.settings.open_registration:
         return pages.error(404, "not_found", "Registration is closed. Ask an administrator for an account.")
     ticket = request.query_params.get("ticket", "")
-    try:
-        flight = await _flight(request, pages, browser, ticket)
-    except PageError as exc:
-        return exc.response
+    flight = await _flight(request, pages, browser, ticket)
     return _form(pages, browser, ticket if flight else "", flight=flight)
 
 
@@ -91,11 +88,8 @@ async def signup(request: Request) -> Response:
         return csrf_refused(pages)
     ticket = form.get("ticket") or ""
     values = {name: form.get(name) or "" for name in ("username", "email", "password")}
-    try:
-        flight = await _flight(request, pages, browser, ticket)
-        return await _register(request, pages, browser, flight, ticket, values)
-    except PageError as exc:
-        return exc.response
+    flight = await _flight(request, pages, browser, ticket)
+    return await _register(request, pages, browser, flight, ticket, values)
 
 
 async def _register(
