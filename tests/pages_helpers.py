@@ -110,3 +110,14 @@ async def code_flow(http: httpx.AsyncClient, client_id: str, username: str, **ex
 def services(http: httpx.AsyncClient) -> Services:
     found: Services = services_of(http)
     return found
+
+
+def assert_page_headers(response: httpx.Response) -> None:
+    csp = response.headers.get_list("content-security-policy")
+    assert len(csp) == 1, csp
+    assert "frame-ancestors 'none'" in csp[0] and "script-src 'self'" in csp[0] and "unsafe-inline" not in csp[0]
+    assert "base-uri 'none'" in csp[0] and "form-action 'self'" in csp[0]
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["content-type"].startswith("text/html")

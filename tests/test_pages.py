@@ -3,7 +3,6 @@ the in-flight ticket, no user enumeration, rate limits, security headers, brandi
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +13,7 @@ from tests.pages_helpers import (
     PASSWORD,
     REDIRECT,
     add_user,
+    assert_page_headers,
     authorize_query,
     code_flow,
     hidden,
@@ -22,17 +22,6 @@ from tests.pages_helpers import (
     sign_in,
     web_client,
 )
-
-
-def assert_page_headers(response: httpx.Response) -> None:
-    csp = response.headers.get_list("content-security-policy")
-    assert len(csp) == 1, csp
-    assert "frame-ancestors 'none'" in csp[0] and "script-src 'self'" in csp[0] and "unsafe-inline" not in csp[0]
-    assert "base-uri 'none'" in csp[0] and "form-action 'self'" in csp[0]
-    assert response.headers["x-frame-options"] == "DENY"
-    assert response.headers["referrer-policy"] == "no-referrer"
-    assert response.headers["cache-control"] == "no-store"
-    assert response.headers["content-type"].startswith("text/html")
 
 
 async def test_code_flow_signs_in_once_then_uses_the_session(http: httpx.AsyncClient) -> None:
@@ -217,50 +206,3 @@ async def test_logout_to_an_unregistered_uri_is_refused_on_the_page(http: httpx.
     client_id = await web_client(http)
     response = await http.get(f"/oauth2/logout?client_id={client_id}&post_logout_redirect_uri=https://evil.example/")
     assert response.status_code == 400 and "location" not in response.headers
-
-
-async def test_signup_page_registers_signs_in_and_continues(http: httpx.AsyncClient) -> None:
-    client_id = await web_client(http)
-    _, challenge = pkce()
-    start = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge, state="su"))
-    login = await http.get(start.headers["location"])
-    assert '<a href="/signup?ticket=' in login.text
-    page = await http.get("/signup?ticket=" + hidden(login.text, "ticket"))
-    assert_page_headers(page)
-    form = {"csrf": hidden(page.text, "csrf"), "ticket": hidden(page.text, "ticket")}
-    bad = await http.post("/signup", data={**form, "username": "x", "password": "short"})
-    assert bad.status_code == 422 and 'aria-invalid="true"' in bad.text and 'role="alert"' in bad.text
-    made = await http.post("/signup", data={**form, "username": "newbie", "password": "a-long-password-9"})
-    assert made.status_code == 303 and query_of(made.headers["location"])["state"] == "su"
-    taken = await http.post("/signup", data={**form, "username": "newbie", "password": "a-long-password-9"})
-    assert taken.status_code == 409 and "already taken" in taken.text
-
-
-async def test_signup_page_is_absent_when_registration_is_closed(start: Any) -> None:
-    async with start(open_registration=False) as http:
-        assert (await http.get("/signup")).status_code == 404
-        client_id = await web_client(http)
-        _, challenge = pkce()
-        begin = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge))
-        assert "/signup" not in (await http.get(begin.headers["location"])).text
-
-
-async def test_branding_and_template_override(start: Any, tmp_path: Path) -> None:
-    templates = tmp_path / "templates"
-    templates.mkdir()
-    custom = '{% extends "base.html" %}{% block content %}<p>custom {{ error }}</p>{% endblock %}'
-    (templates / "error.html").write_text(custom)
-    logo = tmp_path / "logo.png"
-    logo.write_bytes(b"\x89PNG\r\n\x1a\nfake")
-    branding = {"product_name": "Acme ID", "brand_color": "#aa0000", "brand_logo_file": logo}
-    async with start(templates_dir=templates, **branding) as http:
-        page = await http.get("/oauth2/authorize?client_id=nope")
-        assert page.status_code == 400 and "custom invalid_client" in page.text and "Acme ID" in page.text
-        theme = await http.get("/static/theme.css")
-        assert "--brand:#aa0000" in theme.text and theme.headers["content-type"].startswith("text/css")
-        served = await http.get("/static/logo")
-        assert served.content.startswith(b"\x89PNG") and served.headers["content-type"] == "image/png"
-        etag = (await http.get("/static/pages.css")).headers["etag"]
-        cached = await http.get("/static/pages.css", headers={"If-None-Match": etag})
-        assert cached.status_code == 304
-        assert (await http.get("/static/nope")).status_code == 404
