@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -32,7 +33,11 @@ from tests.servers import free_port
 T = TypeVar("T")
 
 CHROMIUM = os.environ.get("ISSUER_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-SCREENS = Path(os.environ.get("ISSUER_TEST_SCREENS", "/work/screens"))
+# Where the screenshots go: ISSUER_TEST_SCREENS, else /work/screens on the project's machines, else a temp dir.
+SCREENS = Path(
+    os.environ.get("ISSUER_TEST_SCREENS")
+    or ("/work/screens" if Path("/work").is_dir() else os.path.join(tempfile.gettempdir(), "issuer-screens"))
+)
 WIDTHS = (360, 1280)
 
 
