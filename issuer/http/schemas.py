@@ -299,26 +299,5 @@ class AuditPage(BaseModel):
     next: int | None = Field(description="Pass as `before` for the next page; null on the last page")
 
 
-class BrowserSessionView(BaseModel):
-    """A signed-in browser (its cookie is never shown)."""
-
-    session_id: str = Field(description="Also the sid claim of the ID tokens issued in it")
-    user_id: str
-    auth_time: int = Field(description="When the user last entered her password in it")
-    created_at: int
-    last_seen_at: int
-    expires_at: int = Field(description="Absolute end; it ends sooner when unused for ISSUER_SESSION_IDLE_TTL")
-    remote_addr: str
-    user_agent: str
-
-
-class BrowserSessionList(BaseModel):
-    items: list[BrowserSessionView] = Field(description="Live sessions, newest first")
-
-
-class SessionsEnded(BaseModel):
-    ended: list[str] = Field(description="The session_id of each session ended")
-
-
 class SessionRevocation(BaseModel):
     revoked_families: int = Field(description="Refresh-token families revoked")

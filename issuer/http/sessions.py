@@ -10,7 +10,7 @@ from issuer.accounts.views import session_view
 from issuer.errors import ProblemError
 from issuer.http.apidoc import ACCOUNT_API, UNAVAILABLE, documented, no_content, not_found, ok
 from issuer.http.responses import no_store_json
-from issuer.http.schemas import BrowserSessionList
+from issuer.http.session_schemas import BrowserSessionList
 from issuer.http.token import client_ip
 from issuer.http.users import current_user
 from issuer.operations import Actor

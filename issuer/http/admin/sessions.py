@@ -10,7 +10,7 @@ from issuer.accounts.views import session_view
 from issuer.http.admin._common import _Admin, _admin, _not_found
 from issuer.http.apidoc import ADMIN_API, documented, no_content, not_found, ok
 from issuer.http.responses import no_store_json
-from issuer.http.schemas import BrowserSessionList, SessionsEnded
+from issuer.http.session_schemas import BrowserSessionList, SessionsEnded
 from issuer.operations.sessions import NoSuchSession
 from issuer.operations.users import NoSuchUser
 
