@@ -27,6 +27,8 @@ from issuer.http.responses import (
     handle_unexpected,
 )
 from issuer.operations import SCHEDULER
+from issuer.pages import open_pages
+from issuer.pages.routes import page_routes
 from issuer.retention import Retention, RetentionPolicy
 from issuer.services import Clock, Services, open_services
 from issuer.settings import Settings
@@ -88,6 +90,7 @@ def routes() -> list[Route]:
         Route("/readyz", discovery.readyz, methods=["GET"]),
         Route("/metrics", discovery.metrics, methods=["GET"]),
         Route("/openapi.json", openapi.openapi_endpoint, methods=["GET"]),
+        *page_routes(),
     ]
 
 
@@ -147,11 +150,12 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             await services.ops.keys.ensure_initial(SCHEDULER)
             await services.keyring.refresh()
             await services.revocations.cache.warm()
+            pages = await open_pages(services)
             holder["services"] = services
             tasks = _background(services)
             log.info("started", extra=started_fields(services))
             try:
-                yield {"services": services}
+                yield {"services": services, "pages": pages}
             finally:
                 for task in tasks:
                     task.cancel()
