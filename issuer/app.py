@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from issuer.errors import OAuthError, ProblemError, ServiceUnavailable
-from issuer.http import admin, discovery, oauth, openapi, token, users
+from issuer.http import admin, discovery, oauth, openapi, swagger, token, users
 from issuer.http.forwarded import TrustedProxies
 from issuer.http.middleware import AllowedMethods, BrowserCORS, RequestMiddleware
 from issuer.http.responses import (
@@ -81,6 +81,9 @@ def routes() -> list[Route]:
         Route("/readyz", discovery.readyz, methods=["GET"]),
         Route("/metrics", discovery.metrics, methods=["GET"]),
         Route("/openapi.json", openapi.openapi_endpoint, methods=["GET"]),
+        Route("/docs", swagger.docs, methods=["GET"]),
+        Route(swagger.REDIRECT_PATH, swagger.docs_oauth2_redirect, methods=["GET"]),
+        *(Route(f"/docs/{name}", swagger.docs_asset, methods=["GET"]) for name in swagger.ASSETS),
     ]
 
 

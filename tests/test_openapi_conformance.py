@@ -21,6 +21,7 @@ from issuer.app import routes
 from issuer.grants import GRANTS
 from issuer.http.openapi import Undocumented, document
 from issuer.http.schemas import ClientCreate, GrantType, Registration
+from issuer.http.swagger import ASSETS, REDIRECT_PATH
 from issuer.oauth.clients import GRANT_TYPES
 from tests.conftest import make_client, services_of
 from tests.test_admin_api import client_token
@@ -77,7 +78,7 @@ async def test_every_operation_answers_as_documented_on_success_and_on_error(htt
 
     # -- public: discovery and operations (their only error is the body-size guard) --
     for path in ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/healthz",
-                 "/readyz", "/metrics", "/openapi.json"):
+                 "/readyz", "/metrics", "/openapi.json", "/docs", REDIRECT_PATH, *(f"/docs/{a}" for a in ASSETS)):
         await c.call("GET", path, 200)
         await c.call("GET", path, 413, **too_big)
     jwks = await http.get("/.well-known/jwks.json")

@@ -87,7 +87,10 @@ class RequestMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = list(message.get("headers", [])) + self._headers
+                sent = list(message.get("headers", []))
+                # A response that chose its own (the pages' CSP) keeps it: two policies would both apply.
+                present = {name.lower() for name, _ in sent}
+                message["headers"] = sent + [h for h in self._headers if h[0] not in present]
             await send(message)
 
         headers = dict(scope["headers"])
