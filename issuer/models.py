@@ -16,6 +16,9 @@ class Client:
     created_at: float
     updated_at: float
     disabled: bool = False
+    redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    first_party: bool = False
 
     @property
     def is_public(self) -> bool:
@@ -46,6 +49,9 @@ class RefreshFamily:
     created_at: float
     expires_at: float
     revoked_at: float | None = None
+    # Set when a browser sign-in (authorization code) started the family.
+    session_id: str | None = None
+    auth_time: float | None = None
 
 
 @dataclass(frozen=True)

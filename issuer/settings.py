@@ -118,6 +118,19 @@ class Settings(BaseSettings):
     refresh_token_absolute_ttl: int = Field(
         2592000, ge=60, description="A refresh-token family ends this long after login, seconds (default 30 days)."
     )
+    session_idle_ttl: int = Field(
+        28800, ge=60, description="A browser sign-in session ends if unused this long, seconds (default 8 hours)."
+    )
+    session_absolute_ttl: int = Field(
+        604800, ge=60, description="A browser sign-in session ends this long after sign-in, seconds (default 7 days)."
+    )
+    session_logout_revokes_refresh: bool = Field(
+        True,
+        description="Ending a browser session (logout, the user or an admin) also revokes the refresh-token "
+        "families it created.",
+    )
+    id_token_roles: bool = Field(False, description="Put the user's effective `roles` in ID tokens and userinfo.")
+    id_token_ttl: int = Field(900, ge=60, le=86400, description="ID-token lifetime in seconds.")
     refresh_reuse_grace: int = Field(
         10, ge=0, le=300, description="Seconds in which a retried refresh gets the same successor (0: off)."
     )

@@ -168,6 +168,9 @@ def run_cli(env: Mapping[str, str], *args: str, stdin: str | None = None) -> sub
 
 
 _TABLES = (
+    "authorization_codes",
+    "consents",
+    "browser_sessions",
     "audit_log",
     "revoked_tokens",
     "refresh_tokens",
@@ -275,7 +278,9 @@ def services_of(http: httpx.AsyncClient) -> Any:
 
 
 async def make_client(http: httpx.AsyncClient, **kwargs: Any) -> tuple[str, str | None]:
-    """Register an OAuth client through the registry, as the CLI does; returns (id, secret)."""
+    """Register an OAuth client through the operations, as the CLI does; returns (id, secret). Keyword
+    arguments: name, grant_types, scopes, audiences, and those of ClientOps.create (public,
+    redirect_uris, post_logout_redirect_uris, first_party)."""
     defaults: dict[str, Any] = {
         "name": "test-client",
         "grant_types": ("client_credentials",),
@@ -283,11 +288,10 @@ async def make_client(http: httpx.AsyncClient, **kwargs: Any) -> tuple[str, str 
         "audiences": ("https://api.example.com",),
     }
     defaults.update(kwargs)
-    public = defaults.pop("public", False)
     created, secret = await services_of(http).ops.clients.create(
         OPERATOR,
         defaults.pop("name"), tuple(defaults.pop("grant_types")), tuple(defaults.pop("scopes")),
-        tuple(defaults.pop("audiences")), public=public,
+        tuple(defaults.pop("audiences")), **defaults,
     )
     return created.client_id, secret
 

@@ -424,6 +424,33 @@ async def test_create_client_shows_the_secret_once_and_it_works(client: httpx.As
     assert "client_secret" not in public.json()
 
 
+async def test_create_and_patch_a_browser_client(client: httpx.AsyncClient, admin: Admin) -> None:
+    response = await create_client(
+        client,
+        admin,
+        name="web app",
+        public=True,
+        grant_types=["authorization_code", "refresh_token"],
+        redirect_uris=["https://app.example.com/cb", "http://127.0.0.1/cb"],
+        post_logout_redirect_uris=["https://app.example.com/"],
+        first_party=True,
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["redirect_uris"] == ["https://app.example.com/cb", "http://127.0.0.1/cb"]
+    assert created["post_logout_redirect_uris"] == ["https://app.example.com/"]
+    assert created["first_party"] is True and created["type"] == "public"
+    url = f"/admin/clients/{created['client_id']}"
+    patched = await client.patch(url, json={"first_party": False, "redirect_uris": []}, headers=admin.headers)
+    assert_problem(patched, 422)  # authorization_code needs a redirect URI
+    patched = await client.patch(
+        url, json={"first_party": False, "redirect_uris": ["https://app.example.com/cb2"]}, headers=admin.headers
+    )
+    assert patched.status_code == 200, patched.text
+    shown = (await client.get(url, headers=admin.headers)).json()
+    assert shown["first_party"] is False and shown["redirect_uris"] == ["https://app.example.com/cb2"]
+
+
 async def test_list_clients_paginates(client: httpx.AsyncClient, admin: Admin) -> None:
     created = set()
     for n in range(5):
@@ -550,6 +577,12 @@ async def test_delete_client(client: httpx.AsyncClient, admin: Admin) -> None:
         {"name": "x" * 201},
         {"public": "yes"},
         {"public": True, "grant_types": ["client_credentials"]},
+        {"grant_types": ["authorization_code"], "redirect_uris": ["https://app.example.com/cb#frag"]},
+        {"grant_types": ["authorization_code"], "redirect_uris": ["https://*.example.com/cb"]},
+        {"grant_types": ["authorization_code"], "redirect_uris": ["http://app.example.com/cb"]},
+        {"grant_types": ["authorization_code"], "redirect_uris": ["/cb"]},
+        {"post_logout_redirect_uris": ["https://app.example.com/*"]},
+        {"first_party": "yes"},
     ],
 )
 async def test_create_client_validation_is_422(client: httpx.AsyncClient, admin: Admin, body: dict[str, Any]) -> None:

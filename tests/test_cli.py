@@ -122,6 +122,38 @@ def test_public_client_has_no_secret_and_invalid_clients_are_refused(run: Run, s
     assert row["type"] == "public"
 
 
+def test_browser_client_with_redirect_uris(run: Run, sqlite_env: dict[str, str]) -> None:
+    created = ok_json(
+        run(
+            "clients", "create", "--name", "web", "--public", "--first-party",
+            "--grant-type", "authorization_code", "refresh_token",
+            "--redirect-uri", "https://app.example.com/cb", "http://127.0.0.1/cb",
+            "--post-logout-redirect-uri", "https://app.example.com/", "--json",
+            env=sqlite_env,
+        )
+    )
+    assert created["client_secret"] is None
+    shown = ok_json(run("clients", "get", created["client_id"], "--json", env=sqlite_env))
+    assert shown["redirect_uris"] == ["https://app.example.com/cb", "http://127.0.0.1/cb"]
+    assert shown["post_logout_redirect_uris"] == ["https://app.example.com/"]
+    assert shown["first_party"] is True
+    changed = run(
+        "clients", "update", created["client_id"], "--no-first-party", "--redirect-uri", "https://app.example.com/2",
+        env=sqlite_env,
+    )
+    assert changed.returncode == 0, changed.stderr
+    shown = ok_json(run("clients", "get", created["client_id"], "--json", env=sqlite_env))
+    assert shown["first_party"] is False and shown["redirect_uris"] == ["https://app.example.com/2"]
+    for bad in ("https://app.example.com/cb#x", "https://*.example.com/cb", "http://app.example.com/cb"):
+        refused = run(
+            "clients", "create", "--name", "x", "--grant-type", "authorization_code", "--redirect-uri", bad,
+            env=sqlite_env,
+        )
+        assert refused.returncode == 2 and "redirect URI" in refused.stderr, refused.stderr
+    refused = run("clients", "create", "--name", "x", "--grant-type", "authorization_code", env=sqlite_env)
+    assert refused.returncode == 2 and "at least one redirect URI" in refused.stderr
+
+
 def test_key_lifecycle_commands(run: Run, cli_env: dict[str, str]) -> None:
     rows = ok_json(run("keys", "list", "--json", env=cli_env))
     assert sorted(states(rows).values()) == ["active", "pending"]

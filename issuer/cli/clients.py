@@ -24,6 +24,9 @@ async def clients_create(services: Services, args: argparse.Namespace) -> int:
             tuple(args.scope or ()),
             tuple(args.audience or ()),
             public=args.public,
+            redirect_uris=tuple(args.redirect_uri or ()),
+            post_logout_redirect_uris=tuple(args.post_logout_redirect_uri or ()),
+            first_party=args.first_party,
         )
     except ClientValidationError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
@@ -71,9 +74,10 @@ def _show_client(client: Client, as_json: bool) -> None:
     if as_json:
         print_json(view)
         return
+    width = max(len(name) for name in view) + 2
     for name, value in view.items():
         shown = " ".join(value) if isinstance(value, list) else when(value) if name.endswith("_at") else value
-        print(f"{name + ':':<14} {shown if shown not in ('', None) else '-'}")
+        print(f"{name + ':':<{width}} {shown if shown not in ('', None) else '-'}")
 
 
 async def clients_get(services: Services, args: argparse.Namespace) -> int:
@@ -97,11 +101,23 @@ async def clients_update(services: Services, args: argparse.Namespace) -> int:
     changes: dict[str, Any] = {}
     if args.name is not None:
         changes["name"] = args.name
-    for field, value in (("scopes", args.scope), ("grant_types", args.grant_type), ("audiences", args.audience)):
+    for field, value in (
+        ("scopes", args.scope),
+        ("grant_types", args.grant_type),
+        ("audiences", args.audience),
+        ("redirect_uris", args.redirect_uri),
+        ("post_logout_redirect_uris", args.post_logout_redirect_uri),
+    ):
         if value is not None:
             changes[field] = tuple(value)
+    if args.first_party is not None:
+        changes["first_party"] = args.first_party
     if not changes:
-        print("nothing to change: give --name, --scope, --grant-type or --audience", file=sys.stderr)
+        print(
+            "nothing to change: give --name, --scope, --grant-type, --audience, --redirect-uri,"
+            " --post-logout-redirect-uri or --first-party/--no-first-party",
+            file=sys.stderr,
+        )
         return 2
     try:
         before = await services.ops.clients.get(args.client_id)
@@ -150,7 +166,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     create.add_argument("--grant-type", action="extend", nargs="+", required=True, metavar="G")
     create.add_argument("--scope", action="extend", nargs="+", metavar="S")
     create.add_argument("--audience", action="extend", nargs="+", metavar="A")
-    create.add_argument("--public", action="store_true", help="no secret (password/refresh grants only)")
+    create.add_argument(
+        "--public", action="store_true", help="no secret (authorization_code, password, refresh_token grants only)"
+    )
+    create.add_argument("--redirect-uri", action="extend", nargs="+", metavar="URI", help="exact redirect URI(s)")
+    create.add_argument("--post-logout-redirect-uri", action="extend", nargs="+", metavar="URI")
+    create.add_argument("--first-party", action="store_true", help="skip the consent page for this client")
     create.add_argument("--json", action="store_true", help="same as --format json")
     create.add_argument(
         "--format",
@@ -174,12 +195,21 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     cget.add_argument("client_id")
     cget.add_argument("--json", action="store_true")
     cget.set_defaults(func=clients_get)
-    cupdate = clients.add_parser("update", help="change a client's name, scopes, grant types or audiences")
+    cupdate = clients.add_parser(
+        "update", help="change a client's name, scopes, grant types, audiences, redirect URIs or first-party flag"
+    )
     cupdate.add_argument("client_id")
     cupdate.add_argument("--name")
     cupdate.add_argument("--scope", action="extend", nargs="+", metavar="S", help="the full new list (repeatable)")
     cupdate.add_argument("--grant-type", action="extend", nargs="+", metavar="G", help="the full new list")
     cupdate.add_argument("--audience", action="extend", nargs="+", metavar="A", help="the full new list")
+    cupdate.add_argument("--redirect-uri", action="extend", nargs="+", metavar="URI", help="the full new list")
+    cupdate.add_argument(
+        "--post-logout-redirect-uri", action="extend", nargs="+", metavar="URI", help="the full new list"
+    )
+    cupdate.add_argument(
+        "--first-party", action=argparse.BooleanOptionalAction, default=None, help="skip (or show) the consent page"
+    )
     cupdate.set_defaults(func=clients_update)
     cdelete = clients.add_parser("delete", help="delete a client")
     cdelete.add_argument("client_id")

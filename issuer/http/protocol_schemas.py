@@ -74,8 +74,23 @@ class RefreshTokenRequest(_TokenRequest):
     refresh_token: str
 
 
+class AuthorizationCodeRequest(_ClientParams):
+    """RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5); public clients authenticate as none."""
+
+    grant_type: Literal["authorization_code"]
+    code: str
+    redirect_uri: str = Field(description="The redirect_uri of the authorization request, exactly")
+    code_verifier: str = Field(description="RFC 7636: 43 to 128 characters of [A-Za-z0-9-._~]")
+    resource: list[str] = Field(
+        ABSENT,
+        description="RFC 8707: narrows the audience to resources of the authorization request",
+        json_schema_extra={"items": {"type": "string", "format": "uri"}},
+    )
+
+
 TokenRequest = Annotated[
-    ClientCredentialsRequest | PasswordRequest | RefreshTokenRequest, Field(discriminator="grant_type")
+    AuthorizationCodeRequest | ClientCredentialsRequest | PasswordRequest | RefreshTokenRequest,
+    Field(discriminator="grant_type"),
 ]
 
 

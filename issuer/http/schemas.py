@@ -13,6 +13,7 @@ from pydantic_core import PydanticCustomError
 
 from issuer.accounts.policy import PASSWORD_MAX, PASSWORD_MIN, check_password
 from issuer.accounts.users import USERNAME, USERNAME_RULE, normalise_email, normalise_username
+from issuer.oauth.clients import MAX_REDIRECT_URIS, redirect_uri_problem
 from issuer.oauth.scopes import is_scope_token
 from issuer.oauth.uris import MAX_LENGTH, uri_problem
 from keys.lifecycle import KeyState
@@ -101,7 +102,7 @@ class Deactivation(Body):
 
 # -- admin ------------------------------------------------------------------------------------
 
-GrantType = Literal["client_credentials", "password", "refresh_token"]
+GrantType = Literal["authorization_code", "client_credentials", "password", "refresh_token"]
 ClientName = Annotated[
     str,
     Field(min_length=1, max_length=200),
@@ -117,6 +118,18 @@ Audience = Annotated[
     Field(json_schema_extra={"format": "uri", "maxLength": MAX_LENGTH}),
     _checked(uri_problem, "audience "),
 ]
+RedirectUri = Annotated[
+    str,
+    Field(json_schema_extra={"format": "uri", "maxLength": MAX_LENGTH}),
+    _checked(redirect_uri_problem, "redirect URI "),
+]
+_REDIRECT_URIS = (
+    "Where the authorization endpoint may send the browser back, compared as exact strings (any port for "
+    "a loopback http URI): absolute https (http only to a loopback host), no wildcard, user info or fragment. "
+    "Required by authorization_code"
+)
+_POST_LOGOUT = "Where RP-initiated logout may send the browser afterwards; the same rules as redirect_uris"
+_FIRST_PARTY = "A first-party client is not shown the consent page (the user's consent is implied)"
 _AUDIENCES = (
     "Resource URIs the client's tokens may be issued for: absolute https (http only to a loopback host), "
     "without user info or fragment"
@@ -124,7 +137,9 @@ _AUDIENCES = (
 
 
 class _ClientFields(Body):
-    @field_validator("grant_types", "scopes", "audiences", check_fields=False)
+    @field_validator(
+        "grant_types", "scopes", "audiences", "redirect_uris", "post_logout_redirect_uris", check_fields=False
+    )
     @classmethod
     def _dedupe(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else _unique(value)
@@ -136,6 +151,9 @@ class ClientCreate(_ClientFields):
     scopes: list[Scope] = []
     audiences: list[Audience] = Field([], description=_AUDIENCES)
     public: bool = False
+    redirect_uris: list[RedirectUri] = Field([], max_length=MAX_REDIRECT_URIS, description=_REDIRECT_URIS)
+    post_logout_redirect_uris: list[RedirectUri] = Field([], max_length=MAX_REDIRECT_URIS, description=_POST_LOGOUT)
+    first_party: bool = Field(False, description=_FIRST_PARTY)
 
     @model_validator(mode="after")
     def _public_clients_have_no_secret(self) -> ClientCreate:
@@ -163,6 +181,11 @@ class ClientUpdate(_ClientFields):
     grant_types: list[GrantType] = Field(ABSENT, min_length=1)
     scopes: list[Scope] = Field(ABSENT)
     audiences: list[Audience] = Field(ABSENT, description=_AUDIENCES)
+    redirect_uris: list[RedirectUri] = Field(ABSENT, max_length=MAX_REDIRECT_URIS, description=_REDIRECT_URIS)
+    post_logout_redirect_uris: list[RedirectUri] = Field(
+        ABSENT, max_length=MAX_REDIRECT_URIS, description=_POST_LOGOUT
+    )
+    first_party: bool = Field(ABSENT, description=_FIRST_PARTY)
     disabled: bool = Field(ABSENT, description="A disabled client fails authentication; its tokens are refused")
 
     def changes(self) -> dict[str, Any]:
@@ -196,6 +219,9 @@ class ClientView(BaseModel):
     grant_types: list[GrantType]
     scopes: list[str]
     audiences: list[str]
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    first_party: bool
     disabled: bool
     created_at: int
     updated_at: int

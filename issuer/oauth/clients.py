@@ -20,7 +20,8 @@ from issuer.oauth.scopes import is_scope_token
 from issuer.oauth.uris import uri_problem
 from issuer.storage.base import ClientStore
 
-GRANT_TYPES = ("client_credentials", "password", "refresh_token")
+GRANT_TYPES = ("authorization_code", "client_credentials", "password", "refresh_token")
+MAX_REDIRECT_URIS = 20
 # Known clients and unknown ids are bounded apart, so a flood of made-up client_ids (which
 # anyone can send to the token endpoint) only ever evicts other made-up ids.
 _CACHE_LIMIT = 10_000
@@ -36,8 +37,31 @@ class ClientValidationError(ValueError):
     pass
 
 
+def redirect_uri_problem(value: str) -> str | None:
+    """Why ``value`` cannot be registered as a (post-logout) redirect URI: the rule of
+    issuer.oauth.uris, and no wildcard (redirect URIs are compared as exact strings)."""
+    if "*" in value:
+        return "must not contain a wildcard"
+    return uri_problem(value)
+
+
+def _check_uris(kind: str, uris: tuple[str, ...]) -> None:
+    if len(uris) > MAX_REDIRECT_URIS:
+        raise ClientValidationError(f"at most {MAX_REDIRECT_URIS} {kind}s")
+    for uri in uris:
+        problem = redirect_uri_problem(uri)
+        if problem:
+            raise ClientValidationError(f"{kind} {uri[:100]!r} {problem}")
+
+
 def validate_client_fields(
-    name: str, grant_types: tuple[str, ...], scopes: tuple[str, ...], audiences: tuple[str, ...], public: bool
+    name: str,
+    grant_types: tuple[str, ...],
+    scopes: tuple[str, ...],
+    audiences: tuple[str, ...],
+    public: bool,
+    redirect_uris: tuple[str, ...] = (),
+    post_logout_redirect_uris: tuple[str, ...] = (),
 ) -> None:
     if not name or len(name) > 200 or not name.isprintable():
         raise ClientValidationError("name must be 1 to 200 printable characters")
@@ -55,6 +79,22 @@ def validate_client_fields(
         problem = uri_problem(audience)
         if problem:
             raise ClientValidationError(f"audience {audience[:100]!r} {problem}")
+    _check_uris("redirect URI", redirect_uris)
+    _check_uris("post-logout redirect URI", post_logout_redirect_uris)
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise ClientValidationError("authorization_code requires at least one redirect URI")
+
+
+def validate_client(client: Client) -> None:
+    validate_client_fields(
+        client.name,
+        client.grant_types,
+        client.scopes,
+        client.audiences,
+        client.is_public,
+        client.redirect_uris,
+        client.post_logout_redirect_uris,
+    )
 
 
 class ClientRegistry:
@@ -91,10 +131,14 @@ class ClientRegistry:
         audiences: tuple[str, ...] = (),
         *,
         public: bool = False,
+        redirect_uris: tuple[str, ...] = (),
+        post_logout_redirect_uris: tuple[str, ...] = (),
+        first_party: bool = False,
     ) -> tuple[Client, str | None]:
         """A validated new client and its secret (None for a public client), not yet stored."""
-        grant_types, scopes, audiences = (tuple(dict.fromkeys(v)) for v in (grant_types, scopes, audiences))
-        validate_client_fields(name, grant_types, scopes, audiences, public)
+        grant_types, scopes, audiences, redirect_uris, post_logout_redirect_uris = (
+            tuple(dict.fromkeys(v)) for v in (grant_types, scopes, audiences, redirect_uris, post_logout_redirect_uris)
+        )
         secret = None if public else secrets.token_urlsafe(32)
         now = self._clock()
         client = Client(
@@ -106,12 +150,16 @@ class ClientRegistry:
             audiences=audiences,
             created_at=now,
             updated_at=now,
+            redirect_uris=redirect_uris,
+            post_logout_redirect_uris=post_logout_redirect_uris,
+            first_party=first_party,
         )
+        validate_client(client)
         return client, secret
 
     def updated(self, client: Client, **changes: object) -> Client:
         updated = replace(client, **changes, updated_at=self._clock())  # type: ignore[arg-type]
-        validate_client_fields(updated.name, updated.grant_types, updated.scopes, updated.audiences, updated.is_public)
+        validate_client(updated)
         return updated
 
     def with_new_secret(self, client: Client) -> tuple[Client, str]:

@@ -44,25 +44,38 @@ class ClientOps:
         audiences: tuple[str, ...] = (),
         *,
         public: bool = False,
+        redirect_uris: tuple[str, ...] = (),
+        post_logout_redirect_uris: tuple[str, ...] = (),
+        first_party: bool = False,
     ) -> tuple[Client, str | None]:
         """Raises ClientValidationError. Returns the client and its secret (shown once)."""
-        client, secret = self.registry.new_client(name, grant_types, scopes, audiences, public=public)
+        client, secret = self.registry.new_client(
+            name,
+            grant_types,
+            scopes,
+            audiences,
+            public=public,
+            redirect_uris=redirect_uris,
+            post_logout_redirect_uris=post_logout_redirect_uris,
+            first_party=first_party,
+        )
         async with self.store.transaction() as tx:
             await tx.create_client(client)
             await record(tx, self.clock, actor, "clients.create", client.client_id, name=name)
         return client, secret
 
     async def update(self, actor: Actor, client_id: str, **changes: Any) -> Client:
-        """Any of name, grant_types, scopes, audiences, disabled. Raises NoSuchClient,
-        ClientValidationError."""
+        """Any of name, grant_types, scopes, audiences, redirect_uris, post_logout_redirect_uris,
+        first_party, disabled. Raises NoSuchClient, ClientValidationError."""
         client = await self.get(client_id)
-        for name in ("grant_types", "scopes", "audiences"):
+        for name in ("grant_types", "scopes", "audiences", "redirect_uris", "post_logout_redirect_uris"):
             if name in changes:
                 changes[name] = tuple(dict.fromkeys(changes[name]))
         updated = self.registry.updated(client, **changes)
         detail: dict[str, object] = {"fields": sorted(changes)}
-        if "disabled" in changes:
-            detail["disabled"] = changes["disabled"]
+        for flag in ("disabled", "first_party"):
+            if flag in changes:
+                detail[flag] = changes[flag]
         async with self.store.transaction() as tx:
             if not await tx.update_client(updated):
                 raise NoSuchClient(client_id)

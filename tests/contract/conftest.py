@@ -43,6 +43,9 @@ def new_client(
         audiences=("https://api.example.com", "https://other.example.com"),
         created_at=at,
         updated_at=at,
+        redirect_uris=("https://app.example.com/cb", "http://127.0.0.1/cb"),
+        post_logout_redirect_uris=("https://app.example.com/",),
+        first_party=public,
     )
 
 

@@ -50,6 +50,9 @@ async def test_update_client_changes_stored_fields(storage: SqlStorage) -> None:
         grant_types=("client_credentials", "password"),
         scopes=("admin",),
         audiences=("https://new.example.com",),
+        redirect_uris=("https://new.example.com/cb",),
+        post_logout_redirect_uris=(),
+        first_party=True,
         updated_at=client.updated_at + 10,
     )
     assert await storage.update_client(changed) is True

@@ -42,6 +42,9 @@ async def create_client(request: Request) -> Response:
             tuple(body.scopes),
             tuple(body.audiences),
             public=body.public,
+            redirect_uris=tuple(body.redirect_uris),
+            post_logout_redirect_uris=tuple(body.post_logout_redirect_uris),
+            first_party=body.first_party,
         )
     except ClientValidationError as exc:
         raise _invalid(str(exc)) from None

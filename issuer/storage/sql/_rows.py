@@ -43,6 +43,9 @@ def _client(row: Row) -> Client:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         disabled=bool(row["disabled"]),
+        redirect_uris=_tuple(row["redirect_uris"]),
+        post_logout_redirect_uris=_tuple(row["post_logout_redirect_uris"]),
+        first_party=bool(row["first_party"]),
     )
 
 
@@ -99,6 +102,8 @@ def _family(row: Row) -> RefreshFamily:
         created_at=row["f_created_at"],
         expires_at=row["f_expires_at"],
         revoked_at=row["revoked_at"],
+        session_id=row["session_id"],
+        auth_time=row["auth_time"],
     )
 
 

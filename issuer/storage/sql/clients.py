@@ -14,7 +14,8 @@ class ClientSql(SqlStore):
     async def create_client(self, client: Client) -> None:
         await self.db.execute(
             "INSERT INTO clients (client_id, name, secret_hash, grant_types, scopes, audiences, created_at, updated_at,"
-            " disabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            " disabled, redirect_uris, post_logout_redirect_uris, first_party)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             client.client_id,
             client.name,
             client.secret_hash,
@@ -24,6 +25,9 @@ class ClientSql(SqlStore):
             client.created_at,
             client.updated_at,
             client.disabled,
+            _json(client.redirect_uris),
+            _json(client.post_logout_redirect_uris),
+            client.first_party,
         )
 
     async def get_client(self, client_id: str) -> Client | None:
@@ -39,7 +43,8 @@ class ClientSql(SqlStore):
     async def update_client(self, client: Client) -> bool:
         changed = await self.db.execute(
             "UPDATE clients SET name = $2, secret_hash = $3, grant_types = $4, scopes = $5, audiences = $6,"
-            " updated_at = $7, disabled = $8 WHERE client_id = $1",
+            " updated_at = $7, disabled = $8, redirect_uris = $9, post_logout_redirect_uris = $10, first_party = $11"
+            " WHERE client_id = $1",
             client.client_id,
             client.name,
             client.secret_hash,
@@ -48,6 +53,9 @@ class ClientSql(SqlStore):
             _json(client.audiences),
             client.updated_at,
             client.disabled,
+            _json(client.redirect_uris),
+            _json(client.post_logout_redirect_uris),
+            client.first_party,
         )
         return changed == 1
 

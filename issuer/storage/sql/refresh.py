@@ -52,9 +52,14 @@ PURGE_EXPIRED_FAMILIES = batched("DELETE FROM refresh_families", "refresh_famili
 PURGE_REVOKED_FAMILIES = batched("DELETE FROM refresh_families", "refresh_families", "family_id", "revoked_at < $1")
 
 
+_FAMILY_COLUMNS = (
+    "f.client_id, f.user_id, f.created_at AS f_created_at, f.expires_at AS f_expires_at, f.revoked_at,"
+    " f.session_id, f.auth_time"
+)
+
 # The refresh grant's first round trip: the token, its family and the family's user.
 _FIND_TOKEN_WITH_USER = (
-    "SELECT t.*, f.client_id, f.user_id, f.created_at AS f_created_at, f.expires_at AS f_expires_at, f.revoked_at, "
+    "SELECT t.*, " + _FAMILY_COLUMNS + ", "
     + ", ".join(f"u.{c} AS u_{c}" for c in _USER_COLUMNS)
     + " FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id"
     " LEFT JOIN users u ON u.user_id = f.user_id WHERE t.token_hash = $1"
@@ -71,21 +76,22 @@ class RefreshSql(SqlStore):
     async def start_family(self, family: RefreshFamily, first: RefreshToken) -> None:
         async with self.db.transaction() as tx:
             await tx.execute(
-                "INSERT INTO refresh_families (family_id, client_id, user_id, created_at, expires_at)"
-                " VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO refresh_families (family_id, client_id, user_id, created_at, expires_at, session_id,"
+                " auth_time) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 family.family_id,
                 family.client_id,
                 family.user_id,
                 family.created_at,
                 family.expires_at,
+                family.session_id,
+                family.auth_time,
             )
             await tx.execute(_INSERT_TOKEN, *_token_args(first))
 
     async def find_token(self, token_hash: bytes) -> tuple[RefreshToken, RefreshFamily] | None:
         row = await self.db.fetchrow(
-            "SELECT t.*, f.client_id, f.user_id, f.created_at AS f_created_at, f.expires_at AS f_expires_at,"
-            " f.revoked_at FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id"
-            " WHERE t.token_hash = $1",
+            "SELECT t.*, " + _FAMILY_COLUMNS + " FROM refresh_tokens t"
+            " JOIN refresh_families f ON f.family_id = t.family_id WHERE t.token_hash = $1",
             token_hash,
         )
         return (_refresh(row), _family(row)) if row else None
