@@ -27,6 +27,7 @@ from issuer.http.responses import (
     handle_unexpected,
 )
 from issuer.operations import SCHEDULER
+from issuer.operations.docs_client import DOCS_REDIRECT_PATH, ensure_docs_client
 from issuer.retention import Retention, RetentionPolicy
 from issuer.services import Clock, Services, open_services
 from issuer.settings import Settings
@@ -82,7 +83,7 @@ def routes() -> list[Route]:
         Route("/metrics", discovery.metrics, methods=["GET"]),
         Route("/openapi.json", openapi.openapi_endpoint, methods=["GET"]),
         Route("/docs", swagger.docs, methods=["GET"]),
-        Route(swagger.REDIRECT_PATH, swagger.docs_oauth2_redirect, methods=["GET"]),
+        Route(DOCS_REDIRECT_PATH, swagger.docs_oauth2_redirect, methods=["GET"]),
         *(Route(f"/docs/{name}", swagger.docs_asset, methods=["GET"]) for name in swagger.ASSETS),
     ]
 
@@ -139,6 +140,7 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
         services = await open_services(settings, clock=clock)
         try:
             await services.ops.keys.ensure_initial(SCHEDULER)
+            await ensure_docs_client(services.ops.clients, settings)
             await services.keyring.refresh()
             await services.revocations.cache.warm()
             holder["services"] = services

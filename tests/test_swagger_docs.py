@@ -8,7 +8,8 @@ from urllib.parse import urljoin
 
 import httpx
 
-from issuer.http.swagger import ASSETS, REDIRECT_PATH
+from issuer.http.swagger import ASSETS
+from issuer.operations.docs_client import DOCS_REDIRECT_PATH
 from tests.conftest import services_of
 
 _TAGS = re.compile(r"<(script|link)\b([^>]*)>", re.IGNORECASE)
@@ -45,7 +46,7 @@ async def test_docs_page_loads_swagger_ui_from_this_origin_under_a_strict_csp(ht
     assert {"docs/swagger-ui-bundle.js", "docs/swagger-initializer.js", "docs/swagger-ui.css"} <= set(urls)
     assert page.headers["cache-control"] == "no-cache"
     assert 'data-openapi-url="openapi.json"' in page.text
-    redirect = services_of(http).settings.url + REDIRECT_PATH
+    redirect = services_of(http).settings.url + DOCS_REDIRECT_PATH
     assert f'data-oauth2-redirect-url="{redirect}"' in page.text
     for url in urls:
         asset = await http.get(urljoin(str(page.url), url))
@@ -64,16 +65,10 @@ async def test_only_the_listed_files_are_served(http: httpx.AsyncClient) -> None
 
 
 async def test_oauth2_redirect_page_runs_only_its_own_script(http: httpx.AsyncClient) -> None:
-    page = await http.get(REDIRECT_PATH, params={"code": "abc", "state": "xyz"})
+    page = await http.get(DOCS_REDIRECT_PATH, params={"code": "abc", "state": "xyz"})
     assert _assert_strict_page(page) == ["oauth2-redirect.js"]
     script = await http.get("/docs/oauth2-redirect.js")
     assert b"swaggerUIRedirectOauth2" in script.content
-
-
-async def test_docs_page_names_no_client_that_does_not_exist(start: object) -> None:
-    async with start(docs_client_id="no-such-client") as http:  # type: ignore[operator]
-        page = await http.get("/docs")
-        assert 'data-client-id=""' in page.text
 
 
 async def test_openapi_offers_authorization_code_with_pkce_against_this_issuer(http: httpx.AsyncClient) -> None:

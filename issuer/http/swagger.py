@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 
 from issuer.http.apidoc import OPERATIONS_API, Replies, Reply, documented
+from issuer.operations.docs_client import DOCS_REDIRECT_PATH
 from issuer.services import Services
 
 
@@ -36,7 +37,6 @@ ASSETS: dict[str, tuple[Path, str]] = {
     "swagger-initializer.js": (_OURS / "swagger-initializer.js", "text/javascript"),
     "oauth2-redirect.js": (_OURS / "oauth2-redirect.js", "text/javascript"),
 }
-REDIRECT_PATH = "/docs/oauth2-redirect"
 _REDIRECT_PAGE = _OURS / "oauth2-redirect.html"
 _ASSET_MAX_AGE = 86400
 
@@ -92,7 +92,8 @@ async def docs(request: Request) -> Response:
     client_id = settings.docs_client_id
     # Preconfigured only when the client exists, so "Authorize" never starts with an unknown client.
     client = await services.clients.get(client_id) if client_id else None
-    page = _page("openapi.json", settings.endpoint(REDIRECT_PATH), client_id if client and not client.disabled else "")
+    usable = client is not None and not client.disabled
+    page = _page("openapi.json", settings.endpoint(DOCS_REDIRECT_PATH), client_id if usable else "")
     return HTMLResponse(page, headers=_headers(request, "no-cache"))
 
 
