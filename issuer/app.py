@@ -82,9 +82,13 @@ def routes() -> list[Route]:
         Route("/readyz", discovery.readyz, methods=["GET"]),
         Route("/metrics", discovery.metrics, methods=["GET"]),
         Route("/openapi.json", openapi.openapi_endpoint, methods=["GET"]),
-        Route("/docs", swagger.docs, methods=["GET"]),
-        Route(DOCS_REDIRECT_PATH, swagger.docs_oauth2_redirect, methods=["GET"]),
-        *(Route(f"/docs/{name}", swagger.docs_asset, methods=["GET"]) for name in swagger.ASSETS),
+        # Swagger UI: HTML and files for browsers, left out of /openapi.json like the hosted pages
+        Route("/docs", swagger.docs, methods=["GET"], include_in_schema=False),
+        Route(DOCS_REDIRECT_PATH, swagger.docs_oauth2_redirect, methods=["GET"], include_in_schema=False),
+        *(
+            Route(f"/docs/{name}", swagger.docs_asset, methods=["GET"], include_in_schema=False)
+            for name in swagger.ASSETS
+        ),
     ]
 
 

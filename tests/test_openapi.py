@@ -22,6 +22,8 @@ def route_methods() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for route in routes():
         assert isinstance(route, Route), route
+        if not route.include_in_schema:
+            continue
         methods = {m.lower() for m in route.methods or ()}
         if "get" in methods:
             methods.discard("head")

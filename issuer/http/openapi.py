@@ -140,6 +140,8 @@ def paths(routes: Iterable[BaseRoute], components: _Components) -> dict[str, Sch
     for route in routes:
         if not isinstance(route, Route):
             raise Undocumented(f"{route!r} is not a plain route")
+        if not route.include_in_schema:
+            continue  # the hosted HTML pages (issuer.pages): for browsers, not an API
         op = DECLARED.get(route.endpoint)
         if op is None:
             raise Undocumented(f"{route.path} ({route.endpoint.__name__}) declares no @documented operation")

@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 
-from issuer.http.apidoc import OPERATIONS_API, Replies, Reply, documented
 from issuer.operations.docs_client import DOCS_REDIRECT_PATH
 from issuer.services import Services
 
@@ -82,10 +81,6 @@ def _headers(request: Request, cache: str) -> dict[str, str]:
     return {"Content-Security-Policy": content_security_policy(services.settings.url), "Cache-Control": cache}
 
 
-HTML_PAGE: Replies = {200: (Reply("HTML page", {"type": "string"}, "text/html", ("Cache-Control",)),)}
-
-
-@documented("Interactive API documentation (Swagger UI)", OPERATIONS_API, HTML_PAGE)
 async def docs(request: Request) -> Response:
     services: Services = request.state.services
     settings = services.settings
@@ -97,21 +92,10 @@ async def docs(request: Request) -> Response:
     return HTMLResponse(page, headers=_headers(request, "no-cache"))
 
 
-@documented("Swagger UI's OAuth 2 redirect page (the docs client's redirect URI)", OPERATIONS_API, HTML_PAGE)
 async def docs_oauth2_redirect(request: Request) -> Response:
     return FileResponse(_REDIRECT_PAGE, media_type="text/html", headers=_headers(request, "no-cache"))
 
 
-@documented(
-    "A file of the interactive documentation",
-    OPERATIONS_API,
-    {
-        200: tuple(
-            Reply("The file", {"type": "string"}, media, ("Cache-Control",))
-            for media in dict.fromkeys(media for _, media in ASSETS.values())
-        )
-    },
-)
 async def docs_asset(request: Request) -> Response:
     path, media = ASSETS[request.scope["path"].rsplit("/", 1)[1]]
     return FileResponse(path, media_type=media, headers=_headers(request, f"public, max-age={_ASSET_MAX_AGE}"))
