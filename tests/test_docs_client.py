@@ -22,7 +22,8 @@ async def _docs_audit(http: httpx.AsyncClient) -> list[Any]:
 async def test_embedded_development_mode_creates_the_docs_client_once(
     sqlite_url: str, make_settings: Callable[..., Settings]
 ) -> None:
-    settings = make_settings(database_url=sqlite_url, **FAST)
+    assert Settings(_env_file=None).docs_client_id == "issuer-docs"  # the default, as documented
+    settings = make_settings(database_url=sqlite_url, docs_client_id="issuer-docs", **FAST)
     async with running_app(settings) as http:
         client = await services_of(http).clients.get("issuer-docs")
         assert client is not None and client.is_public and client.first_party and not client.disabled
@@ -45,9 +46,9 @@ async def test_embedded_development_mode_creates_the_docs_client_once(
 async def test_a_new_issuer_url_is_added_to_the_docs_clients_redirect_uris(
     sqlite_url: str, make_settings: Callable[..., Settings]
 ) -> None:
-    async with running_app(make_settings(database_url=sqlite_url, **FAST)):
+    async with running_app(make_settings(database_url=sqlite_url, docs_client_id="issuer-docs", **FAST)):
         pass
-    moved = make_settings(database_url=sqlite_url, url="http://localhost:9000", **FAST)
+    moved = make_settings(database_url=sqlite_url, docs_client_id="issuer-docs", url="http://localhost:9000", **FAST)
     async with running_app(moved) as http:
         client = await services_of(http).clients.get("issuer-docs")
         assert client is not None
@@ -59,8 +60,8 @@ async def test_no_docs_client_is_made_outside_the_embedded_development_mode(
     pg_database: str, sqlite_url: str, make_settings: Callable[..., Settings]
 ) -> None:
     for settings in (
-        make_settings(database_url=pg_database, **FAST),
-        make_settings(database_url=pg_database, env="production", **FAST),
+        make_settings(database_url=pg_database, docs_client_id="issuer-docs", **FAST),
+        make_settings(database_url=pg_database, env="production", docs_client_id="issuer-docs", **FAST),
         make_settings(database_url=sqlite_url, docs_client_id="", **FAST),
     ):
         async with running_app(settings) as http:
