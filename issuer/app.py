@@ -114,6 +114,8 @@ def retention(services: Services) -> Retention:
         RetentionPolicy(settings.audit_retention_days, settings.refresh_reuse_grace, settings.clock_skew),
         services.clock,
         on_deleted=lambda kind, n: services.metrics.retention_deleted.labels(kind).inc(n),
+        sessions=store,
+        codes=store,
     )
 
 

@@ -76,3 +76,43 @@ class AuditEntry:
     target: str
     detail: dict[str, object]
     remote_addr: str
+
+
+@dataclass(frozen=True)
+class BrowserSession:
+    """A signed-in browser. ``session_id`` is public (the ID token's ``sid``); the cookie that
+    resumes it is stored only as a hash."""
+
+    session_id: str
+    user_id: str
+    auth_time: float
+    created_at: float
+    last_seen_at: float
+    expires_at: float
+    ended_at: float | None = None
+    remote_addr: str = ""
+    user_agent: str = ""
+
+
+@dataclass(frozen=True)
+class AuthorizationCode:
+    """An issued authorization code (stored by its hash) and what it is bound to. After the first
+    exchange: ``consumed_at``, and what that exchange issued (so a replay can revoke it)."""
+
+    code_hash: bytes = field(repr=False)
+    client_id: str
+    user_id: str
+    session_id: str
+    redirect_uri: str
+    code_challenge: str
+    nonce: str | None
+    scope: str
+    audience: str
+    auth_time: float
+    issued_at: float
+    expires_at: float
+    consumed_at: float | None = None
+    family_id: str | None = None
+    access_jti: str | None = None
+    access_expires_at: float | None = None
+    replayed_at: float | None = None

@@ -7,6 +7,8 @@ time (the holder of a PostgreSQL advisory lock; on SQLite, of a lock file beside
   passes, or it is revoked and the retry grace is over): reuse detection must recognise a consumed
   token for as long as its family lives. A sealed successor is dropped once the grace is over.
 - Audit entries are kept ``ISSUER_AUDIT_RETENTION_DAYS`` (0: forever).
+- Browser sessions are kept until their absolute expiry; authorization codes a day past theirs (a
+  replay of a code is recognised, and what its exchange issued revoked, while the row lives).
 
 Every delete is found through an index (migration 0004) and limited to ``batch`` rows per
 statement, at most ``max_batches`` statements per kind and sweep, so one sweep never holds the
@@ -19,7 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from issuer.storage.base import AuditStore, RefreshStore, RevocationStore
+from issuer.storage.base import AuditStore, CodeStore, RefreshStore, RevocationStore, SessionStore
 from issuer.storage.database import Database
 from issuer.tokens.validate import LEEWAY
 
@@ -57,7 +59,11 @@ class Retention:
         policy: RetentionPolicy,
         clock: Callable[[], float],
         on_deleted: Callable[[str, int], None] | None = None,
+        sessions: SessionStore | None = None,
+        codes: CodeStore | None = None,
     ) -> None:
+        self._sessions = sessions
+        self._codes = codes
         self._db = db
         self._revocations = revocations
         self._refresh = refresh
@@ -85,6 +91,10 @@ class Retention:
             ("expired_families", self._refresh.purge_expired, now),
             ("revoked_families", self._refresh.purge_revoked_families, now - p.refresh_grace),
         ]
+        if self._sessions is not None:
+            steps.append(("browser_sessions", self._sessions.purge_sessions, now))
+        if self._codes is not None:
+            steps.append(("authorization_codes", self._codes.purge_codes, now - DAY))
         if p.audit_days:
             steps.append(("audit_entries", self._audit.purge_audit, now - p.audit_days * DAY))
         report = SweepReport()

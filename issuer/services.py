@@ -16,6 +16,10 @@ from redis.asyncio import Redis
 
 from issuer.accounts.passwords import Passwords
 from issuer.accounts.users import RoleHierarchy, Users
+from issuer.authorize import AuthorizeContext
+from issuer.authorize.codes import AuthorizationCodes
+from issuer.authorize.consent import Consents
+from issuer.authorize.sessions import BrowserSessions, SessionPolicy
 from issuer.cache.bus import Bus
 from issuer.cache.limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from issuer.cache.redisconn import REDIS_ERRORS
@@ -33,6 +37,7 @@ from issuer.startup import check_production, connect_database, key_policy, resol
 from issuer.storage import SqlStorage
 from issuer.storage.migrate import migrate, pending_migrations
 from issuer.tokens.access import AccessTokens
+from issuer.tokens.id_tokens import IdTokens, UserClaims
 from issuer.tokens.refresh import RefreshPolicy, RefreshTokens
 from issuer.tokens.revoke import TokenContext
 from issuer.tokens.validate import AccessTokenValidator, Revocations
@@ -68,6 +73,7 @@ class Services:
     refusals: RefusalLog
     grants: GrantContext
     token_context: TokenContext
+    authorize: AuthorizeContext
     redis: Redis | None = None
 
     _scopes: tuple[float, list[str]] = (float("-inf"), [])
@@ -197,7 +203,19 @@ async def open_services(
         clients = ClientRegistry(store, pepper, clock, on_change=client_changed)
         access_tokens = AccessTokens(keyring, settings.url, settings.access_token_ttl, clock)
         validator = AccessTokenValidator(keyring, settings.url, revocations, clock)
-        users = Users(store, store, passwords, RoleHierarchy(settings.roles, settings.admin_role), clock, user_changed)
+        roles = RoleHierarchy(settings.roles, settings.admin_role)
+        users = Users(store, store, passwords, roles, clock, user_changed)
+        claims = UserClaims(roles, settings.id_token_roles)
+        id_tokens = IdTokens(keyring, settings.url, settings.id_token_ttl, claims, clock)
+        sessions = BrowserSessions(
+            store,
+            users.states,
+            SessionPolicy(
+                settings.session_idle_ttl, settings.session_absolute_ttl, settings.session_logout_revokes_refresh
+            ),
+            clock,
+        )
+        codes = AuthorizationCodes(store, refresh_tokens, revocations, clock)
         return Services(
             settings=settings,
             clock=clock,
@@ -229,6 +247,8 @@ async def open_services(
                 users=users,
                 limiter=limiter,
                 metrics=metrics,
+                id_tokens=id_tokens,
+                codes=codes,
                 login_limit_per_user=settings.rate_limit_login_per_user,
                 login_limit_per_ip=settings.rate_limit_login_per_ip,
             ),
@@ -240,6 +260,17 @@ async def open_services(
                 clients=clients,
                 user_states=users.states,
                 clock=clock,
+            ),
+            authorize=AuthorizeContext(
+                issuer=settings.url,
+                settings=settings,
+                sessions=sessions,
+                consents=Consents(store, clock),
+                codes=codes,
+                clients=clients,
+                users=users,
+                id_tokens=id_tokens,
+                keyring=keyring,
             ),
             redis=redis,
         )

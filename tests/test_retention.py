@@ -18,8 +18,11 @@ from issuer.settings import Settings
 from issuer.storage import open_database
 from issuer.storage.migrate import migrate
 from issuer.storage.sql.audit import PURGE_AUDIT
+from issuer.storage.sql.codes import PURGE_CODES
 from issuer.storage.sql.refresh import FORGET_SUCCESSORS, PURGE_EXPIRED_FAMILIES, PURGE_REVOKED_FAMILIES
 from issuer.storage.sql.revocations import PURGE_REVOKED
+from issuer.storage.sql.sessions import PURGE_SESSIONS
+from tests.authorize_helpers import authorize, web_client
 from tests.conftest import OPERATOR, FakeClock, make_client, running_app, services_of, throwaway_pg_database
 
 TOKEN = "/oauth2/token"
@@ -135,8 +138,21 @@ async def test_families_are_kept_while_they_live_and_purged_when_they_end(
         assert kept.status_code == 200, "a live family must survive every sweep"
         assert (await sweep(http)) == {
             "revoked_tokens": 0, "sealed_successors": 0, "expired_families": 0, "revoked_families": 0,
-            "audit_entries": 0,
+            "browser_sessions": 0, "authorization_codes": 0, "audit_entries": 0,
         }
+
+
+async def test_sessions_and_codes_are_purged_after_they_end(http: httpx.AsyncClient, clock: FakeClock) -> None:
+    client_id, _ = await web_client(http)
+    flow = await authorize(http, client_id)
+    settings = services_of(http).settings
+    clock.advance(86400 + 61)
+    deleted = await sweep(http)
+    assert deleted["authorization_codes"] == 1 and deleted["browser_sessions"] == 0
+    assert await count(http, "browser_sessions") == 1
+    clock.advance(settings.session_absolute_ttl)
+    assert (await sweep(http))["browser_sessions"] == 1
+    assert await services_of(http).store.get_session(flow.session.session_id) is None
 
 
 async def admin_action(http: httpx.AsyncClient, token: str, name: str) -> None:
@@ -242,6 +258,17 @@ def big_pg_database() -> Iterator[str]:
                         SELECT 2e9 + i, 'a', 'x', 't', '{{}}', '' FROM generate_series(1, {ROWS}) i;
                     INSERT INTO audit_log (at, actor, action, target, detail, remote_addr)
                         SELECT 1e9, 'a', 'x', 't', '{{}}', '' FROM generate_series(1, 10) i;
+                    INSERT INTO browser_sessions
+                        (session_id, cookie_hash, user_id, auth_time, created_at, last_seen_at, expires_at)
+                        SELECT 's' || i, sha256(('s' || i)::bytea), 'u' || i, 1e9, 1e9, 1e9,
+                               CASE WHEN i <= 10 THEN 1e9 ELSE 2e9 + i END
+                        FROM generate_series(1, {ROWS}) i;
+                    INSERT INTO authorization_codes
+                        (code_hash, client_id, user_id, session_id, redirect_uri, code_challenge, scope, audience,
+                         auth_time, issued_at, expires_at)
+                        SELECT sha256(('c' || i)::bytea), 'c', 'u', 's', 'https://a/cb', 'x', '', '', 1e9, 1e9,
+                               CASE WHEN i <= 10 THEN 1e9 ELSE 2e9 + i END
+                        FROM generate_series(1, {ROWS}) i;
                     ANALYZE;
                 """)
             finally:
@@ -265,6 +292,8 @@ SWEEPS = (
         ("expired families", PURGE_EXPIRED_FAMILIES, "refresh_families"),
         ("revoked families", PURGE_REVOKED_FAMILIES, "refresh_families"),
         ("audit entries", PURGE_AUDIT, "audit_log"),
+        ("browser sessions", PURGE_SESSIONS, "browser_sessions"),
+        ("authorization codes", PURGE_CODES, "authorization_codes"),
     ]
 )
 

@@ -5,11 +5,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from issuer.accounts.users import Users
+from issuer.authorize.codes import AuthorizationCodes
 from issuer.cache.limits import RateLimiter
 from issuer.models import Client
 from issuer.oauth.params import Params
 from issuer.observability.metrics import Metrics
 from issuer.tokens.access import AccessTokens
+from issuer.tokens.id_tokens import IdTokens
 from issuer.tokens.refresh import RefreshTokens
 
 
@@ -23,6 +25,8 @@ class GrantContext:
     users: Users
     limiter: RateLimiter
     metrics: Metrics
+    id_tokens: IdTokens
+    codes: AuthorizationCodes
     login_limit_per_user: int
     login_limit_per_ip: int
 

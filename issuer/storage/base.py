@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from issuer.models import AuditEntry, Client, RefreshFamily, RefreshToken, User
+from issuer.models import AuditEntry, AuthorizationCode, BrowserSession, Client, RefreshFamily, RefreshToken, User
 from keys.store import KeyStore, SecretStore
 
 __all__ = [
     "AuditStore",
     "ClientStore",
+    "CodeStore",
     "Conflict",
+    "ConsentStore",
     "KeyStore",
     "RefreshStore",
     "RevocationStore",
     "SecretStore",
+    "SessionStore",
     "UserStore",
 ]
 
@@ -105,4 +108,66 @@ class AuditStore(Protocol):
     async def list_audit(self, *, limit: int, before: int = 0) -> list[AuditEntry]: ...
     async def purge_audit(self, before: float, limit: int = 1000) -> int:
         """Delete up to ``limit`` entries written before ``before``."""
+        ...
+
+
+class SessionStore(Protocol):
+    """Browser sign-in sessions; the row is the truth (issuer.authorize.sessions applies expiry)."""
+
+    async def create_session(self, session: BrowserSession, cookie_hash: bytes) -> None: ...
+    async def find_session(self, cookie_hash: bytes) -> BrowserSession | None: ...
+    async def get_session(self, session_id: str) -> BrowserSession | None: ...
+    async def touch_session(self, session_id: str, now: float) -> None:
+        """Set last_seen_at, if the session has not ended."""
+        ...
+
+    async def reauthenticate_session(self, session_id: str, auth_time: float) -> bool:
+        """A new auth_time (and last_seen_at) for a session that has not ended."""
+        ...
+
+    async def end_session(self, session_id: str, now: float, reason: str) -> bool:
+        """End it if it had not ended; False if unknown or already ended."""
+        ...
+
+    async def end_user_sessions(self, user_id: str, now: float, reason: str) -> list[str]:
+        """End every unended session of the user; returns their ids."""
+        ...
+
+    async def list_user_sessions(self, user_id: str, now: float) -> list[BrowserSession]:
+        """The user's sessions that have not ended and are before their absolute expiry, newest first."""
+        ...
+
+    async def revoke_session_families(self, session_id: str, now: float, reason: str) -> int:
+        """Revoke the unrevoked refresh-token families the session started."""
+        ...
+
+    async def purge_sessions(self, before: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` sessions that expired, or ended, before ``before``."""
+        ...
+
+
+class ConsentStore(Protocol):
+    async def consented_scopes(self, user_id: str, client_id: str) -> list[str]: ...
+    async def add_consent(self, user_id: str, client_id: str, scopes: tuple[str, ...], now: float) -> None:
+        """Add to what the user granted the client (a union; granting again changes nothing)."""
+        ...
+
+    async def revoke_consent(self, user_id: str, client_id: str) -> bool: ...
+
+
+class CodeStore(Protocol):
+    async def create_code(self, code: AuthorizationCode) -> None: ...
+    async def consume_code(self, code_hash: bytes, now: float) -> tuple[AuthorizationCode, bool] | None:
+        """The code, and whether this call consumed it (compare-and-swap: exactly one caller
+        wins). A call that loses marks the code replayed. None if unknown."""
+        ...
+
+    async def record_code_tokens(
+        self, code_hash: bytes, family_id: str | None, access_jti: str, access_expires_at: float
+    ) -> bool:
+        """Remember what the winning exchange issued; returns whether the code was replayed meanwhile."""
+        ...
+
+    async def purge_codes(self, before: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` codes that expired before ``before``."""
         ...

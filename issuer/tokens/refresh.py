@@ -77,7 +77,28 @@ class RefreshTokens:
         )
         return plain, token
 
-    async def start(self, client_id: str, user_id: str, scope: tuple[str, ...], audience: tuple[str, ...]) -> str:
+    async def start(
+        self,
+        client_id: str,
+        user_id: str,
+        scope: tuple[str, ...],
+        audience: tuple[str, ...],
+        *,
+        session_id: str | None = None,
+        auth_time: float | None = None,
+    ) -> str:
+        return (await self.start_family(client_id, user_id, scope, audience, session_id, auth_time))[0]
+
+    async def start_family(
+        self,
+        client_id: str,
+        user_id: str,
+        scope: tuple[str, ...],
+        audience: tuple[str, ...],
+        session_id: str | None = None,
+        auth_time: float | None = None,
+    ) -> tuple[str, RefreshFamily]:
+        """A new family (tied to the browser session that signed in, if any) and its first token."""
         now = self._clock()
         family = RefreshFamily(
             family_id=secrets.token_urlsafe(16),
@@ -85,10 +106,12 @@ class RefreshTokens:
             user_id=user_id,
             created_at=now,
             expires_at=now + self._policy.absolute_ttl,
+            session_id=session_id,
+            auth_time=auth_time,
         )
         plain, first = self._new(family, 0, " ".join(scope), " ".join(audience), now)
         await self._store.start_family(family, first)
-        return plain
+        return plain, family
 
     async def rotate(
         self, presented: str, client_id: str, check: Callable[[RefreshToken, User | None], None] | None = None

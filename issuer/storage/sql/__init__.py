@@ -12,16 +12,21 @@ from contextlib import asynccontextmanager
 from issuer.storage.database import Database
 from issuer.storage.sql.audit import AuditSql
 from issuer.storage.sql.clients import ClientSql
+from issuer.storage.sql.codes import CodeSql
+from issuer.storage.sql.consents import ConsentSql
 from issuer.storage.sql.keys import KeySql
 from issuer.storage.sql.refresh import RefreshSql
 from issuer.storage.sql.revocations import RevocationSql
 from issuer.storage.sql.secrets import SecretSql
+from issuer.storage.sql.sessions import SessionSql
 from issuer.storage.sql.users import UserSql
 
 __all__ = ["SqlStorage"]
 
 
-class SqlStorage(ClientSql, SecretSql, KeySql, UserSql, RefreshSql, RevocationSql, AuditSql):
+class SqlStorage(
+    ClientSql, SecretSql, KeySql, UserSql, RefreshSql, RevocationSql, AuditSql, SessionSql, ConsentSql, CodeSql
+):
     """Implements every protocol in issuer.storage.base and keys.store over a Database,
     one mixin per store (each in its own module here)."""
 
