@@ -28,6 +28,8 @@ from issuer.http.responses import (
 )
 from issuer.operations import SCHEDULER
 from issuer.operations.docs_client import DOCS_REDIRECT_PATH, ensure_docs_client
+from issuer.pages import open_pages
+from issuer.pages.routes import page_routes
 from issuer.retention import Retention, RetentionPolicy
 from issuer.services import Clock, Services, open_services
 from issuer.settings import Settings
@@ -89,6 +91,7 @@ def routes() -> list[Route]:
             Route(f"/docs/{name}", swagger.docs_asset, methods=["GET"], include_in_schema=False)
             for name in swagger.ASSETS
         ),
+        *page_routes(),
     ]
 
 
@@ -149,11 +152,12 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             await ensure_docs_client(services.ops.clients, settings)
             await services.keyring.refresh()
             await services.revocations.cache.warm()
+            pages = await open_pages(services)
             holder["services"] = services
             tasks = _background(services)
             log.info("started", extra=started_fields(services))
             try:
-                yield {"services": services}
+                yield {"services": services, "pages": pages}
             finally:
                 for task in tasks:
                     task.cancel()

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from issuer.resources import cpu_quota, database_pool_size, hash_concurrency
 
 CommaList = Annotated[list[str], NoDecode]
+_COLOR = r"^#[0-9a-fA-F]{6}$"
 
 
 def _split(value: object) -> object:
@@ -186,6 +187,21 @@ class Settings(BaseSettings):
     )
     keep_alive_timeout: int = Field(5, ge=1, le=300, description="Seconds an idle kept-alive connection stays open.")
     cors_origins: CommaList = Field([], description="Origins allowed to call the token endpoints from a browser.")
+    product_name: str = Field(
+        "Issuer", min_length=1, max_length=64, description="Product name shown on the sign-in, consent and other pages."
+    )
+    brand_logo_file: Path | None = Field(
+        None, description="SVG, PNG or WebP file shown as the logo on the pages (empty: the built-in logo)."
+    )
+    brand_color: str = Field(
+        "#1d4ed8", pattern=_COLOR, description="Accent colour of the pages (buttons, links, focus ring): `#rrggbb`."
+    )
+    brand_background: str = Field("#f3f4f6", pattern=_COLOR, description="Page background colour: `#rrggbb`.")
+    templates_dir: Path | None = Field(
+        None,
+        description="Directory of Jinja2 templates that replace the built-in ones of the same name "
+        "(`base.html`, `login.html`, `consent.html`, `logout.html`, `message.html`, `signup.html`, `error.html`).",
+    )
     metrics_client_labels: bool = Field(
         False,
         description="Label `issuer_tokens_issued_total` by `client_id`. High cardinality: one series per "

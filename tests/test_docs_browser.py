@@ -45,12 +45,13 @@ def _watched_page(chromium: Any, server: ThreadServer) -> tuple[Any, list[str]]:
             problems.append("outside request: " + route.request.url)
             route.abort()
 
+    def watch(page: Any) -> None:  # the docs page and the sign-in popup alike
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+
     context.route("**/*", gate)
-    context.on("page", lambda page: page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None))
-    page = context.new_page()
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    return page, problems
+    context.on("page", watch)
+    return context.new_page(), problems
 
 
 def test_docs_render_offline_and_authorize_signs_in_with_the_docs_client(

@@ -53,7 +53,7 @@ def _account_action(field: str) -> tuple[Replies, ...]:
     )
 
 
-async def _limit_registrations(services: Services, ip: str) -> None:
+async def limit_registrations(services: Services, ip: str) -> None:
     """Sign-ups are limited per client IP per hour and for the whole issuer per minute (429 with
     Retry-After), before the body is even read: username probes and hash floods stop here."""
     settings = services.settings
@@ -89,7 +89,7 @@ async def register(request: Request) -> Response:
     if not services.settings.open_registration:
         raise ProblemError(403, "Forbidden", "registration is closed; ask an administrator for an account")
     try:
-        await _limit_registrations(services, client_ip(request, services))
+        await limit_registrations(services, client_ip(request, services))
         services.users.admit_registration()
     except ProblemError as exc:
         # A refusal (429, 503) is answered after a pause: a flood that ignores Retry-After on a

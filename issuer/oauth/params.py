@@ -36,3 +36,6 @@ class Params:
 
     def __contains__(self, name: str) -> bool:
         return name in self._values
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(name, value) for name, values in self._values.items() for value in values]

@@ -1,0 +1,208 @@
+"""The hosted pages over HTTP (no browser): the authorization endpoint's decisions, CSRF,
+the in-flight ticket, no user enumeration, rate limits, security headers, branding. Both backends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import services_of
+from tests.pages_helpers import (
+    LOGGED_OUT,
+    PASSWORD,
+    REDIRECT,
+    add_user,
+    assert_page_headers,
+    authorize_query,
+    code_flow,
+    hidden,
+    pkce,
+    query_of,
+    sign_in,
+    web_client,
+)
+
+
+async def test_code_flow_signs_in_once_then_uses_the_session(http: httpx.AsyncClient) -> None:
+    client_id = await web_client(http)
+    await add_user(services_of(http), "alice")
+    verifier, challenge = pkce()
+    start = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge, state="xyz"))
+    assert start.status_code == 303 and start.headers["location"].startswith("/login?ticket=")
+    page = await http.get(start.headers["location"])
+    assert_page_headers(page)
+    assert "Photo Gallery" in page.text and 'autocomplete="current-password"' in page.text
+    signed = await sign_in(http, start.headers["location"], "alice")
+    assert signed.status_code == 303
+    back = query_of(signed.headers["location"])
+    assert back["state"] == "xyz" and back["iss"] == "http://127.0.0.1:8000" and len(back["code"]) >= 22
+    cookie = signed.headers.get_list("set-cookie")
+    assert any(c.startswith("issuer-session=") and "HttpOnly" in c and "SameSite=lax" in c for c in cookie), cookie
+    # SSO: the next request goes straight back with a code.
+    again = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge))
+    assert again.status_code == 303 and "code" in query_of(again.headers["location"])
+
+
+async def test_unregistered_redirect_uri_is_shown_never_redirected(http: httpx.AsyncClient) -> None:
+    client_id = await web_client(http)
+    _, challenge = pkce()
+    for query in (
+        authorize_query(client_id, challenge, redirect_uri="https://evil.example/cb"),
+        authorize_query("no-such-client", challenge),
+    ):
+        response = await http.get("/oauth2/authorize?" + query)
+        assert response.status_code == 400 and "location" not in response.headers
+        assert_page_headers(response)
+        assert 'role="alert"' in response.text and "evil.example" not in response.headers.get("location", "")
+
+
+async def test_errors_after_the_redirect_uri_is_known_go_back_with_state_and_iss(http: httpx.AsyncClient) -> None:
+    client_id = await web_client(http)
+    response = await http.get("/oauth2/authorize?" + authorize_query(client_id, "", state="s1"))
+    assert response.status_code == 303 and response.headers["location"].startswith(REDIRECT)
+    back = query_of(response.headers["location"])
+    assert back["error"] == "invalid_request" and back["state"] == "s1" and back["iss"] == "http://127.0.0.1:8000"
+
+
+async def test_prompt_none_without_session_is_login_required(http: httpx.AsyncClient) -> None:
+    client_id = await web_client(http)
+    _, challenge = pkce()
+    response = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge, prompt="none"))
+    assert response.status_code == 303
+    assert query_of(response.headers["location"])["error"] == "login_required"
+
+
+async def test_prompt_none_without_consent_is_consent_required(http: httpx.AsyncClient) -> None:
+    client_id = await web_client(http, first_party=False)
+    await add_user(services_of(http), "alice")
+    verifier, challenge = pkce()
+    start = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge))
+    signed = await sign_in(http, start.headers["location"], "alice")
+    assert signed.headers["location"].startswith("/consent?ticket=")
+    response = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge, prompt="none"))
+    assert query_of(response.headers["location"])["error"] == "consent_required"
+
+
+async def test_consent_decline_is_access_denied_and_accept_is_remembered(http: httpx.AsyncClient) -> None:
+    client_id = await web_client(http, first_party=False)
+    await add_user(services_of(http), "alice")
+    _, challenge = pkce()
+    start = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge, state="d"))
+    signed = await sign_in(http, start.headers["location"], "alice")
+    page = await http.get(signed.headers["location"])
+    assert_page_headers(page)
+    assert "See your username" in page.text and "alice" in page.text
+    form = {"csrf": hidden(page.text, "csrf"), "ticket": hidden(page.text, "ticket")}
+    denied = await http.post("/consent", data={**form, "decision": "deny"})
+    assert query_of(denied.headers["location"]) == {
+        "error": "access_denied", "error_description": "the user declined", "state": "d", "iss": "http://127.0.0.1:8000"
+    }
+    allowed = await http.post("/consent", data={**form, "decision": "allow"})
+    assert "code" in query_of(allowed.headers["location"])
+    again = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge, prompt="none"))
+    assert "code" in query_of(again.headers["location"])
+    # prompt=consent asks again even though it is remembered.
+    forced = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge, prompt="consent"))
+    assert forced.headers["location"].startswith("/consent?ticket=")
+
+
+async def test_prompt_login_and_max_age_show_the_form_again(http: httpx.AsyncClient) -> None:
+    client_id = await web_client(http)
+    await add_user(services_of(http), "alice")
+    await code_flow(http, client_id, "alice")
+    _, challenge = pkce()
+    for extra in ({"prompt": "login"}, {"max_age": "0"}):
+        response = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge, **extra))
+        assert response.headers["location"].startswith("/login?ticket="), extra
+        signed = await sign_in(http, response.headers["location"], "alice")
+        assert "code" in query_of(signed.headers["location"]), extra
+
+
+async def test_unknown_user_wrong_password_and_disabled_account_look_the_same(http: httpx.AsyncClient) -> None:
+    client_id = await web_client(http)
+    services = services_of(http)
+    await add_user(services, "alice")
+    await add_user(services, "dora", disabled=True)
+    _, challenge = pkce()
+    start = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge))
+    pages = []
+    for username, password in (("alice", "wrong-password"), ("nobody", PASSWORD), ("dora", PASSWORD)):
+        response = await sign_in(http, start.headers["location"], username, password)
+        assert response.status_code == 401 and "set-cookie" not in {k.lower() for k in response.headers.keys()} or (
+            "issuer-session" not in response.headers.get("set-cookie", "")
+        )
+        assert 'role="alert"' in response.text and 'aria-invalid="true"' in response.text
+        pages.append(response.text.replace(username, "NAME"))
+    strip = [_without_tokens(p) for p in pages]
+    assert strip[0] == strip[1] == strip[2]
+
+
+def _without_tokens(html: str) -> str:
+    import re
+
+    return re.sub(r'name="(csrf|ticket)" value="[^"]*"', "", re.sub(r"ticket=[^\"]*", "", html))
+
+
+async def test_forms_without_a_matching_csrf_token_are_refused(http: httpx.AsyncClient) -> None:
+    client_id = await web_client(http)
+    await add_user(services_of(http), "alice")
+    _, challenge = pkce()
+    start = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge))
+    page = await http.get(start.headers["location"])
+    form = {"ticket": hidden(page.text, "ticket"), "username": "alice", "password": PASSWORD}
+    for csrf in ("", "forged", hidden(page.text, "csrf")[:-2] + "AA"):
+        refused = await http.post("/login", data={**form, "csrf": csrf})
+        assert refused.status_code == 403 and "issuer-session" not in refused.headers.get("set-cookie", "")
+    # Another browser (no CSRF cookie of its own) cannot replay this browser's form either.
+    async with httpx.AsyncClient(transport=http._transport, base_url=str(http.base_url)) as other:
+        stolen = await other.post("/login", data={**form, "csrf": hidden(page.text, "csrf")})
+        assert stolen.status_code == 403
+
+
+async def test_a_ticket_from_another_browser_or_altered_is_refused(http: httpx.AsyncClient) -> None:
+    client_id = await web_client(http)
+    _, challenge = pkce()
+    start = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge))
+    ticket_url = start.headers["location"]
+    async with httpx.AsyncClient(transport=http._transport, base_url=str(http.base_url)) as other:
+        response = await other.get(ticket_url)
+        assert response.status_code == 400 and "expired" in response.text
+    altered = await http.get(ticket_url[:-3] + ("AAA" if not ticket_url.endswith("AAA") else "BBB"))
+    assert altered.status_code == 400
+
+
+async def test_sign_in_attempts_are_rate_limited(start: Any) -> None:
+    async with start(rate_limit_login_per_user=2) as http:
+        client_id = await web_client(http)
+        await add_user(services_of(http), "alice")
+        _, challenge = pkce()
+        begin = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge))
+        for _ in range(2):
+            assert (await sign_in(http, begin.headers["location"], "alice", "wrong-password")).status_code == 401
+        limited = await sign_in(http, begin.headers["location"], "alice")
+        assert limited.status_code == 429 and "Too many sign-in attempts" in limited.text
+        assert int(limited.headers["retry-after"]) >= 1
+
+
+async def test_logout_with_a_hint_of_this_session_ends_it_and_returns_to_the_client(http: httpx.AsyncClient) -> None:
+    client_id = await web_client(http)
+    await add_user(services_of(http), "alice")
+    await code_flow(http, client_id, "alice")
+    # Without an ID token hint the user is asked first.
+    ask = await http.get("/oauth2/logout?" + f"client_id={client_id}&post_logout_redirect_uri={LOGGED_OUT}&state=z")
+    assert ask.status_code == 200 and "Sign out" in ask.text
+    assert_page_headers(ask)
+    assert "form-action 'self' https://app.example.com" in ask.headers["content-security-policy"]
+    form = {"csrf": hidden(ask.text, "csrf"), "ticket": hidden(ask.text, "ticket")}
+    done = await http.post("/oauth2/logout", data=form)
+    assert done.status_code == 303 and done.headers["location"] == LOGGED_OUT + "?state=z"
+    _, challenge = pkce()
+    after = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge, prompt="none"))
+    assert query_of(after.headers["location"])["error"] == "login_required"
+
+
+async def test_logout_to_an_unregistered_uri_is_refused_on_the_page(http: httpx.AsyncClient) -> None:
+    client_id = await web_client(http)
+    response = await http.get(f"/oauth2/logout?client_id={client_id}&post_logout_redirect_uri=https://evil.example/")
+    assert response.status_code == 400 and "location" not in response.headers
