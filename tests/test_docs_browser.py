@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from issuer.services import Services
-from tests.browser import ThreadServer, browser_settings, launch_chromium, screenshot
+from tests.browser import SCREENS, WIDTHS, ThreadServer, browser_settings, launch_chromium
 from tests.pages_helpers import add_user
 from tests.test_browser_signin import sign_in
 
@@ -54,6 +54,17 @@ def _watched_page(chromium: Any, server: ThreadServer) -> tuple[Any, list[str]]:
     return context.new_page(), problems
 
 
+def _screens(page: Any, name: str, focus: Any = None) -> None:
+    """What a reader sees first (the viewport, not the whole long page) at each width."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 800})
+        if focus is not None:
+            focus.scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENS / f"{name}-{width}.png"))
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+
 def test_docs_render_offline_and_authorize_signs_in_with_the_docs_client(
     chromium: Any, docs_issuer: ThreadServer
 ) -> None:
@@ -67,18 +78,21 @@ def test_docs_render_offline_and_authorize_signs_in_with_the_docs_client(
     page.goto(server.url + "/docs")
     page.locator(".opblock-tag").first.wait_for()
     assert page.locator(".opblock").count() > 20
-    screenshot(page, "docs")
+    _screens(page, "docs")
 
     page.locator(".scheme-container button.authorize").click()
     scheme = page.locator(".modal-ux .auth-container").filter(has_text="authorizationCode")
     assert scheme.locator("input[id^=client_id]").input_value() == "issuer-docs"
-    screenshot(page, "docs-authorize")
+    _screens(page, "docs-authorize", scheme)
     with page.expect_popup() as opened:
-        scheme.get_by_role("button", name="Authorize").click()
+        scheme.locator("button.authorize").click()
     popup = opened.value
     sign_in(popup, username)  # first-party: no consent page
     popup.wait_for_event("close", timeout=15_000)
-    scheme.get_by_role("button", name="Logout").wait_for(timeout=10_000)  # Swagger UI holds a token
+    try:
+        scheme.locator("button.logout").wait_for(timeout=10_000)  # Swagger UI holds a token
+    except Exception:
+        raise AssertionError(scheme.inner_text() + str(problems)) from None
     page.locator(".modal-ux .close-modal").click()
 
     userinfo = page.locator("#operations-account-userinfo")
@@ -89,5 +103,5 @@ def test_docs_render_offline_and_authorize_signs_in_with_the_docs_client(
     answer.wait_for()
     assert answer.inner_text().strip().startswith("200"), answer.inner_text()
     assert f'"preferred_username": "{username}"' in userinfo.locator(".live-responses-table").inner_text()
-    screenshot(page, "docs-userinfo")
+    _screens(page, "docs-userinfo", userinfo.locator(".live-responses-table"))
     assert problems == []
