@@ -249,6 +249,7 @@ async def open_services(
                 metrics=metrics,
                 id_tokens=id_tokens,
                 codes=codes,
+                sessions=sessions,
                 login_limit_per_user=settings.rate_limit_login_per_user,
                 login_limit_per_ip=settings.rate_limit_login_per_ip,
             ),

@@ -64,8 +64,16 @@ async def test_both_metadata_documents_are_the_same_and_accurate(client: httpx.A
     assert meta["issuer"] == settings.url
     assert meta["token_endpoint"] == f"{settings.url}/oauth2/token"
     assert meta["jwks_uri"] == f"{settings.url}/.well-known/jwks.json"
-    assert meta["scopes_supported"] == ["admin", "read", "write"]
-    assert meta["response_types_supported"] == []
+    assert meta["scopes_supported"] == ["openid", "profile", "email", "admin", "read", "write"]
+    assert meta["response_types_supported"] == ["code"]
+    assert meta["authorization_endpoint"] == f"{settings.url}/oauth2/authorize"
+    assert meta["end_session_endpoint"] == f"{settings.url}/oauth2/logout"
+    assert meta["code_challenge_methods_supported"] == ["S256"]
+    assert meta["authorization_response_iss_parameter_supported"] is True
+    assert meta["subject_types_supported"] == ["public"]
+    assert meta["id_token_signing_alg_values_supported"] == [settings.signing_alg]
+    assert {"sub", "auth_time", "nonce", "sid", "preferred_username", "email"} <= set(meta["claims_supported"])
+    assert "roles" not in meta["claims_supported"]  # only with ISSUER_ID_TOKEN_ROLES
     assert {"client_secret_basic", "client_secret_post"} <= set(meta["token_endpoint_auth_methods_supported"])
 
     # the advertised token endpoint issues tokens that the advertised JWKS verifies
@@ -108,12 +116,15 @@ async def test_grant_types_supported_is_what_the_token_endpoint_accepts(client: 
         assert response.json()["error"] == "unsupported_grant_type", (grant, response.text)
 
 
+OIDC = ["openid", "profile", "email"]  # always supported, listed first
+
+
 async def test_scopes_supported_is_refreshed_within_a_minute(client: httpx.AsyncClient, clock: FakeClock) -> None:
     await make_client(client, scopes=("read",))
-    assert (await client.get(METADATA_URLS[0])).json()["scopes_supported"] == ["read"]
+    assert (await client.get(METADATA_URLS[0])).json()["scopes_supported"] == [*OIDC, "read"]
     await make_client(client, scopes=("billing",))
     clock.advance(61)
-    assert (await client.get(METADATA_URLS[0])).json()["scopes_supported"] == ["billing", "read"]
+    assert (await client.get(METADATA_URLS[0])).json()["scopes_supported"] == [*OIDC, "billing", "read"]
 
 
 async def test_scopes_supported_leaves_out_the_issuers_own_and_disabled_clients_scopes(
@@ -127,10 +138,10 @@ async def test_scopes_supported_leaves_out_the_issuers_own_and_disabled_clients_
     clients = services_of(client).ops.clients
     await clients.set_disabled(OPERATOR, throwaway, True)
     clock.advance(61)
-    assert (await client.get(METADATA_URLS[0])).json()["scopes_supported"] == ["openid", "read"]
+    assert (await client.get(METADATA_URLS[0])).json()["scopes_supported"] == [*OIDC, "read"]
     await clients.set_disabled(OPERATOR, throwaway, False)
     clock.advance(61)
-    assert (await client.get(METADATA_URLS[1])).json()["scopes_supported"] == ["openid", "read", "smoke-test"]
+    assert (await client.get(METADATA_URLS[1])).json()["scopes_supported"] == [*OIDC, "read", "smoke-test"]
 
 
 async def test_metadata_is_cacheable(client: httpx.AsyncClient) -> None:

@@ -159,7 +159,7 @@ async def test_token_endpoint_refuses_a_bad_resource(http: httpx.AsyncClient) ->
 
 
 async def test_creating_a_client_refuses_unknown_fields(client: httpx.AsyncClient, admin: Admin) -> None:  # noqa: F811
-    for extra in ({"client_secret": "chosen"}, {"client_id": "mine"}, {"redirect_uris": ["https://x"]}):
+    for extra in ({"client_secret": "chosen"}, {"client_id": "mine"}, {"redirect_uri": "https://x"}):
         body = {"name": "x", "grant_types": ["client_credentials"], **extra}
         problem = assert_problem(await client.post("/admin/clients", json=body, headers=admin.headers), 422)
         assert next(iter(extra)) in problem["detail"]

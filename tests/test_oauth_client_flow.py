@@ -83,7 +83,7 @@ async def test_authlib_client_register_login_refresh_revoke(
         client, secret = await services.ops.clients.create(OPERATOR,
             "authlib-app",
             ("password", "refresh_token"),
-            ("openid", "read", "write"),
+            ("openid", "profile", "read", "write"),
             ("https://api.example.com",),
             public=public,
         )
@@ -93,8 +93,9 @@ async def test_authlib_client_register_login_refresh_revoke(
             client_secret=secret,
             token_endpoint_auth_method=auth_method,
             revocation_endpoint_auth_method=auth_method,
-            # openid: the token is for the API, and also good at /userinfo (OIDC Core §5.3)
-            scope="openid read",
+            # openid: the token is for the API, and also good at /userinfo (OIDC Core §5.3), which
+            # answers the claims its scopes allow (profile: preferred_username)
+            scope="openid profile read",
             transport=httpx.ASGITransport(app=app),
         ) as oauth:
             await run_flow(oauth, settings.url)
@@ -115,9 +116,9 @@ async def test_authlib_client_against_a_uvicorn_server(tmp_path: Path, make_sett
         settings = make_settings(database_url=env["ISSUER_DATABASE_URL"], url=server.url, **FAST)
         async with issuer(settings) as (_, services):
             client, secret = await services.ops.clients.create(OPERATOR,
-                "authlib-app", ("password", "refresh_token"), ("openid", "read"), ("https://api.example.com",)
+                "authlib-app", ("password", "refresh_token"), ("openid", "profile", "read"), ("https://api.example.com",)
             )
         async with AsyncOAuth2Client(
-            client_id=client.client_id, client_secret=secret, scope="openid read", timeout=10
+            client_id=client.client_id, client_secret=secret, scope="openid profile read", timeout=10
         ) as oauth:
             await run_flow(oauth, server.url)

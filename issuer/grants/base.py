@@ -6,6 +6,7 @@ from typing import Any
 
 from issuer.accounts.users import Users
 from issuer.authorize.codes import AuthorizationCodes
+from issuer.authorize.sessions import BrowserSessions
 from issuer.cache.limits import RateLimiter
 from issuer.models import Client
 from issuer.oauth.params import Params
@@ -27,6 +28,7 @@ class GrantContext:
     metrics: Metrics
     id_tokens: IdTokens
     codes: AuthorizationCodes
+    sessions: BrowserSessions
     login_limit_per_user: int
     login_limit_per_ip: int
 

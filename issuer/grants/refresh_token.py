@@ -1,6 +1,7 @@
 """RFC 6749 §6: rotate the refresh token; scope may narrow, never widen (the new refresh token
 keeps the original scope, as §6 requires); a disabled user's family is revoked; ``issuer:admin``
-is left out of the new access token once the user no longer holds the administrator role."""
+is left out of the new access token once the user no longer holds the administrator role. A family
+started by a browser sign-in with ``openid`` gets a new ID token each time."""
 
 from __future__ import annotations
 
@@ -51,4 +52,16 @@ async def refresh_token(services: GrantContext, request: GrantRequest) -> dict[s
         audience=audience,
         extra={"roles": services.users.roles.effective(user.roles)},
     )
-    return bearer_response(issued.token, issued.expires_in, scope, refresh_token=rotation.refresh_token)
+    extra: dict[str, Any] = {"refresh_token": rotation.refresh_token}
+    family = rotation.family
+    if "openid" in scope and family.auth_time is not None:
+        # OIDC Core §12.2: the same sub, auth_time and sid as the sign-in; no nonce.
+        extra["id_token"] = await services.id_tokens.mint(
+            user=user,
+            client_id=client.client_id,
+            scope=scope,
+            auth_time=family.auth_time,
+            sid=family.session_id,
+            access_token=issued.token,
+        )
+    return bearer_response(issued.token, issued.expires_in, scope, **extra)

@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
+from issuer.authorize.request import OIDC_SCOPES, PROMPTS
 from issuer.grants import GRANTS
 from issuer.http.apidoc import OPERATIONS_API, PUBLIC_API, Reply, documented, ok, problem
 from issuer.http.clientauth import AUTH_METHODS
@@ -20,9 +21,11 @@ from keys.jwks import etag_matches
 
 
 def metadata(services: Services, scopes: list[str]) -> dict[str, Any]:
+    """RFC 8414 §2 and OpenID Connect Discovery §3: only what works."""
     url = services.settings.url
     return {
         "issuer": url,
+        "authorization_endpoint": f"{url}/oauth2/authorize",
         "token_endpoint": f"{url}/oauth2/token",
         "jwks_uri": f"{url}/.well-known/jwks.json",
         "grant_types_supported": sorted(GRANTS),
@@ -32,8 +35,19 @@ def metadata(services: Services, scopes: list[str]) -> dict[str, Any]:
         "introspection_endpoint": f"{url}/oauth2/introspect",
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "userinfo_endpoint": f"{url}/userinfo",
-        "response_types_supported": [],
-        "scopes_supported": scopes,
+        "end_session_endpoint": f"{url}/oauth2/logout",
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": sorted(
+            {services.settings.signing_alg} | {k.alg for k in services.keyring.keys if k.published}
+        ),
+        "claims_supported": services.authorize.id_tokens.claims.supported()
+        + ["iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid"],
+        "prompt_values_supported": sorted(PROMPTS),
+        "scopes_supported": list(dict.fromkeys([*OIDC_SCOPES, *scopes])),
         "service_documentation": f"{url}/openapi.json",
     }
 

@@ -104,7 +104,12 @@ class TokenResponse(BaseModel):
     token_type: Literal["Bearer"]
     expires_in: int
     scope: str | None = Field(None, description=_SCOPE)
-    refresh_token: str | None = Field(None, description="password and refresh_token grants; rotated on every use")
+    refresh_token: str | None = Field(
+        None, description="To clients with the refresh_token grant (not client_credentials); rotated on every use"
+    )
+    id_token: str | None = Field(
+        None, description="OpenID Connect ID token (typ JWT): authorization_code with openid, and its refreshes"
+    )
 
 
 class Introspection(BaseModel):
@@ -127,9 +132,10 @@ AuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
 
 
 class AuthorizationServerMetadata(BaseModel):
-    """RFC 8414 §2."""
+    """RFC 8414 §2 and OpenID Connect Discovery 1.0 §3."""
 
     issuer: str
+    authorization_endpoint: str
     token_endpoint: str
     jwks_uri: str
     grant_types_supported: list[GrantType]
@@ -139,7 +145,15 @@ class AuthorizationServerMetadata(BaseModel):
     introspection_endpoint: str
     introspection_endpoint_auth_methods_supported: list[AuthMethod]
     userinfo_endpoint: str
-    response_types_supported: list[str]
+    end_session_endpoint: str = Field(description="OpenID Connect RP-Initiated Logout 1.0")
+    response_types_supported: list[Literal["code"]]
+    response_modes_supported: list[Literal["query"]]
+    code_challenge_methods_supported: list[Literal["S256"]] = Field(description="PKCE is required of every client")
+    authorization_response_iss_parameter_supported: bool = Field(description="RFC 9207")
+    subject_types_supported: list[Literal["public"]]
+    id_token_signing_alg_values_supported: list[str]
+    claims_supported: list[str]
+    prompt_values_supported: list[str]
     scopes_supported: list[str] = Field(description="Scopes enabled clients may request (none of issuer:*)")
     service_documentation: str
 

@@ -252,10 +252,14 @@ class UserPage(BaseModel):
 
 
 class UserInfo(BaseModel):
+    """With an ``openid`` token, the claims its scopes allow (profile: preferred_username; email:
+    email, email_verified; roles only with ISSUER_ID_TOKEN_ROLES); otherwise the whole profile."""
+
     sub: str
-    preferred_username: str
+    preferred_username: str | None = None
     email: str | None = None
-    roles: list[str]
+    email_verified: bool | None = None
+    roles: list[str] | None = None
 
 
 class KeyTransition(BaseModel):

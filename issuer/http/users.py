@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,6 +37,7 @@ from issuer.operations import Actor
 from issuer.operations.users import NoSuchUser
 from issuer.services import Services
 from issuer.tokens.principal import ACCOUNT, USERINFO, Rule
+from issuer.tokens.validate import scopes
 
 
 def _invalid(errors: dict[str, str]) -> ProblemError:
@@ -115,6 +117,10 @@ async def register(request: Request) -> Response:
 
 
 async def _current_user(request: Request, services: Services, rule: Rule = ACCOUNT) -> User:
+    return (await _current_user_and_claims(request, services, rule))[0]
+
+
+async def _current_user_and_claims(request: Request, services: Services, rule: Rule) -> tuple[User, dict[str, Any]]:
     principal = await bearer_principal(request, services, rule)
     # The row itself is needed for what these endpoints answer or check (email, password).
     try:
@@ -126,7 +132,7 @@ async def _current_user(request: Request, services: Services, rule: Rule = ACCOU
             "the token does not belong to an active user",
             headers={"WWW-Authenticate": f'Bearer realm="{services.settings.url}", error="invalid_token"'},
         )
-    return user
+    return user, principal.claims
 
 
 @documented(
@@ -138,7 +144,11 @@ async def _current_user(request: Request, services: Services, rule: Rule = ACCOU
 )
 async def userinfo(request: Request) -> Response:
     services: Services = request.state.services
-    user = await _current_user(request, services, USERINFO)
+    user, claims = await _current_user_and_claims(request, services, USERINFO)
+    scope = scopes(claims)
+    if "openid" in scope:
+        # OpenID Connect: the claims the token's scopes allow (OIDC Core §5.3.2, §5.4).
+        return no_store_json(services.authorize.id_tokens.claims.of(user, scope))
     body = {
         "sub": user.user_id,
         "preferred_username": user.username,
