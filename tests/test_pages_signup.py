@@ -8,32 +8,23 @@ from urllib.parse import parse_qsl
 
 import httpx
 
+from tests import pages_helpers as flow
 from tests.conftest import services_of
-from tests.pages_helpers import (
-    add_user,
-    assert_page_headers,
-    authorize_query,
-    code_flow,
-    hidden,
-    pkce,
-    query_of,
-    web_client,
-)
 
 
 async def test_signup_page_registers_signs_in_and_continues(http: httpx.AsyncClient) -> None:
-    client_id = await web_client(http)
-    _, challenge = pkce()
-    start = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge, state="su"))
+    client_id = await flow.web_client(http)
+    _, challenge = flow.pkce()
+    start = await http.get("/oauth2/authorize?" + flow.authorize_query(client_id, challenge, state="su"))
     login = await http.get(start.headers["location"])
     assert '<a href="/signup?ticket=' in login.text
-    page = await http.get("/signup?ticket=" + hidden(login.text, "ticket"))
-    assert_page_headers(page)
-    form = {"csrf": hidden(page.text, "csrf"), "ticket": hidden(page.text, "ticket")}
+    page = await http.get("/signup?ticket=" + flow.hidden(login.text, "ticket"))
+    flow.assert_page_headers(page)
+    form = {"csrf": flow.hidden(page.text, "csrf"), "ticket": flow.hidden(page.text, "ticket")}
     bad = await http.post("/signup", data={**form, "username": "x", "password": "short"})
     assert bad.status_code == 422 and 'aria-invalid="true"' in bad.text and 'role="alert"' in bad.text
     made = await http.post("/signup", data={**form, "username": "newbie", "password": "a-long-password-9"})
-    assert made.status_code == 303 and query_of(made.headers["location"])["state"] == "su"
+    assert made.status_code == 303 and flow.query_of(made.headers["location"])["state"] == "su"
     taken = await http.post("/signup", data={**form, "username": "newbie", "password": "a-long-password-9"})
     assert taken.status_code == 409 and "already taken" in taken.text
 
@@ -41,9 +32,9 @@ async def test_signup_page_registers_signs_in_and_continues(http: httpx.AsyncCli
 async def test_signup_page_is_absent_when_registration_is_closed(start: Any) -> None:
     async with start(open_registration=False) as http:
         assert (await http.get("/signup")).status_code == 404
-        client_id = await web_client(http)
-        _, challenge = pkce()
-        begin = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge))
+        client_id = await flow.web_client(http)
+        _, challenge = flow.pkce()
+        begin = await http.get("/oauth2/authorize?" + flow.authorize_query(client_id, challenge))
         assert "/signup" not in (await http.get(begin.headers["location"])).text
 
 
@@ -70,22 +61,22 @@ async def test_branding_and_template_override(start: Any, tmp_path: Path) -> Non
 
 async def test_an_https_issuer_sets_host_prefixed_secure_cookies(start: Any) -> None:
     async with start(url="https://issuer.example") as http:
-        client_id = await web_client(http)
-        await add_user(services_of(http), "alice")
-        _, challenge = pkce()
-        begin = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge))
+        client_id = await flow.web_client(http)
+        await flow.add_user(services_of(http), "alice")
+        _, challenge = flow.pkce()
+        begin = await http.get("/oauth2/authorize?" + flow.authorize_query(client_id, challenge))
         csrf = begin.headers["set-cookie"]
         assert csrf.startswith("__Host-issuer-csrf=") and "Secure" in csrf and "Path=/" in csrf
         assert "Domain" not in csrf and "HttpOnly" in csrf
-        await code_flow(http, client_id, "alice")
+        await flow.code_flow(http, client_id, "alice")
         assert http.cookies.get("__Host-issuer-session")
         assert "strict-transport-security" in begin.headers
 
 
 async def test_the_authorization_request_may_be_posted(http: httpx.AsyncClient) -> None:
-    client_id = await web_client(http)
-    _, challenge = pkce()
-    form = dict(parse_qsl(authorize_query(client_id, challenge, state="p")))
+    client_id = await flow.web_client(http)
+    _, challenge = flow.pkce()
+    form = dict(parse_qsl(flow.authorize_query(client_id, challenge, state="p")))
     response = await http.post("/oauth2/authorize", data=form)
     assert response.status_code == 303 and response.headers["location"].startswith("/login?ticket=")
     repeated = await http.post(

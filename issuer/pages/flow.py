@@ -11,16 +11,8 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from issuer.authorize import (
-    AuthorizationRequest,
-    BrowserSession,
-    RedirectError,
-    ShowError,
-    code_redirect,
-    error_redirect,
-    parse_authorization_request,
-    read_params,
-)
+from issuer import authorize as authz
+from issuer.authorize import AuthorizationRequest, BrowserSession
 from issuer.errors import OAuthError
 from issuer.http.forms import read_form
 from issuer.http.token import client_ip
@@ -63,10 +55,11 @@ async def parse_flight(
 ) -> Flight:
     pages, services = services_of(request)
     try:
-        parsed = await parse_authorization_request(read_params(pairs), services.clients, services.settings.url)
-    except ShowError as exc:
+        params = authz.read_params(pairs)
+        parsed = await authz.parse_authorization_request(params, services.authorize.clients, services.settings.url)
+    except authz.ShowError as exc:
         raise PageError(pages.error(400, exc.error, exc.description, browser=browser)) from None
-    except RedirectError as exc:
+    except authz.RedirectError as exc:
         raise PageError(redirect(exc.location(services.settings.url))) from None
     return Flight(parsed, pairs, browser, **state)
 
@@ -132,7 +125,7 @@ def with_browser(pages: Pages, response: Response, flight: Flight) -> Response:
 
 def _redirect_error(services: Services, flight: Flight, error: str, description: str) -> Response:
     req = flight.request
-    return redirect(error_redirect(req.redirect_uri, error, description, req.state, services.settings.url))
+    return redirect(authz.error_redirect(req.redirect_uri, error, description, req.state, services.settings.url))
 
 
 def _needs_login(services: Services, flight: Flight, session: BrowserSession | None) -> bool:
@@ -165,7 +158,7 @@ async def proceed(request: Request, flight: Flight, session: BrowserSession | No
         ticket = flight.ticket(pages, sid=session.session_id)
         return with_browser(pages, redirect("/consent?" + urlencode({"ticket": ticket})), flight)
     code = await auth.codes.issue(req, session, req.scope, req.audience)
-    return with_browser(pages, redirect(code_redirect(req, code, services.settings.url)), flight)
+    return with_browser(pages, redirect(authz.code_redirect(req, code, services.settings.url)), flight)
 
 
 def remote(request: Request, services: Services) -> tuple[str, str]:
