@@ -12,6 +12,7 @@ import httpx
 from issuer.operations.docs_client import DEV_DOCS, DOCS_REDIRECT_PATH
 from issuer.settings import Settings
 from tests.conftest import FAST, OPERATOR, running_app, services_of
+from tests.pages_helpers import add_user, authorize_query, pkce, query_of, sign_in
 
 
 async def _docs_audit(http: httpx.AsyncClient) -> list[Any]:
@@ -82,3 +83,36 @@ async def test_production_uses_the_docs_client_an_operator_registered(
     async with running_app(settings.model_copy(update={"docs_client_id": created.client_id})) as http:
         assert f'data-client-id="{created.client_id}"' in (await http.get("/docs")).text
         await services_of(http).ops.clients.delete(OPERATOR, created.client_id)
+
+
+async def test_swagger_uis_requests_sign_an_administrator_in_with_the_docs_client(
+    database_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    """What "Authorize" does, over HTTP: the code flow with PKCE against the docs client, then the
+    exchange as Swagger UI may send it (client_id in the form and HTTP Basic with an empty password)."""
+    settings = make_settings(database_url=database_url, **FAST)
+    async with running_app(settings) as http:
+        services = services_of(http)
+        redirect = settings.url + DOCS_REDIRECT_PATH
+        docs, _ = await services.ops.clients.create(
+            OPERATOR, "API docs", ("authorization_code", "refresh_token"), ("issuer:admin",), (settings.url,),
+            public=True, first_party=True, redirect_uris=(redirect,),
+        )
+        admin = await add_user(services, "root")
+        await services.ops.users.set_roles(OPERATOR, admin.user_id, ["admin"])
+        verifier, challenge = pkce()
+        query = authorize_query(docs.client_id, challenge, redirect, scope="openid profile issuer:admin")
+        start = await http.get("/oauth2/authorize?" + query)
+        signed_in = await sign_in(http, start.headers["location"], "root")
+        back = query_of(signed_in.headers["location"])  # first-party: no consent page
+        assert signed_in.headers["location"].startswith(redirect + "?") and back["iss"] == settings.url
+        exchange = {"grant_type": "authorization_code", "code": back["code"], "client_id": docs.client_id,
+                    "redirect_uri": redirect, "code_verifier": verifier}
+        tokens = await http.post(
+            "/oauth2/token", data=exchange, auth=(docs.client_id, ""), headers={"X-Requested-With": "XMLHttpRequest"}
+        )
+        assert tokens.status_code == 200, tokens.text
+        assert tokens.json()["scope"].split() == ["openid", "profile", "issuer:admin"]
+        bearer = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+        assert (await http.get("/admin/clients", headers=bearer)).status_code == 200
+        assert (await http.get("/userinfo", headers=bearer)).json()["preferred_username"] == "root"
