@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from issuer.errors import OAuthError, ProblemError, ServiceUnavailable
-from issuer.http import admin, discovery, oauth, openapi, swagger, token, users
+from issuer.http import admin, discovery, oauth, openapi, sessions, swagger, token, users
 from issuer.http.forwarded import TrustedProxies
 from issuer.http.middleware import AllowedMethods, BrowserCORS, RequestMiddleware
 from issuer.http.responses import (
@@ -64,6 +64,8 @@ def routes() -> list[Route]:
         Route("/register", users.register, methods=["POST"]),
         Route("/account/password", users.change_password, methods=["POST"]),
         Route("/account/deactivate", users.deactivate, methods=["POST"]),
+        Route("/account/sessions", sessions.list_my_sessions, methods=["GET"]),
+        Route("/account/sessions/{session_id}", sessions.end_my_session, methods=["DELETE"]),
         Route("/admin/keys", admin.list_keys, methods=["GET"]),
         Route("/admin/keys/rotate", admin.rotate_keys, methods=["POST"]),
         Route("/admin/keys/{kid}/revoke", admin.revoke_key, methods=["POST"]),
@@ -79,6 +81,11 @@ def routes() -> list[Route]:
         Route("/admin/users/{user_id}/disable", admin.disable_user, methods=["POST"]),
         Route("/admin/users/{user_id}/enable", admin.enable_user, methods=["POST"]),
         Route("/admin/users/{user_id}/sessions/revoke", admin.revoke_user_sessions, methods=["POST"]),
+        Route("/admin/users/{user_id}/sessions", admin.list_user_browser_sessions, methods=["GET"]),
+        Route("/admin/users/{user_id}/sessions", admin.end_user_browser_sessions, methods=["DELETE"]),
+        Route(
+            "/admin/users/{user_id}/sessions/{session_id}", admin.end_user_browser_session, methods=["DELETE"]
+        ),
         Route("/admin/audit", admin.list_audit, methods=["GET"]),
         Route("/healthz", discovery.healthz, methods=["GET"]),
         Route("/readyz", discovery.readyz, methods=["GET"]),

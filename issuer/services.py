@@ -30,7 +30,7 @@ from issuer.grants.base import GrantContext
 from issuer.models import RefreshFamily
 from issuer.oauth.clients import ClientRegistry
 from issuer.observability.metrics import Metrics
-from issuer.operations import AuditLog, ClientOps, KeyOps, Operations, UserOps
+from issuer.operations import AuditLog, ClientOps, KeyOps, Operations, SessionOps, UserOps
 from issuer.operations.audit import RefusalLog, revoke_for_reuse
 from issuer.settings import Settings
 from issuer.startup import check_production, connect_database, key_policy, resolve_keks
@@ -238,6 +238,7 @@ async def open_services(
                 users=UserOps(store, users, clock),
                 keys=KeyOps(manager, envelope, metrics),
                 audit=AuditLog(store),
+                sessions=SessionOps(store, sessions, clock),
             ),
             refusals=RefusalLog(store, clock),
             grants=GrantContext(

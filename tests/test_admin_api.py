@@ -110,6 +110,9 @@ ADMIN_ROUTES = [
     ("POST", "/admin/users/some-user/disable"),
     ("POST", "/admin/users/some-user/enable"),
     ("POST", "/admin/users/some-user/sessions/revoke"),
+    ("GET", "/admin/users/some-user/sessions"),
+    ("DELETE", "/admin/users/some-user/sessions"),
+    ("DELETE", "/admin/users/some-user/sessions/some-session"),
     ("GET", "/admin/audit"),
 ]
 

@@ -123,7 +123,7 @@ async def test_every_cli_mutation_is_audited_with_the_os_user_and_host(
     by_action = {e["action"]: e["detail"] for e in items}
     assert by_action["users.import"] == {"imported": 0, "conflicts": 0, "invalid": 1}
     assert by_action["keys.rotate"] == {"force": True}
-    assert by_action["users.disable"] == {"families": 0}
+    assert by_action["users.disable"] == {"families": 0, "browser_sessions": 0}
 
 
 def test_audit_tail_follow_prints_new_entries(sqlite_url: str, tmp_path: Path) -> None:
@@ -210,7 +210,7 @@ async def test_registration_and_self_deactivation_are_audited_as_the_user(start:
         (f"user:{uid}", "users.register", uid, "127.0.0.1"),
         (f"user:{uid}", "users.deactivate", uid, "127.0.0.1"),
     ]
-    assert [e.detail for e in entries if e.action == "users.deactivate"] == [{"families": 1}]
+    assert [e.detail for e in entries if e.action == "users.deactivate"] == [{"families": 1, "browser_sessions": 0}]
 
 
 async def test_refused_admin_calls_by_verified_tokens_are_audited_once_a_minute(

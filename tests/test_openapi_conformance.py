@@ -108,6 +108,13 @@ async def test_every_operation_answers_as_documented_on_success_and_on_error(htt
     for method in ("GET", "POST"):
         await c.call(method, "/userinfo", 200, headers=user)
         await c.call(method, "/userinfo", 401)
+    conformer = await services_of(http).users.store.find_user("conformer")
+    signed_in, _ = await services_of(http).authorize.sessions.start(conformer.user_id, "", "")
+    await c.call("GET", "/account/sessions", 200, headers=user)
+    await c.call("GET", "/account/sessions", 401)
+    own = "/account/sessions/{session_id}"
+    await c.call("DELETE", own, 204, f"/account/sessions/{signed_in.session_id}", headers=user)
+    await c.call("DELETE", own, 404, f"/account/sessions/{signed_in.session_id}", headers=user)
     new_password = "another-password-1"
     change = {"current_password": PASSWORD, "new_password": new_password}
     await c.call("POST", "/account/password", 422, json={**change, "new_password": "conformer"}, headers=user)
@@ -166,6 +173,14 @@ async def test_every_operation_answers_as_documented_on_success_and_on_error(htt
     for action in ("/disable", "/enable", "/sessions/revoke"):
         await c.call("POST", template + action, 200, one + action, headers=admin)
         await c.call("POST", template + action, 404, none + action, headers=admin)
+    browser, _ = await services_of(http).authorize.sessions.start(target, "", "")
+    await c.call("GET", template + "/sessions", 200, one + "/sessions", headers=admin)
+    await c.call("GET", template + "/sessions", 404, none + "/sessions", headers=admin)
+    single = template + "/sessions/{session_id}"
+    await c.call("DELETE", single, 204, f"{one}/sessions/{browser.session_id}", headers=admin)
+    await c.call("DELETE", single, 404, f"{one}/sessions/{browser.session_id}", headers=admin)
+    await c.call("DELETE", template + "/sessions", 200, one + "/sessions", headers=admin)
+    await c.call("DELETE", template + "/sessions", 404, none + "/sessions", headers=admin)
     await c.call("GET", "/admin/audit", 200, headers=admin)
     await c.call("GET", "/admin/audit", 400, params={"before": "-1"}, headers=admin)
 

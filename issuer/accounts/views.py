@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from issuer.accounts.users import RoleHierarchy
-from issuer.models import Client, User
+from issuer.models import BrowserSession, Client, User
 
 
 def client_view(client: Client) -> dict[str, Any]:
@@ -35,4 +35,17 @@ def user_view(user: User, roles: RoleHierarchy) -> dict[str, Any]:
         "effective_roles": roles.effective(user.roles),
         "disabled": user.disabled,
         "created_at": int(user.created_at),
+    }
+
+
+def session_view(session: BrowserSession) -> dict[str, Any]:
+    return {
+        "session_id": session.session_id,
+        "user_id": session.user_id,
+        "auth_time": int(session.auth_time),
+        "created_at": int(session.created_at),
+        "last_seen_at": int(session.last_seen_at),
+        "expires_at": int(session.expires_at),
+        "remote_addr": session.remote_addr,
+        "user_agent": session.user_agent,
     }

@@ -6,10 +6,11 @@ import argparse
 import sys
 
 from issuer.accounts.users import Conflict, UserInputError, parse_registration
-from issuer.accounts.views import user_view
+from issuer.accounts.views import session_view, user_view
 from issuer.cli.output import flat, print_json, table, when
 from issuer.models import User
 from issuer.operations import Actor
+from issuer.operations.sessions import NoSuchSession
 from issuer.operations.users import NoSuchUser
 from issuer.services import Services
 
@@ -126,6 +127,39 @@ async def users_revoke_sessions(services: Services, args: argparse.Namespace) ->
     return 0
 
 
+async def users_sessions(services: Services, args: argparse.Namespace) -> int:
+    user = await _user_or_fail(services, args.username)
+    if user is None:
+        return 4
+    views = [session_view(s) for s in await services.ops.sessions.list_for_user(user.user_id)]
+    if args.json:
+        print_json(views)
+    else:
+        rows = [
+            [v["session_id"], when(v["created_at"]), when(v["last_seen_at"]), v["remote_addr"], v["user_agent"][:40]]
+            for v in views
+        ]
+        table(rows, ["SESSION_ID", "SIGNED_IN", "LAST_SEEN", "ADDRESS", "USER_AGENT"])
+    return 0
+
+
+async def users_end_sessions(services: Services, args: argparse.Namespace) -> int:
+    user = await _user_or_fail(services, args.username)
+    if user is None:
+        return 4
+    if args.session is None:
+        ended = await services.ops.sessions.end_all(Actor.cli(), user.user_id)
+        print(f"ended {len(ended)} browser session(s) of {user.username}")
+        return 0
+    try:
+        await services.ops.sessions.end(Actor.cli(), user.user_id, args.session)
+    except NoSuchSession:
+        print(f"no live session {args.session!r} of {user.username}", file=sys.stderr)
+        return 4
+    print(f"ended browser session {args.session} of {user.username}")
+    return 0
+
+
 async def users_import(services: Services, args: argparse.Namespace) -> int:
     report = await services.ops.users.import_file(Actor.cli(), args.file)
     print(f"imported {report.imported}, already present {report.conflicts}, invalid {len(report.errors)}")
@@ -170,3 +204,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     urevoke = users.add_parser("revoke-sessions", help="revoke every refresh token of a user")
     urevoke.add_argument("username")
     urevoke.set_defaults(func=users_revoke_sessions)
+    usessions = users.add_parser("sessions", help="list a user's browser sign-in sessions")
+    usessions.add_argument("username")
+    usessions.add_argument("--json", action="store_true")
+    usessions.set_defaults(func=users_sessions)
+    uend = users.add_parser(
+        "end-sessions", help="end a user's browser sessions (all, or --session ID) and the refresh tokens they started"
+    )
+    uend.add_argument("username")
+    uend.add_argument("--session", metavar="SESSION_ID")
+    uend.set_defaults(func=users_end_sessions)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from issuer.errors import InvalidGrant, InvalidTarget
-from issuer.grants.base import GrantContext, GrantRequest, bearer_response
+from issuer.grants.base import GrantContext, GrantRequest, bearer_response, id_token_field, user_access_token
 from issuer.oauth.scopes import settle_admin_scope
 
 
@@ -39,13 +39,7 @@ async def authorization_code(services: GrantContext, request: GrantRequest) -> d
         audience_chosen=True,
         may_administer=services.users.roles.may_administer(user.roles),
     )
-    issued = await services.access_tokens.mint(
-        subject=user.user_id,
-        client_id=client.client_id,
-        scope=scope,
-        audience=audience,
-        extra={"roles": services.users.roles.effective(user.roles)},
-    )
+    issued = await user_access_token(services, user, client.client_id, scope, audience)
     extra: dict[str, Any] = {}
     family_id = None
     if "refresh_token" in client.grant_types:
@@ -53,15 +47,9 @@ async def authorization_code(services: GrantContext, request: GrantRequest) -> d
             client.client_id, user.user_id, scope, audience, stored.session_id, stored.auth_time
         )
         family_id = family.family_id
-    if "openid" in scope:
-        extra["id_token"] = await services.id_tokens.mint(
-            user=user,
-            client_id=client.client_id,
-            scope=scope,
-            auth_time=stored.auth_time,
-            nonce=stored.nonce,
-            sid=stored.session_id,
-            access_token=issued.token,
-        )
+    extra |= await id_token_field(
+        services, user, client.client_id, scope, issued, auth_time=stored.auth_time, sid=stored.session_id,
+        nonce=stored.nonce,
+    )
     await services.codes.issued(stored, family_id, issued.claims["jti"], issued.claims["exp"])
     return bearer_response(issued.token, issued.expires_in, scope, **extra)

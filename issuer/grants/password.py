@@ -8,7 +8,7 @@ from typing import Any
 from issuer.accounts.names import username_key
 from issuer.cache.limits import address_bucket
 from issuer.errors import InvalidGrant, PasswordsBusy, RateLimited, TemporarilyUnavailable
-from issuer.grants.base import GrantContext, GrantRequest, bearer_response
+from issuer.grants.base import GrantContext, GrantRequest, bearer_response, user_access_token
 from issuer.oauth.scopes import grant_audience, grant_scope, parse_scope, settle_admin_scope
 
 
@@ -27,7 +27,6 @@ async def password(services: GrantContext, request: GrantRequest) -> dict[str, A
     if user is None:
         services.metrics.login_failures.inc()
         raise InvalidGrant("invalid username or password")
-    roles = services.users.roles.effective(user.roles)
     # issuer:admin follows the user's role, whatever the client (public or not) may request.
     scope, audience = settle_admin_scope(
         scope,
@@ -37,9 +36,7 @@ async def password(services: GrantContext, request: GrantRequest) -> dict[str, A
         audience_chosen=bool(resources),
         may_administer=services.users.roles.may_administer(user.roles),
     )
-    issued = await services.access_tokens.mint(
-        subject=user.user_id, client_id=client.client_id, scope=scope, audience=audience, extra={"roles": roles}
-    )
+    issued = await user_access_token(services, user, client.client_id, scope, audience)
     if "refresh_token" not in client.grant_types:
         # It could never be used, and each login would store a family for its whole lifetime.
         return bearer_response(issued.token, issued.expires_in, scope)

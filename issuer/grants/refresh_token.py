@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from issuer.errors import InvalidGrant, InvalidScope, InvalidTarget
-from issuer.grants.base import GrantContext, GrantRequest, bearer_response
+from issuer.grants.base import GrantContext, GrantRequest, bearer_response, id_token_field, user_access_token
 from issuer.models import RefreshToken, User
 from issuer.oauth.scopes import parse_scope, settle_admin_scope
 
@@ -45,23 +45,12 @@ async def refresh_token(services: GrantContext, request: GrantRequest) -> dict[s
         await services.refresh_tokens.revoke_family(rotation.family.family_id, "user disabled")
         raise InvalidGrant("the user is not active")
     scope, audience = settled
-    issued = await services.access_tokens.mint(
-        subject=user.user_id,
-        client_id=client.client_id,
-        scope=scope,
-        audience=audience,
-        extra={"roles": services.users.roles.effective(user.roles)},
-    )
+    issued = await user_access_token(services, user, client.client_id, scope, audience)
     extra: dict[str, Any] = {"refresh_token": rotation.refresh_token}
     family = rotation.family
-    if "openid" in scope and family.auth_time is not None:
-        # OIDC Core §12.2: the same sub, auth_time and sid as the sign-in; no nonce.
-        extra["id_token"] = await services.id_tokens.mint(
-            user=user,
-            client_id=client.client_id,
-            scope=scope,
-            auth_time=family.auth_time,
-            sid=family.session_id,
-            access_token=issued.token,
+    if family.auth_time is not None:
+        # A browser sign-in's family (OIDC Core §12.2): the same sub, auth_time and sid; no nonce.
+        extra |= await id_token_field(
+            services, user, client.client_id, scope, issued, auth_time=family.auth_time, sid=family.session_id
         )
     return bearer_response(issued.token, issued.expires_in, scope, **extra)

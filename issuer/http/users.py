@@ -116,11 +116,11 @@ async def register(request: Request) -> Response:
     return no_store_json(user_view(user, services.users.roles), 201)
 
 
-async def _current_user(request: Request, services: Services, rule: Rule = ACCOUNT) -> User:
-    return (await _current_user_and_claims(request, services, rule))[0]
+async def current_user(request: Request, services: Services, rule: Rule = ACCOUNT) -> User:
+    return (await current_user_and_claims(request, services, rule))[0]
 
 
-async def _current_user_and_claims(request: Request, services: Services, rule: Rule) -> tuple[User, dict[str, Any]]:
+async def current_user_and_claims(request: Request, services: Services, rule: Rule) -> tuple[User, dict[str, Any]]:
     principal = await bearer_principal(request, services, rule)
     # The row itself is needed for what these endpoints answer or check (email, password).
     try:
@@ -144,7 +144,7 @@ async def _current_user_and_claims(request: Request, services: Services, rule: R
 )
 async def userinfo(request: Request) -> Response:
     services: Services = request.state.services
-    user, claims = await _current_user_and_claims(request, services, USERINFO)
+    user, claims = await current_user_and_claims(request, services, USERINFO)
     scope = scopes(claims)
     if "openid" in scope:
         # OpenID Connect: the claims the token's scopes allow (OIDC Core §5.3.2, §5.4).
@@ -168,7 +168,7 @@ async def _confirm_password(request: Request, services: Services, user: User, pa
 @documented("Change password", ACCOUNT_API, *_account_action("current_password"), body=PasswordChange)
 async def change_password(request: Request) -> Response:
     services: Services = request.state.services
-    user = await _current_user(request, services)
+    user = await current_user(request, services)
     body = await parse_body(request, PasswordChange, {"username": user.username})
     await _confirm_password(request, services, user, body.current_password, "current_password")
     await services.users.change_password(user, body.new_password)
@@ -178,7 +178,7 @@ async def change_password(request: Request) -> Response:
 @documented("Deactivate own account", ACCOUNT_API, *_account_action("password"), body=Deactivation)
 async def deactivate(request: Request) -> Response:
     services: Services = request.state.services
-    user = await _current_user(request, services)
+    user = await current_user(request, services)
     body = await parse_body(request, Deactivation)
     await _confirm_password(request, services, user, body.password, "password")
     await services.ops.users.set_disabled(Actor.user(user.user_id, client_ip(request, services)), user.user_id, True)

@@ -2,7 +2,7 @@
 the CLI and the scheduler. Each writes its audit entry in the same database transaction as the
 change (issuer.storage.sql.SqlStorage.transaction), naming the Actor who made it.
 
-Each area takes only the collaborators it uses (ClientOps, UserOps, KeyOps); ``Operations``
+Each area takes only the collaborators it uses (ClientOps, UserOps, KeyOps, SessionOps); ``Operations``
 bundles them for callers that hold all three.
 """
 
@@ -14,9 +14,10 @@ from issuer.operations.actor import SCHEDULER, Actor
 from issuer.operations.audit import AuditLog
 from issuer.operations.clients import ClientOps
 from issuer.operations.keys import KeyOps
+from issuer.operations.sessions import SessionOps
 from issuer.operations.users import UserOps
 
-__all__ = ["SCHEDULER", "Actor", "AuditLog", "ClientOps", "KeyOps", "Operations", "UserOps"]
+__all__ = ["SCHEDULER", "Actor", "AuditLog", "ClientOps", "KeyOps", "Operations", "SessionOps", "UserOps"]
 
 
 @dataclass(frozen=True)
@@ -25,3 +26,4 @@ class Operations:
     users: UserOps
     keys: KeyOps
     audit: AuditLog
+    sessions: SessionOps

@@ -105,7 +105,7 @@ class UserOps:
         return user
 
     async def set_disabled(self, actor: Actor, user_id: str, disabled: bool) -> User:
-        """Disabling also revokes every refresh family. Raises NoSuchUser."""
+        """Disabling also revokes every refresh family and ends every browser session. Raises NoSuchUser."""
         own = actor.kind == "user" and actor.id == user_id
         action = "users.deactivate" if own else "users.disable" if disabled else "users.enable"
         reason = "deactivated by the user" if own else "disabled by an administrator"
@@ -117,6 +117,8 @@ class UserOps:
             detail: dict[str, object] = {}
             if disabled:
                 detail["families"] = await tx.revoke_user_families(user_id, now, reason)
+                # Ended, not merely refused while disabled: enabling the user again revives none.
+                detail["browser_sessions"] = len(await tx.end_user_sessions(user_id, now, reason))
             await record(tx, self.clock, actor, action, user_id, **detail)
         await self.users.changed(user_id)
         return user

@@ -77,17 +77,8 @@ class RefreshTokens:
         )
         return plain, token
 
-    async def start(
-        self,
-        client_id: str,
-        user_id: str,
-        scope: tuple[str, ...],
-        audience: tuple[str, ...],
-        *,
-        session_id: str | None = None,
-        auth_time: float | None = None,
-    ) -> str:
-        return (await self.start_family(client_id, user_id, scope, audience, session_id, auth_time))[0]
+    async def start(self, client_id: str, user_id: str, scope: tuple[str, ...], audience: tuple[str, ...]) -> str:
+        return (await self.start_family(client_id, user_id, scope, audience))[0]
 
     async def start_family(
         self,

@@ -18,6 +18,7 @@ from issuer.http.admin.clients import (
     update_client,
 )
 from issuer.http.admin.keys import list_keys, revoke_key, rotate_keys
+from issuer.http.admin.sessions import end_user_browser_session, end_user_browser_sessions, list_user_browser_sessions
 from issuer.http.admin.users import (
     disable_user,
     enable_user,
@@ -28,6 +29,9 @@ from issuer.http.admin.users import (
 )
 
 __all__ = [
+    "end_user_browser_session",
+    "end_user_browser_sessions",
+    "list_user_browser_sessions",
     "create_client",
     "delete_client",
     "disable_user",
