@@ -74,19 +74,19 @@ async def posted_flight(request: Request) -> tuple[Flight, Params]:
         raise PageError(pages.error(exc.status_code, exc.error, exc.description)) from None
     if browser[1] or not pages.seal.csrf_ok(browser[0], form.get("csrf")):
         raise PageError(csrf_refused(pages))
-    payload = pages.seal.open(form.get("ticket"), browser[0])
-    if payload is None or not isinstance(payload.get("q"), list):
-        raise PageError(expired(pages, browser))
-    pairs = [(str(k), str(v)) for k, v in payload["q"]]
-    signed_in = payload.get("sid") if isinstance(payload.get("sid"), str) else None
-    return await parse_flight(request, pairs, browser, signed_in=signed_in, consented=payload.get("ok") is True), form
+    return await unsealed(request, form.get("ticket"), browser), form
 
 
 async def ticket_flight(request: Request) -> Flight:
     """The flight a GET page (``?ticket=…``) continues."""
     pages, _ = services_of(request)
-    browser = pages.browser(request)
-    payload = pages.seal.open(request.query_params.get("ticket"), browser[0])
+    return await unsealed(request, request.query_params.get("ticket"), pages.browser(request))
+
+
+async def unsealed(request: Request, ticket: str | None, browser: tuple[str, bool]) -> Flight:
+    """The flight a ticket carries, validated again; PageError if the ticket is expired or not this browser's."""
+    pages, _ = services_of(request)
+    payload = pages.seal.open(ticket, browser[0])
     if payload is None or not isinstance(payload.get("q"), list):
         raise PageError(expired(pages, browser))
     pairs = [(str(k), str(v)) for k, v in payload["q"]]

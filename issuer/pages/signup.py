@@ -16,7 +16,7 @@ from issuer.accounts.users import USERNAME_RULE, Conflict, UserInputError, parse
 from issuer.errors import OAuthError, PasswordsBusy, ProblemError
 from issuer.http.forms import read_form
 from issuer.http.users import limit_registrations
-from issuer.pages.flow import Flight, csrf_refused, parse_flight, proceed, remote, services_of
+from issuer.pages.flow import Flight, csrf_refused, proceed, remote, services_of, unsealed
 from issuer.pages.render import Pages, sentence
 from issuer.pages.signin import signed_in
 
@@ -56,13 +56,9 @@ def _form(
     )
 
 
-async def _flight(request: Request, pages: Pages, browser: tuple[str, bool], ticket: str | None) -> Flight | None:
-    if not ticket:
-        return None
-    payload = pages.seal.open(ticket, browser[0])
-    if payload is None or not isinstance(payload.get("q"), list):
-        return None
-    return await parse_flight(request, [(str(k), str(v)) for k, v in payload["q"]], browser)
+async def _flight(request: Request, browser: tuple[str, bool], ticket: str) -> Flight | None:
+    """The sign-in this registration interrupts, if any (one that expired meanwhile is an error)."""
+    return await unsealed(request, ticket, browser) if ticket else None
 
 
 async def signup_page(request: Request) -> Response:
@@ -71,7 +67,7 @@ async def signup_page(request: Request) -> Response:
     if not services.settings.open_registration:
         return pages.error(404, "not_found", "Registration is closed. Ask an administrator for an account.")
     ticket = request.query_params.get("ticket", "")
-    flight = await _flight(request, pages, browser, ticket)
+    flight = await _flight(request, browser, ticket)
     return _form(pages, browser, ticket if flight else "", flight=flight)
 
 
@@ -88,7 +84,7 @@ async def signup(request: Request) -> Response:
         return csrf_refused(pages)
     ticket = form.get("ticket") or ""
     values = {name: form.get(name) or "" for name in ("username", "email", "password")}
-    flight = await _flight(request, pages, browser, ticket)
+    flight = await _flight(request, browser, ticket)
     return await _register(request, pages, browser, flight, ticket, values)
 
 
