@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from issuer.errors import OAuthError, ProblemError, ServiceUnavailable
-from issuer.http import admin, discovery, oauth, openapi, sessions, token, users
+from issuer.http import admin, discovery, oauth, openapi, sessions, swagger, token, users
 from issuer.http.forwarded import TrustedProxies
 from issuer.http.middleware import AllowedMethods, BrowserCORS, RequestMiddleware
 from issuer.http.responses import (
@@ -27,6 +27,7 @@ from issuer.http.responses import (
     handle_unexpected,
 )
 from issuer.operations import SCHEDULER
+from issuer.operations.docs_client import DOCS_REDIRECT_PATH, ensure_docs_client
 from issuer.pages import open_pages
 from issuer.pages.routes import page_routes
 from issuer.retention import Retention, RetentionPolicy
@@ -90,6 +91,13 @@ def routes() -> list[Route]:
         Route("/readyz", discovery.readyz, methods=["GET"]),
         Route("/metrics", discovery.metrics, methods=["GET"]),
         Route("/openapi.json", openapi.openapi_endpoint, methods=["GET"]),
+        # Swagger UI: HTML and files for browsers, left out of /openapi.json like the hosted pages
+        Route("/docs", swagger.docs, methods=["GET"], include_in_schema=False),
+        Route(DOCS_REDIRECT_PATH, swagger.docs_oauth2_redirect, methods=["GET"], include_in_schema=False),
+        *(
+            Route(f"/docs/{name}", swagger.docs_asset, methods=["GET"], include_in_schema=False)
+            for name in swagger.ASSETS
+        ),
         *page_routes(),
     ]
 
@@ -148,6 +156,7 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
         services = await open_services(settings, clock=clock)
         try:
             await services.ops.keys.ensure_initial(SCHEDULER)
+            await ensure_docs_client(services.ops.clients, settings)
             await services.keyring.refresh()
             await services.revocations.cache.warm()
             pages = await open_pages(services)

@@ -213,6 +213,13 @@ class Settings(BaseSettings):
         description="`json` (one object per line) or `console` (one readable line). Empty: `console` when "
         "standard output is a terminal and `ISSUER_ENV=development`, else `json`.",
     )
+    docs_client_id: str = Field(
+        "issuer-docs",
+        max_length=256,
+        description="client_id that Swagger UI at `/docs` signs in with (\"Authorize\"), when that client exists. "
+        "The embedded development mode (SQLite, not production) creates it at startup: public, first-party, "
+        "redirect URI `<ISSUER_URL>/docs/oauth2-redirect`; elsewhere only an operator does (README). Empty: none.",
+    )
 
     _split_lists = field_validator("roles", "cors_origins", "forwarded_allow_ips", mode="before")(_split)
 

@@ -227,6 +227,8 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "data_dir": tmp_path / "data",
             "key_encryption_keys": TEST_KEK,
             "redis_prefix": f"issuer-test-{secrets.token_hex(4)}:",
+            # No development docs client: tests count clients and audit entries (tests/test_docs_client.py)
+            "docs_client_id": "",
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)

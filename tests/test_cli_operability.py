@@ -69,7 +69,8 @@ def test_repeated_flags_accumulate(sqlite_url: str, tmp_path: Path) -> None:
     (user,) = json.loads(ok(run_cli(env, "users", "list", "--json")))
     assert set(user["roles"]) == {"user", "manager"}
     assert ok(run_cli(env, "users", "disable", "bob")).strip() == "user bob disabled (its sessions are revoked)"
-    assert ok(run_cli(env, "clients", "disable", row["client_id"])).strip() == f"client {row['client_id']} disabled"
+    client_id = row["client_id"]  # random: it may start with "-", hence the "--"
+    assert ok(run_cli(env, "clients", "disable", "--", client_id)).strip() == f"client {client_id} disabled"
 
 
 def test_version() -> None:

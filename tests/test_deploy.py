@@ -188,6 +188,9 @@ def test_wheel_installs_into_a_clean_venv_and_the_cli_runs(tmp_path: Path) -> No
     migrated = run([issuer, "migrate"], cwd=work, env=clean_env(ISSUER_DATA_DIR=str(work / "data")))
     assert "up to date" in migrated
     assert (work / "data" / "issuer.sqlite3").exists()
+    # /docs serves files of the wheel (our initializer) and of the swagger-ui-py dependency.
+    docs = "from issuer.http.swagger import ASSETS; print(all(p.is_file() for p, _ in ASSETS.values()))"
+    assert run([venv / "bin" / "python", "-c", docs], cwd=work, env=env).strip() == "True"
 
 
 # -- (b) the YAML says what it must -------------------------------------------------------

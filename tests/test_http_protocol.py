@@ -86,6 +86,17 @@ async def test_cors_applies_to_browser_endpoints_only(start: Callable[..., Any])
             assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == ORIGIN, path
         simple = await http.get("/.well-known/jwks.json", headers={"Origin": ORIGIN})
         assert simple.headers["access-control-allow-origin"] == ORIGIN
+        # the headers Swagger UI sends with its token request
+        swagger = await http.options(
+            "/oauth2/token",
+            headers={
+                "Origin": ORIGIN,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "accept, authorization, content-type, x-requested-with",
+            },
+        )
+        assert swagger.status_code == 200, swagger.text
+        assert "x-requested-with" in swagger.headers["access-control-allow-headers"].lower()
 
         for path, method in (
             ("/admin/clients", "POST"),

@@ -11,7 +11,8 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import make_client, services_of
+from issuer.accounts.users import NewUser
+from tests.conftest import OPERATOR, make_client, services_of
 
 TOKEN = "/oauth2/token"
 FORM = "application/x-www-form-urlencoded"
@@ -262,6 +263,41 @@ async def test_public_client_cannot_use_client_credentials(client: httpx.AsyncCl
         TOKEN, data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": "guess"}
     )
     assert_oauth_error(response, 401, "invalid_client")
+
+
+async def test_public_client_in_basic_with_an_empty_password_is_none_authentication(
+    client: httpx.AsyncClient,
+) -> None:
+    # Swagger UI (and other generic clients) send a public client as `Authorization: Basic id:`.
+    client_id, _ = await make_client(client, public=True, grant_types=("password", "refresh_token"))
+    await services_of(client).ops.users.create(OPERATOR, NewUser("alice", "password-123", "alice@example.com"))
+    login = {"grant_type": "password", "username": "alice", "password": "password-123"}
+    response = await client.post(TOKEN, data=login, headers=basic(client_id, ""))
+    assert response.status_code == 200, response.text
+    refreshed = await client.post(
+        TOKEN,
+        data={"grant_type": "refresh_token", "refresh_token": response.json()["refresh_token"], "client_id": client_id},
+        headers=basic(client_id, ""),
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    revoked = await client.post(
+        "/oauth2/revoke", data={"token": refreshed.json()["refresh_token"]}, headers=basic(client_id, "")
+    )
+    assert revoked.status_code == 200, revoked.text
+    # an empty password plus a client_secret in the body is still two methods at once
+    both = await client.post(TOKEN, data={**login, "client_secret": "x"}, headers=basic(client_id, ""))
+    assert_oauth_error(both, 400, "invalid_request")
+
+
+async def test_confidential_client_in_basic_with_an_empty_password_fails(
+    client: httpx.AsyncClient, creds: tuple[str, str]
+) -> None:
+    client_id, _ = creds
+    response = await client.post(TOKEN, data={"grant_type": "client_credentials"}, headers=basic(client_id, ""))
+    assert_oauth_error(response, 401, "invalid_client")
+    assert response.headers["www-authenticate"].startswith("Basic ")
+    unknown = await client.post(TOKEN, data={"grant_type": "client_credentials"}, headers=basic("nobody", ""))
+    assert unknown.content == response.content
 
 
 async def test_client_lacking_the_grant_type(client: httpx.AsyncClient) -> None:

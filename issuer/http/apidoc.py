@@ -138,10 +138,13 @@ ACCOUNT_API = Family(
         _bearer_errors(),
         oauth_error(401, "invalid_token: the token does not belong to an active user", "WWW-Authenticate"),
     ),
-    [{"bearer": []}],
+    # "oauth2": the same bearer token, obtained by Swagger UI's Authorize (issuer.http.openapi)
+    [{"bearer": []}, {"oauth2": []}],
 )
 REGISTRATION_API = Family("account")
-ADMIN_API = Family("admin", merge(_bearer_errors(ADMIN_SCOPE), UNAVAILABLE), [{"bearer": [ADMIN_SCOPE]}])
+ADMIN_API = Family(
+    "admin", merge(_bearer_errors(ADMIN_SCOPE), UNAVAILABLE), [{"bearer": [ADMIN_SCOPE]}, {"oauth2": [ADMIN_SCOPE]}]
+)
 
 TAGS = {
     "discovery": "Metadata and public keys",

@@ -1,5 +1,7 @@
 """Client credentials from a request (RFC 6749 §2.3.1): ``client_secret_basic``,
-``client_secret_post``, or ``none`` (public clients send only ``client_id``)."""
+``client_secret_post``, or ``none`` (public clients send only ``client_id``). HTTP Basic with an
+empty password counts as ``none``: Swagger UI and other generic OAuth clients send a public
+client's id that way (``client_id:``); a confidential client authenticating so simply fails."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class Credentials:
     client_id: str
     secret: str | None
     method: str
+    basic: bool = False  # came in an Authorization header: a failure answers with a Basic challenge
 
 
 def _challenge(realm: str) -> dict[str, str]:
@@ -49,7 +52,9 @@ def read_credentials(request: Request, params: Params, realm: str) -> Credential
             raise InvalidRequest("use only one client authentication method")
         if body_id is not None and body_id != client_id:
             raise InvalidRequest("client_id in the body differs from the authenticated client")
-        return Credentials(client_id, secret, "client_secret_basic")
+        if not secret:
+            return Credentials(client_id, None, "none", basic=True)
+        return Credentials(client_id, secret, "client_secret_basic", basic=True)
     if body_id is None:
         raise InvalidClient("client authentication required", headers=_challenge(realm))
     if body_secret is not None:
@@ -64,6 +69,6 @@ async def authenticate_client(request: Request, params: Params, clients: ClientR
     try:
         return await clients.authenticate(credentials.client_id, credentials.secret)
     except InvalidClient as exc:
-        if credentials.method == "client_secret_basic":
+        if credentials.basic:
             exc.headers.update(_challenge(realm))
         raise

@@ -153,7 +153,8 @@ class BrowserCORS:
             app,
             allow_origins=origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
+            # X-Requested-With: Swagger UI sends it on its token requests (RFC 6749 clients in the browser).
+            allow_headers=["Authorization", "Content-Type", "X-Requested-With"],
             max_age=600,
         )
 

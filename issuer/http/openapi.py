@@ -29,6 +29,7 @@ from issuer.http.apidoc import (
     merge,
 )
 from issuer.http.responses import json_response
+from issuer.oauth.scopes import ADMIN_SCOPE
 from issuer.services import Services
 
 _REF = "#/components/schemas/{model}"
@@ -153,6 +154,31 @@ def paths(routes: Iterable[BaseRoute], components: _Components) -> dict[str, Sch
     return out
 
 
+OAUTH2_SCOPES = {
+    "openid": "Sign in with OpenID Connect (an ID token; /userinfo)",
+    "profile": "Your username (preferred_username)",
+    "email": "Your email address and whether it is verified",
+    ADMIN_SCOPE: "The management API under /admin (administrators only)",
+}
+
+
+def oauth2_scheme(issuer_url: str) -> Schema:
+    """The authorization code flow against this issuer, as Swagger UI's "Authorize" runs it."""
+    return {
+        "type": "oauth2",
+        "description": "Authorization code with PKCE (S256, required of every client) against this issuer. "
+        "A public client authenticates with its client_id alone (or HTTP Basic with an empty password).",
+        "flows": {
+            "authorizationCode": {
+                "authorizationUrl": issuer_url + "/oauth2/authorize",
+                "tokenUrl": issuer_url + "/oauth2/token",
+                "refreshUrl": issuer_url + "/oauth2/token",
+                "scopes": OAUTH2_SCOPES,
+            }
+        },
+    }
+
+
 def document(issuer_url: str, routes: Iterable[BaseRoute]) -> dict[str, Any]:
     components = _Components()
     path_items = paths(routes, components)
@@ -174,6 +200,7 @@ def document(issuer_url: str, routes: Iterable[BaseRoute]) -> dict[str, Any]:
                     "bearerFormat": "JWT",
                     "description": "RFC 9068 access token from this issuer",
                 },
+                "oauth2": oauth2_scheme(issuer_url),
             },
         },
     }
