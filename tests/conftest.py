@@ -270,6 +270,16 @@ async def http(start: Callable[..., Any]) -> AsyncIterator[httpx.AsyncClient]:
         yield app
 
 
+@pytest.fixture
+async def sqlite_http(
+    sqlite_url: str, make_settings: Callable[..., Settings], clock: FakeClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on SQLite only, with the FAST settings: for tests of what storage does not decide
+    (the resource-server verifier)."""
+    async with running_app(make_settings(database_url=sqlite_url, **FAST), clock) as app:
+        yield app
+
+
 def services_of(http: httpx.AsyncClient) -> Any:
     return http.app_state["services"]  # type: ignore[attr-defined]
 

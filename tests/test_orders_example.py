@@ -21,7 +21,6 @@ from tests.servers import REPO_ROOT
 from tests.verifier_helpers import (
     claims_of,
     forge,
-    issuer,  # noqa: F401  (fixture)
     service_token,
     user_token,
     verifier_for,
@@ -37,9 +36,9 @@ def orders_module() -> Any:
 
 
 @pytest.fixture
-async def orders(issuer: httpx.AsyncClient, clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
-    base = str(issuer.base_url).rstrip("/")
-    app = orders_module().create_app(base, docs_client_id="docs", http=issuer, clock=clock, monotonic=clock)
+async def orders(sqlite_http: httpx.AsyncClient, clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
+    base = str(sqlite_http.base_url).rstrip("/")
+    app = orders_module().create_app(base, docs_client_id="docs", http=sqlite_http, clock=clock, monotonic=clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://orders") as http:
         yield http
 
@@ -54,18 +53,18 @@ def challenge(response: httpx.Response) -> str:
 
 
 async def test_public_scope_and_role_routes(
-    issuer: httpx.AsyncClient, orders: httpx.AsyncClient, clock: FakeClock
+    sqlite_http: httpx.AsyncClient, orders: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     assert (await orders.get("/health")).status_code == 200
 
     missing = await orders.get("/orders")
     assert missing.status_code == 401 and challenge(missing) == 'Bearer realm="orders"'
 
-    reader = await service_token(issuer, scopes=("orders:read",))
+    reader = await service_token(sqlite_http, scopes=("orders:read",))
     ok = await orders.get("/orders", headers=bearer(reader))
     assert ok.status_code == 200 and ok.json()["orders"]
 
-    other = await service_token(issuer, scopes=("profile",))
+    other = await service_token(sqlite_http, scopes=("profile",))
     no_scope = await orders.get("/orders", headers=bearer(other))
     assert no_scope.status_code == 403
     assert challenge(no_scope).startswith('Bearer realm="orders", error="insufficient_scope", error_description="')
@@ -76,7 +75,7 @@ async def test_public_scope_and_role_routes(
     assert "lacks role manager" in no_role.json()["detail"]
 
     for username, roles, status in (("ulla", ("user",), 403), ("maria", ("manager",), 200), ("ada", ("admin",), 200)):
-        response = await orders.get("/reports/revenue", headers=bearer(await user_token(issuer, username, roles)))
+        response = await orders.get("/reports/revenue", headers=bearer(await user_token(sqlite_http, username, roles)))
         assert response.status_code == status, (username, response.text)
 
 
@@ -95,13 +94,13 @@ async def test_malformed_credentials(orders: httpx.AsyncClient, header: str, sta
 
 
 async def test_tokens_not_for_this_api_are_invalid(
-    issuer: httpx.AsyncClient, orders: httpx.AsyncClient, clock: FakeClock
+    sqlite_http: httpx.AsyncClient, orders: httpx.AsyncClient, clock: FakeClock
 ) -> None:
-    await service_token(issuer)
+    await service_token(sqlite_http)
     for token in (
-        forge(issuer, claims_of(issuer, clock), typ="JWT"),  # an ID token
-        forge(issuer, claims_of(issuer, clock, aud="https://billing.example.com")),
-        forge(issuer, claims_of(issuer, clock, exp=int(clock()) - 120)),
+        forge(sqlite_http, claims_of(sqlite_http, clock), typ="JWT"),  # an ID token
+        forge(sqlite_http, claims_of(sqlite_http, clock, aud="https://billing.example.com")),
+        forge(sqlite_http, claims_of(sqlite_http, clock, exp=int(clock()) - 120)),
     ):
         response = await orders.get("/orders", headers=bearer(token))
         assert response.status_code == 401, response.text
@@ -109,10 +108,10 @@ async def test_tokens_not_for_this_api_are_invalid(
 
 
 async def test_the_openapi_document_declares_the_issuer_for_swagger_ui(
-    issuer: httpx.AsyncClient, orders: httpx.AsyncClient
+    sqlite_http: httpx.AsyncClient, orders: httpx.AsyncClient
 ) -> None:
     document = (await orders.get("/openapi.json")).json()
-    base = str(issuer.base_url).rstrip("/")
+    base = str(sqlite_http.base_url).rstrip("/")
     flow = document["components"]["securitySchemes"]["issuer"]["flows"]["authorizationCode"]
     assert flow["authorizationUrl"] == f"{base}/oauth2/authorize" and flow["tokenUrl"] == f"{base}/oauth2/token"
     assert flow["scopes"] == {"orders:read": "Read orders"}
@@ -127,12 +126,13 @@ async def test_an_unreachable_issuer_is_503_not_401(clock: FakeClock) -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(503))) as down:
         app = orders_module().create_app("https://issuer.example.com", http=down, clock=clock, monotonic=clock)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://orders") as http:
-            response = await http.get("/orders", headers=bearer("eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImsifQ.e30.x"))
+            header = "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImsifQ"  # ES256, at+jwt, kid k
+            response = await http.get("/orders", headers=bearer(f"{header}.e30.x"))
     assert response.status_code == 503 and response.headers["retry-after"]
 
 
-async def test_starlette_decorator_and_middleware(issuer: httpx.AsyncClient, clock: FakeClock) -> None:
-    verifier = verifier_for(issuer, clock)
+async def test_starlette_decorator_and_middleware(sqlite_http: httpx.AsyncClient, clock: FakeClock) -> None:
+    verifier = verifier_for(sqlite_http, clock)
 
     @requires_token(verifier, roles=["manager"], realm="reports")
     async def report(request: Request) -> Response:
@@ -147,17 +147,20 @@ async def test_starlette_decorator_and_middleware(issuer: httpx.AsyncClient, clo
     decorated = Starlette(routes=[Route("/report", report)])
     guarded = Starlette(routes=[Route("/orders", orders_list), Route("/health", health)])
     guarded.add_middleware(BearerTokenMiddleware, verifier=verifier, scopes=["orders:read"], exempt={"/health"})
-    manager = await user_token(issuer, "maria", ("manager",))
-    reader = await service_token(issuer)
+    manager = await user_token(sqlite_http, "maria", ("manager",))
+    reader = await service_token(sqlite_http)
     async with (
         httpx.AsyncClient(transport=httpx.ASGITransport(app=decorated), base_url="http://s") as one,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=guarded), base_url="http://s") as two,
     ):
         assert (await one.get("/report", headers=bearer(manager))).status_code == 200
         refused = await one.get("/report", headers=bearer(reader))
-        assert refused.status_code == 403 and challenge(refused).startswith('Bearer realm="reports", error="insufficient')
+        assert refused.status_code == 403 and challenge(refused).startswith(
+            'Bearer realm="reports", error="insufficient'
+        )
         assert challenge(await one.get("/report")) == 'Bearer realm="reports"'
         assert (await two.get("/health")).status_code == 200
         assert (await two.get("/orders", headers=bearer(reader))).json() == {"scopes": ["orders:read"]}
         assert (await two.get("/orders")).status_code == 401
-        assert (await two.get("/orders", headers=bearer(forge(issuer, claims_of(issuer, clock), typ="JWT")))).status_code == 401
+        id_token = forge(sqlite_http, claims_of(sqlite_http, clock), typ="JWT")
+        assert (await two.get("/orders", headers=bearer(id_token))).status_code == 401

@@ -22,7 +22,6 @@ from tests.verifier_helpers import (
     claims_of,
     counted,
     forge,
-    issuer,  # noqa: F401  (fixture)
     service_token,
     user_token,
     verifier_for,
@@ -38,9 +37,11 @@ async def refused(verifier: Verifier, token: str, reason: str) -> InvalidToken:
     return caught.value
 
 
-async def test_a_service_token_verifies_and_exposes_its_claims(issuer: httpx.AsyncClient, clock: FakeClock) -> None:
-    verifier = verifier_for(issuer, clock)
-    token = await verifier.verify(await service_token(issuer))
+async def test_a_service_token_verifies_and_exposes_its_claims(
+    sqlite_http: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    verifier = verifier_for(sqlite_http, clock)
+    token = await verifier.verify(await service_token(sqlite_http))
     assert token.scopes == {"orders:read"} and token.audiences == (API,)
     assert token.subject == token.client_id and token.token_id and token.roles == frozenset()
     token.require(scopes=["orders:read"])
@@ -52,24 +53,26 @@ async def test_a_service_token_verifies_and_exposes_its_claims(issuer: httpx.Asy
     )
 
 
-async def test_a_user_token_carries_effective_roles(issuer: httpx.AsyncClient, clock: FakeClock) -> None:
+async def test_a_user_token_carries_effective_roles(sqlite_http: httpx.AsyncClient, clock: FakeClock) -> None:
     """A user token names two audiences (the API and the issuer); a manager also holds ``user``."""
-    verifier = verifier_for(issuer, clock)
-    token = await verifier.verify(await user_token(issuer, "maria", ("manager",)))
+    verifier = verifier_for(sqlite_http, clock)
+    token = await verifier.verify(await user_token(sqlite_http, "maria", ("manager",)))
     assert token.roles == {"manager", "user"} and API in token.audiences and len(token.audiences) == 2
     token.require(scopes=["orders:read"], roles=["manager", "user"])
     with pytest.raises(InsufficientScope, match="lacks role admin"):
         token.require(roles=["admin"])
 
 
-async def test_an_id_token_is_not_an_access_token(issuer: httpx.AsyncClient, clock: FakeClock) -> None:
+async def test_an_id_token_is_not_an_access_token(sqlite_http: httpx.AsyncClient, clock: FakeClock) -> None:
     """Same key, same claims, ``typ: JWT`` (what an ID token carries): refused before any key lookup."""
-    await service_token(issuer)  # the issuer has an active key
-    verifier = verifier_for(issuer, clock)
-    error = await refused(verifier, forge(issuer, claims_of(issuer, clock), typ="JWT"), "typ")
+    await service_token(sqlite_http)  # the sqlite_http has an active key
+    verifier = verifier_for(sqlite_http, clock)
+    error = await refused(verifier, forge(sqlite_http, claims_of(sqlite_http, clock), typ="JWT"), "typ")
     assert "at+jwt" in error.description
-    await refused(verifier, forge(issuer, claims_of(issuer, clock), typ=None), "typ")
-    assert (await verifier.verify(forge(issuer, claims_of(issuer, clock), typ="application/AT+JWT"))).subject == "u1"
+    await refused(verifier, forge(sqlite_http, claims_of(sqlite_http, clock), typ=None), "typ")
+    assert (
+        await verifier.verify(forge(sqlite_http, claims_of(sqlite_http, clock), typ="application/AT+JWT"))
+    ).subject == "u1"
 
 
 @pytest.mark.parametrize(
@@ -86,30 +89,32 @@ async def test_an_id_token_is_not_an_access_token(issuer: httpx.AsyncClient, clo
     ],
 )
 async def test_claims_are_checked(
-    issuer: httpx.AsyncClient, clock: FakeClock, overrides: dict[str, Any], reason: str
+    sqlite_http: httpx.AsyncClient, clock: FakeClock, overrides: dict[str, Any], reason: str
 ) -> None:
-    await service_token(issuer)
-    await refused(verifier_for(issuer, clock), forge(issuer, claims_of(issuer, clock, **overrides)), reason)
+    await service_token(sqlite_http)
+    await refused(
+        verifier_for(sqlite_http, clock), forge(sqlite_http, claims_of(sqlite_http, clock, **overrides)), reason
+    )
 
 
-async def test_times_are_checked_with_a_small_leeway(issuer: httpx.AsyncClient, clock: FakeClock) -> None:
-    verifier = verifier_for(issuer, clock, leeway=30)
-    raw = await service_token(issuer)
+async def test_times_are_checked_with_a_small_leeway(sqlite_http: httpx.AsyncClient, clock: FakeClock) -> None:
+    verifier = verifier_for(sqlite_http, clock, leeway=30)
+    raw = await service_token(sqlite_http)
     expires = (await verifier.verify(raw)).expires_at
     clock.advance(expires - clock() + 29)
     await verifier.verify(raw)
     clock.advance(1)
     await refused(verifier, raw, "expired")
     now = int(clock())
-    await refused(verifier, forge(issuer, claims_of(issuer, clock, nbf=now + 31)), "not_yet_valid")
-    await refused(verifier, forge(issuer, claims_of(issuer, clock, iat=now + 31)), "not_yet_valid")
-    await verifier.verify(forge(issuer, claims_of(issuer, clock, nbf=now + 29, iat=now + 29)))
+    await refused(verifier, forge(sqlite_http, claims_of(sqlite_http, clock, nbf=now + 31)), "not_yet_valid")
+    await refused(verifier, forge(sqlite_http, claims_of(sqlite_http, clock, iat=now + 31)), "not_yet_valid")
+    await verifier.verify(forge(sqlite_http, claims_of(sqlite_http, clock, nbf=now + 29, iat=now + 29)))
 
 
-async def test_algorithms_come_from_the_key(issuer: httpx.AsyncClient, clock: FakeClock) -> None:
+async def test_algorithms_come_from_the_key(sqlite_http: httpx.AsyncClient, clock: FakeClock) -> None:
     """The issuer's key here is ES256: a token claiming RS256, HS256 or none with its kid is refused."""
-    raw = await service_token(issuer)
-    verifier = verifier_for(issuer, clock)
+    raw = await service_token(sqlite_http)
+    verifier = verifier_for(sqlite_http, clock)
     await verifier.verify(raw)
     await refused(verifier, with_header(raw, alg="RS256"), "alg")  # allowed, but not for this kid
     for alg in ("HS256", "none", "ES512"):
@@ -122,12 +127,13 @@ async def test_algorithms_come_from_the_key(issuer: httpx.AsyncClient, clock: Fa
 
 
 async def test_the_jwks_is_cached_for_max_age_then_revalidated_with_its_etag(
-    issuer: httpx.AsyncClient, clock: FakeClock
+    sqlite_http: httpx.AsyncClient, clock: FakeClock
 ) -> None:
-    jwks = counted(issuer)
-    verifier = verifier_for(issuer, clock)
-    raw = await service_token(issuer)
-    max_age = int((await issuer.get("/.well-known/jwks.json")).headers["cache-control"].split("max-age=")[1][:3].rstrip(","))
+    jwks = counted(sqlite_http)
+    verifier = verifier_for(sqlite_http, clock)
+    raw = await service_token(sqlite_http)
+    control = (await sqlite_http.get("/.well-known/jwks.json")).headers["cache-control"]
+    max_age = int(control.split("max-age=")[1].split(",")[0])
     jwks.statuses.clear()
     for _ in range(50):
         await verifier.verify(raw)
@@ -143,11 +149,11 @@ async def test_the_jwks_is_cached_for_max_age_then_revalidated_with_its_etag(
 
 
 async def test_a_flood_of_random_kids_refetches_at_most_once_per_floor(
-    issuer: httpx.AsyncClient, clock: FakeClock
+    sqlite_http: httpx.AsyncClient, clock: FakeClock
 ) -> None:
-    jwks = counted(issuer)
-    verifier = verifier_for(issuer, clock, refetch_floor=30)
-    raw = await service_token(issuer)
+    jwks = counted(sqlite_http)
+    verifier = verifier_for(sqlite_http, clock, refetch_floor=30)
+    raw = await service_token(sqlite_http)
     await verifier.verify(raw)
     attacker = ECKey.generate_key("P-256")
     seconds, per_second = 90, 100
@@ -164,19 +170,19 @@ async def test_a_flood_of_random_kids_refetches_at_most_once_per_floor(
 
 
 async def test_stale_keys_serve_while_the_issuer_is_unreachable_within_stale_if_error(
-    issuer: httpx.AsyncClient, clock: FakeClock
+    sqlite_http: httpx.AsyncClient, clock: FakeClock
 ) -> None:
-    raw = await service_token(issuer)
+    raw = await service_token(sqlite_http)
     down = False
 
     async def fail_when_down(request: httpx.Request) -> None:
         if down:
             raise httpx.ConnectError("issuer down", request=request)
 
-    issuer.event_hooks = {**issuer.event_hooks, "request": [fail_when_down]}
-    verifier = verifier_for(issuer, clock, error_backoff=5)
+    sqlite_http.event_hooks = {**sqlite_http.event_hooks, "request": [fail_when_down]}
+    verifier = verifier_for(sqlite_http, clock, error_backoff=5)
     await verifier.verify(raw)
-    control = (await issuer.get("/.well-known/jwks.json")).headers["cache-control"]
+    control = (await sqlite_http.get("/.well-known/jwks.json")).headers["cache-control"]
     directives = dict(d.strip().split("=") for d in control.split(",")[1:])
     max_age, stale = int(directives["max-age"]), int(directives["stale-if-error"])
     down = True
@@ -201,11 +207,12 @@ async def test_an_unreachable_issuer_is_unavailable_not_an_invalid_token(clock: 
             await verifier.verify(token)
 
 
-async def test_the_sync_entry_point_verifies_the_same_way(issuer: httpx.AsyncClient, clock: FakeClock) -> None:
-    raw = await service_token(issuer)
-    base = str(issuer.base_url).rstrip("/")
+async def test_the_sync_entry_point_verifies_the_same_way(sqlite_http: httpx.AsyncClient, clock: FakeClock) -> None:
+    raw = await service_token(sqlite_http)
+    base = str(sqlite_http.base_url).rstrip("/")
     documents = {
-        path: await issuer.get(path) for path in ("/.well-known/oauth-authorization-server", "/.well-known/jwks.json")
+        path: await sqlite_http.get(path)
+        for path in ("/.well-known/oauth-authorization-server", "/.well-known/jwks.json")
     }
 
     def serve(request: httpx.Request) -> httpx.Response:
@@ -216,7 +223,7 @@ async def test_the_sync_entry_point_verifies_the_same_way(issuer: httpx.AsyncCli
         verifier = Verifier(base, API, sync_http=http, clock=clock, monotonic=clock)
         assert verifier.verify_sync(raw).scopes == {"orders:read"}
         with pytest.raises(InvalidToken, match="typ 'JWT'"):
-            verifier.verify_sync(forge(issuer, claims_of(issuer, clock), typ="JWT"))
+            verifier.verify_sync(forge(sqlite_http, claims_of(sqlite_http, clock), typ="JWT"))
 
 
 def test_metadata_url_follows_rfc_8414() -> None:

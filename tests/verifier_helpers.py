@@ -1,34 +1,22 @@
-"""An in-process issuer (SQLite, FAST settings, the fake clock) for the resource-server verifier's
-tests, tokens minted by it, tokens forged with its own signing key, and a count of JWKS requests."""
+"""For the resource-server verifier's tests (with the ``sqlite_http`` issuer): tokens minted by it,
+tokens forged with its own signing key, and a count of JWKS requests."""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import pytest
 from joserfc import jws
 
 from issuer.accounts.users import NewUser
-from issuer.settings import Settings
 from issuer_verifier import Verifier
-from tests.conftest import FAST, OPERATOR, FakeClock, make_client, running_app, services_of
+from tests.conftest import OPERATOR, FakeClock, make_client, services_of
 
 API = "https://api.example.com"
 PASSWORD = "password-123"
-
-
-@pytest.fixture
-async def issuer(
-    sqlite_url: str, make_settings: Callable[..., Settings], clock: FakeClock
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The issuer app on SQLite: the verifier needs no storage of its own, one backend is enough."""
-    async with running_app(make_settings(database_url=sqlite_url, **FAST), clock) as http:
-        yield http
 
 
 @dataclass
@@ -75,7 +63,10 @@ async def user_token(http: httpx.AsyncClient, username: str, roles: tuple[str, .
     assert secret is not None
     await services_of(http).ops.users.create(OPERATOR, NewUser(username, PASSWORD, f"{username}@example.com"), roles)
     data = {
-        "grant_type": "password", "username": username, "password": PASSWORD, "scope": scope,
+        "grant_type": "password",
+        "username": username,
+        "password": PASSWORD,
+        "scope": scope,
         "resource": [API, str(http.base_url).rstrip("/")],
     }
     response = await http.post("/oauth2/token", data=data, auth=(client_id, secret))
@@ -103,8 +94,14 @@ def with_header(raw: str, **header: Any) -> str:
 def claims_of(http: httpx.AsyncClient, clock: FakeClock, **overrides: Any) -> dict[str, Any]:
     now = int(clock())
     claims = {
-        "iss": str(http.base_url).rstrip("/"), "sub": "u1", "aud": API, "exp": now + 300, "iat": now,
-        "jti": "j1", "client_id": "c1", "scope": "orders:read",
+        "iss": str(http.base_url).rstrip("/"),
+        "sub": "u1",
+        "aud": API,
+        "exp": now + 300,
+        "iat": now,
+        "jti": "j1",
+        "client_id": "c1",
+        "scope": "orders:read",
     }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}

@@ -22,7 +22,7 @@ PublicKey = RSAKey | ECKey
 
 _DIRECTIVE = re.compile(r"([a-z-]+)\s*(?:=\s*\"?(\d+)\"?)?")
 # A key type accepts exactly one algorithm: an RSA key never verifies ES256, nor an EC key RS256.
-KEY_ALGORITHMS = {("RSA", None): "RS256", ("EC", "P-256"): "ES256"}
+KEY_ALGORITHMS: dict[tuple[object, object], str] = {("RSA", None): "RS256", ("EC", "P-256"): "ES256"}
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ class AccessToken:
         if missing_scopes:
             raise InsufficientScope(
                 f"token lacks scope {' '.join(missing_scopes)} (sub {self.subject})",
-                reason="missing_scope", scope=scopes,
+                reason="missing_scope",
+                scope=scopes,
             )
         missing_roles = [r for r in roles if r not in self.roles]
         if missing_roles:
@@ -71,7 +72,7 @@ def read_header(token: str, algorithms: Collection[str]) -> Header:
     if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
         raise InvalidToken(f"typ {typ!r} is not an access token (want at+jwt; an ID token is typ JWT)", reason="typ")
     alg, kid = header.get("alg"), header.get("kid")
-    if alg not in algorithms:
+    if not isinstance(alg, str) or alg not in algorithms:
         raise InvalidToken(f"algorithm {alg!r} is not allowed (allowed: {', '.join(sorted(algorithms))})", reason="alg")
     if not isinstance(kid, str) or not kid:
         raise InvalidToken("the token header has no kid", reason="malformed")

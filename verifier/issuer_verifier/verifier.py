@@ -192,7 +192,8 @@ class Verifier:
         while True:
             sent_at = self._monotonic()
             try:
-                reply: _Answer | Exception = _answer(await self._http.get(request.url, headers=request.headers), sent_at)
+                response = await self._http.get(request.url, headers=request.headers)
+                reply: _Answer | Exception = _answer(response, sent_at)
             except httpx.HTTPError as exc:
                 reply = exc
             try:

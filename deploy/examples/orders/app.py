@@ -27,6 +27,7 @@ def create_app(
     **verifier_options: Any,
 ) -> FastAPI:
     auth = IssuerAuth(issuer, audience, scopes={"orders:read": "Read orders"}, realm="orders", **verifier_options)
+    managers = auth.require(roles=["manager"])
     app = FastAPI(title="Orders", swagger_ui_init_oauth=auth.swagger_ui_init_oauth(docs_client_id))
 
     @app.get("/health")
@@ -38,7 +39,7 @@ def create_app(
         return {"orders": ORDERS, "for": token.subject}
 
     @app.get("/reports/revenue")
-    async def revenue(token: AccessToken = Security(auth.require(roles=["manager"]))) -> dict[str, Any]:
+    async def revenue(token: AccessToken = Security(managers)) -> dict[str, Any]:
         return {"revenue": 1234.5, "currency": "EUR", "for": token.subject}
 
     app.state.auth = auth
