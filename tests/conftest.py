@@ -303,15 +303,15 @@ async def make_client(http: httpx.AsyncClient, **kwargs: Any) -> tuple[str, str 
 
 
 async def load_and_operator_clients(
-    database_url: str, kek: str, audience: str
+    database_url: str, kek: str, audience: str, scopes: tuple[str, ...] = ("read",)
 ) -> tuple[tuple[str, str], tuple[str, str]]:
-    """Register, straight in the database, a client_credentials client "load" (scope read, for
+    """Register, straight in the database, a client_credentials client "load" (``scopes``, for
     ``audience``) and an "operator" client with the issuer:admin scope; returns their (id, secret)."""
     settings = Settings(_env_file=None, database_url=database_url, key_encryption_keys=kek)
     services = await open_services(settings)
     try:
         load, load_secret = await services.ops.clients.create(
-            OPERATOR, "load", ("client_credentials",), ("read",), (audience,)
+            OPERATOR, "load", ("client_credentials",), scopes, (audience,)
         )
         admin, admin_secret = await services.ops.clients.create(
             OPERATOR, "operator", ("client_credentials",), ("issuer:admin",), ()

@@ -89,8 +89,11 @@ class KeySet:
 
     ``refetch_floor``: an unknown ``kid`` refetches at most once per this many seconds; in between,
     tokens with unknown kids are refused without a request. ``default_max_age`` applies when the
-    answer carries no ``max-age``. ``error_backoff``: after a failed fetch, wait this long before
-    the next attempt (stale keys are served meanwhile, within ``stale-if-error``).
+    answer carries no ``max-age``; ``min_fresh`` is the least time an answer is used for, so a
+    ``max-age=0`` or ``no-cache`` answer (ours says 0 in the last second before a scheduled rotation)
+    means one revalidation per ``min_fresh``, not one per token; keep it below the issuer's
+    publication delay of new keys (``max-age`` + clock skew). ``error_backoff``: after a failed
+    fetch, wait this long before the next attempt (stale keys serve meanwhile, within ``stale-if-error``).
     """
 
     def __init__(
@@ -99,11 +102,13 @@ class KeySet:
         *,
         refetch_floor: float = 30.0,
         default_max_age: float = 300.0,
+        min_fresh: float = 1.0,
         error_backoff: float = 5.0,
     ) -> None:
         self.algorithms = algorithms
         self.refetch_floor = refetch_floor
         self.default_max_age = default_max_age
+        self.min_fresh = min_fresh
         self.error_backoff = error_backoff
         self.keys: dict[str, VerificationKey] = {}
         self.etag: str | None = None
@@ -112,17 +117,20 @@ class KeySet:
         self._usable_until = float("-inf")  # fresh_until + stale-if-error
         self._last_unknown_kid_fetch = float("-inf")
         self._failed_at = float("-inf")
+        self.last_sent_at = float("-inf")
         self.fetches: dict[str, int] = {"initial": 0, "expired": 0, "unknown_kid": 0}
         self.not_modified = 0
         self.errors = 0
 
-    def due(self, kid: str, now: float) -> Reason | None:
-        """Whether, and why, to fetch before looking ``kid`` up."""
+    def due(self, kid: str, now: float, *, since: float | None = None) -> Reason | None:
+        """Whether, and why, to fetch before looking ``kid`` up. ``since``: when the caller began
+        waiting; an answer to a request sent after that is fresh enough for it, even at max-age 0
+        (so callers queued behind one fetch do not each fetch again)."""
         if now - self._failed_at < self.error_backoff:
             return None
         if not self._loaded:
             return "initial"
-        if now >= self._fresh_until:
+        if now >= self._fresh_until and (since is None or self.last_sent_at < since):
             return "expired"
         if kid not in self.keys and now - self._last_unknown_kid_fetch >= self.refetch_floor:
             return "unknown_kid"
@@ -135,6 +143,7 @@ class KeySet:
         """Take an answer to a fetch made for ``reason`` at ``sent_at``. Raises IssuerUnavailable if
         it is not usable and nothing cached may stand in for it."""
         self.fetches[reason] += 1
+        self.last_sent_at = sent_at
         if reason == "unknown_kid":
             self._last_unknown_kid_fetch = sent_at
         if status == 304 and self._loaded:
@@ -151,7 +160,7 @@ class KeySet:
             self.failed(sent_at, f"the JWKS answered HTTP {status}")
             return
         control = CacheControl.parse(headers.get("cache-control"))
-        max_age = self.default_max_age if control.max_age is None else control.max_age
+        max_age = max(self.min_fresh, self.default_max_age if control.max_age is None else control.max_age)
         self._fresh_until = sent_at + max_age
         self._usable_until = self._fresh_until + control.stale_if_error
         self._failed_at = float("-inf")

@@ -67,6 +67,7 @@ class Verifier:
         required_claims: Iterable[str] = REQUIRED_CLAIMS,
         refetch_floor: float = 30.0,
         default_max_age: float = 300.0,
+        min_fresh: float = 1.0,
         error_backoff: float = 5.0,
         jwks_uri: str | None = None,
         timeout: float = 5.0,
@@ -85,7 +86,11 @@ class Verifier:
         self.algorithms = allowed
         self.rules = ClaimRules(issuer, audiences, leeway, tuple(required_claims))
         self.keyset = KeySet(
-            allowed, refetch_floor=refetch_floor, default_max_age=default_max_age, error_backoff=error_backoff
+            allowed,
+            refetch_floor=refetch_floor,
+            default_max_age=default_max_age,
+            min_fresh=min_fresh,
+            error_backoff=error_backoff,
         )
         self.jwks_uri = jwks_uri
         self._timeout = timeout
@@ -101,11 +106,12 @@ class Verifier:
     async def verify(self, token: str) -> AccessToken:
         """Verify ``token``; raises InvalidToken, or IssuerUnavailable when no keys can be had."""
         header = read_header(token, self.algorithms)
-        if self.keyset.due(header.kid, self._monotonic()) is not None:
+        arrived = self._monotonic()
+        if self.keyset.due(header.kid, arrived) is not None:
             if self._async_lock is None:
                 self._async_lock = asyncio.Lock()
             async with self._async_lock:
-                reason = self.keyset.due(header.kid, self._monotonic())
+                reason = self.keyset.due(header.kid, self._monotonic(), since=arrived)
                 if reason is not None:
                     await self._drive_async(self._refresh(reason))
         return self._finish(token, header)
@@ -113,9 +119,10 @@ class Verifier:
     def verify_sync(self, token: str) -> AccessToken:
         """The same as ``verify``, blocking (thread-safe)."""
         header = read_header(token, self.algorithms)
-        if self.keyset.due(header.kid, self._monotonic()) is not None:
+        arrived = self._monotonic()
+        if self.keyset.due(header.kid, arrived) is not None:
             with self._sync_lock:
-                reason = self.keyset.due(header.kid, self._monotonic())
+                reason = self.keyset.due(header.kid, self._monotonic(), since=arrived)
                 if reason is not None:
                     self._drive_sync(self._refresh(reason))
         return self._finish(token, header)
