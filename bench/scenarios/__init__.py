@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from bench.scenarios import client_credentials, flood, http_attacks, logins, refresh, register_flood
+from bench.scenarios import client_credentials, flood, http_attacks, logins, refresh, register_flood, verifier
 
 SCENARIOS: dict[str, ModuleType] = {
-    m.NAME: m for m in (client_credentials, refresh, logins, flood, register_flood, http_attacks)
+    m.NAME: m for m in (client_credentials, refresh, logins, flood, register_flood, http_attacks, verifier)
 }
 
 
