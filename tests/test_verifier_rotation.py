@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -100,7 +102,10 @@ async def test_the_orders_service_verifies_through_rotations(tmp_path: Path, how
         env["ISSUER_KEY_ROTATION_INTERVAL"] = str(ROTATION_INTERVAL)
     fetches = Fetches()
     with IssuerServer(env, port=port, log_path=tmp_path / "issuer.log") as server:
-        hooks = {"request": [fetches.on_request], "response": [fetches.on_response]}
+        hooks: dict[str, list[Callable[..., Any]]] = {
+            "request": [fetches.on_request],
+            "response": [fetches.on_response],
+        }
         async with (
             httpx.AsyncClient(base_url=server.url, timeout=10) as issuer,
             httpx.AsyncClient(timeout=10, event_hooks=hooks) as verifier_http,
@@ -109,7 +114,9 @@ async def test_the_orders_service_verifies_through_rotations(tmp_path: Path, how
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://orders") as orders:
                 out = Stream()
                 until = time.monotonic() + SECONDS
-                jobs = [stream(issuer, orders, load, out, until) for _ in range(LOOPS)]
+                jobs: list[Coroutine[Any, Any, object]] = [
+                    stream(issuer, orders, load, out, until) for _ in range(LOOPS)
+                ]
                 if how == "admin":
                     jobs.append(rotate_through_the_admin_api(issuer, operator, until))
                 await asyncio.gather(*jobs)

@@ -195,33 +195,36 @@ class Verifier:
     async def _drive_async(self, exchange: _Exchange) -> None:
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=self._timeout)
-        request = next(exchange)
-        while True:
+        request = _step(exchange, None)
+        while request is not None:
             sent_at = self._monotonic()
+            reply: _Answer | Exception
             try:
-                response = await self._http.get(request.url, headers=request.headers)
-                reply: _Answer | Exception = _answer(response, sent_at)
+                reply = _answer(await self._http.get(request.url, headers=request.headers), sent_at)
             except httpx.HTTPError as exc:
                 reply = exc
-            try:
-                request = exchange.send(reply)
-            except StopIteration:
-                return
+            request = _step(exchange, reply)
 
     def _drive_sync(self, exchange: _Exchange) -> None:
         if self._sync_http is None:
             self._sync_http = httpx.Client(timeout=self._timeout)
-        request = next(exchange)
-        while True:
+        request = _step(exchange, None)
+        while request is not None:
             sent_at = self._monotonic()
+            reply: _Answer | Exception
             try:
-                reply: _Answer | Exception = _answer(self._sync_http.get(request.url, headers=request.headers), sent_at)
+                reply = _answer(self._sync_http.get(request.url, headers=request.headers), sent_at)
             except httpx.HTTPError as exc:
                 reply = exc
-            try:
-                request = exchange.send(reply)
-            except StopIteration:
-                return
+            request = _step(exchange, reply)
+
+
+def _step(exchange: _Exchange, reply: _Answer | Exception | None) -> _Request | None:
+    """The next request the exchange needs, given the answer to the last one (None: it is done)."""
+    try:
+        return exchange.send(reply) if reply is not None else next(exchange)
+    except StopIteration:
+        return None
 
 
 def _answer(response: httpx.Response, sent_at: float) -> _Answer:
