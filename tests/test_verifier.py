@@ -4,6 +4,8 @@ refetch floor for unknown kids)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
 from typing import Any
 
@@ -241,3 +243,46 @@ def test_the_authorization_header_is_parsed_strictly() -> None:
     for header in ("Bearer", "Bearer a b"):
         with pytest.raises(InvalidRequest):
             bearer_token(header)
+
+
+async def test_max_age_zero_costs_one_revalidation_per_min_fresh_and_concurrent_callers_share_it(
+    clock: FakeClock,
+) -> None:
+    """``no-cache``/``max-age=0`` (ours: the last second before a scheduled rotation): concurrent
+    verifications wait for one fetch, and later ones reuse it for ``min_fresh``."""
+    key = ECKey.generate_key("P-256", private=True)
+    jwk = {**key.as_dict(private=False), "kid": "k1"}
+    requests: list[str] = []
+
+    async def serve(request: httpx.Request) -> httpx.Response:
+        requests.append(request.url.path)
+        await asyncio.sleep(0.01)  # concurrent verifications queue behind this fetch
+        if request.url.path.endswith("oauth-authorization-server"):
+            return httpx.Response(200, json={"issuer": "https://i.example", "jwks_uri": "https://i.example/jwks"})
+        return httpx.Response(200, json={"keys": [jwk]}, headers={"Cache-Control": "max-age=0", "ETag": '"1"'})
+
+    now = int(clock())
+    claims = {
+        "iss": "https://i.example",
+        "sub": "s",
+        "aud": API,
+        "exp": now + 60,
+        "iat": now,
+        "jti": "j",
+        "client_id": "c",
+    }
+    token = jws.serialize_compact({"alg": "ES256", "typ": "at+jwt", "kid": "k1"}, json.dumps(claims), key)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(serve)) as http:
+        verifier = Verifier("https://i.example", API, http=http, clock=clock, monotonic=clock, min_fresh=1.0)
+        await asyncio.gather(*(verifier.verify(token) for _ in range(20)))
+        await verifier.verify(token)
+        assert requests == ["/.well-known/oauth-authorization-server", "/jwks"]
+        clock.advance(1)
+        await asyncio.gather(*(verifier.verify(token) for _ in range(20)))
+        assert requests.count("/jwks") == 2
+        literal = Verifier("https://i.example", API, http=http, clock=clock, monotonic=clock, min_fresh=0)
+        await asyncio.gather(*(literal.verify(token) for _ in range(20)))  # queued callers share one fetch
+        assert literal.keyset.fetches == {"initial": 1, "expired": 0, "unknown_kid": 0}
+        clock.advance(0.001)
+        await literal.verify(token)  # max-age=0 taken literally: revalidate before each later use
+        assert literal.keyset.fetches == {"initial": 1, "expired": 1, "unknown_kid": 0}

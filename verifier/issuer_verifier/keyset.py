@@ -173,4 +173,6 @@ class KeySet:
             raise IssuerUnavailable(f"cannot fetch the issuer's keys ({why}) and no usable cached copy")
 
     def usable(self, now: float) -> bool:
-        return self._loaded and (now < self._fresh_until or now < self._usable_until)
+        """Loaded, and, while fetches fail, not past ``stale-if-error``. (An answer is always
+        usable for the verifications that waited for it, even at ``max-age=0``.)"""
+        return self._loaded and (self._failed_at == float("-inf") or now < self._usable_until)
