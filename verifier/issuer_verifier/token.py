@@ -70,15 +70,25 @@ def read_header(token: str, algorithms: Collection[str]) -> Header:
         raise InvalidToken("the token header is not a JSON object", reason="malformed")
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
-        raise InvalidToken(f"typ {typ!r} is not an access token (want at+jwt; an ID token is typ JWT)", reason="typ")
+        raise InvalidToken(
+            f"typ {_shown(typ)} is not an access token (want at+jwt; an ID token is typ JWT)", reason="typ"
+        )
     alg, kid = header.get("alg"), header.get("kid")
     if not isinstance(alg, str) or alg not in algorithms:
-        raise InvalidToken(f"algorithm {alg!r} is not allowed (allowed: {', '.join(sorted(algorithms))})", reason="alg")
+        raise InvalidToken(
+            f"algorithm {_shown(alg)} is not allowed (allowed: {', '.join(sorted(algorithms))})", reason="alg"
+        )
     if not isinstance(kid, str) or not kid:
         raise InvalidToken("the token header has no kid", reason="malformed")
     if "crit" in header:
         raise InvalidToken("the token header has critical extensions we do not understand", reason="malformed")
     return Header(kid, alg)
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """An untrusted value for a log message: repr (control characters escaped), cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _when(timestamp: float) -> str:
@@ -120,10 +130,10 @@ def check_claims(claims: Any, kid: str, rules: ClaimRules, now: float) -> Access
     if missing:
         raise InvalidToken(f"token lacks required claim {', '.join(missing)}", reason="claims")
     if claims.get("iss") != rules.issuer:
-        raise InvalidToken(f"token issued by {claims.get('iss')!r}, not {rules.issuer!r}", reason="issuer")
+        raise InvalidToken(f"token issued by {_shown(claims.get('iss'))}, not {rules.issuer!r}", reason="issuer")
     audiences = _strings(claims.get("aud"), "aud", one=True)
     if not rules.audiences.intersection(audiences):
-        raise InvalidToken(f"token is for {', '.join(audiences)!r}, not for this API", reason="audience")
+        raise InvalidToken(f"token is for {_shown(', '.join(audiences))}, not for this API", reason="audience")
     exp, nbf, iat = _number(claims, "exp"), _number(claims, "nbf"), _number(claims, "iat")
     if exp is not None and now >= exp + rules.leeway:
         raise InvalidToken(f"token expired at {_when(exp)}", reason="expired")
