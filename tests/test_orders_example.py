@@ -164,3 +164,20 @@ async def test_starlette_decorator_and_middleware(sqlite_http: httpx.AsyncClient
         assert (await two.get("/orders")).status_code == 401
         id_token = forge(sqlite_http, claims_of(sqlite_http, clock), typ="JWT")
         assert (await two.get("/orders", headers=bearer(id_token))).status_code == 401
+
+
+async def test_the_readme_fastapi_snippet_protects_a_route_with_a_role(sqlite_http: httpx.AsyncClient) -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Protect your API") :]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    construction = 'IssuerAuth("https://issuer.example.com", audience="https://api.example.com")'
+    assert construction in snippet
+    namespace: dict[str, Any] = {"ISSUER": str(sqlite_http.base_url).rstrip("/"), "HTTP": sqlite_http}
+    exec(snippet.replace(construction, 'IssuerAuth(ISSUER, audience="https://api.example.com", http=HTTP)'), namespace)
+    manager = await user_token(sqlite_http, "maria", ("manager",))
+    reader = await service_token(sqlite_http)
+    transport = httpx.ASGITransport(app=namespace["app"])
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as api:
+        assert (await api.get("/reports", headers=bearer(manager))).status_code == 200
+        assert (await api.get("/reports", headers=bearer(reader))).status_code == 403
+        assert (await api.get("/reports")).status_code == 401
