@@ -3,13 +3,14 @@ the signature. Every refusal is an ``InvalidToken`` naming what failed."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jws import CompactSignature
 
 from issuer_verifier.errors import InsufficientScope, InvalidToken
 
@@ -55,17 +56,18 @@ class AccessToken:
 class Header:
     kid: str
     alg: str
+    signed: CompactSignature  # parsed once; the signature is checked against it
 
 
 def read_header(token: str, algorithms: Collection[str]) -> Header:
     """Check the protected header without trusting it yet: shape, ``typ``, ``alg``, ``kid``."""
     if len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
         raise InvalidToken("not a compact JWS", reason="malformed")
-    segment = token.split(".", 1)[0]
     try:
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error) as exc:
-        raise InvalidToken("the token header is not base64url JSON", reason="malformed") from exc
+        signed = jws.extract_compact(token.encode("ascii"))
+    except (JoseError, ValueError, TypeError, UnicodeError) as exc:
+        raise InvalidToken("the token is not base64url JSON segments", reason="malformed") from exc
+    header = signed.protected
     if not isinstance(header, dict):
         raise InvalidToken("the token header is not a JSON object", reason="malformed")
     typ = header.get("typ")
@@ -82,7 +84,7 @@ def read_header(token: str, algorithms: Collection[str]) -> Header:
         raise InvalidToken("the token header has no kid", reason="malformed")
     if "crit" in header:
         raise InvalidToken("the token header has critical extensions we do not understand", reason="malformed")
-    return Header(kid, alg)
+    return Header(kid, alg, signed)
 
 
 def _shown(value: Any, limit: int = 80) -> str:
