@@ -2,10 +2,10 @@
 the same key in the same run.
 
 A real issuer (idle after minting one token) serves the metadata and the JWKS; the verifier fetches
-them once. Then, pinned to one core, one thread measures per CPU-second, in alternating turns: raw ``jws.deserialize_compact`` of the
-token with the same key, ``Verifier.verify_sync`` and ``await Verifier.verify`` (header checks, key
-cache lookup, signature, claims). Goal: verifier ≥ 0.75 × raw verifies/s (the header, cache and
-claims checks cost about 10 µs beside the signature).
+them once. Then, pinned to one core, one thread measures per CPU-second, in alternating turns: raw
+``jws.deserialize_compact`` of the token with the same key, ``Verifier.verify_sync`` and ``await
+Verifier.verify`` (header checks, key cache lookup, signature, claims). Goal: verifier ≥ 0.75 × raw
+verifies/s (the header, cache and claims checks cost about 10 µs beside the signature).
 """
 
 from __future__ import annotations
