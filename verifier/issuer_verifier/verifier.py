@@ -195,30 +195,30 @@ class Verifier:
     # --- drivers ------------------------------------------------------------------------------
 
     async def _drive_async(self, exchange: _Exchange) -> None:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self._timeout)
+        http = self._http = self._http or httpx.AsyncClient(timeout=self._timeout)
         request = _step(exchange, None)
         while request is not None:
-            sent_at = self._monotonic()
-            reply: _Answer | Exception
-            try:
-                reply = _answer(await self._http.get(request.url, headers=request.headers), sent_at)
-            except httpx.HTTPError as exc:
-                reply = exc
-            request = _step(exchange, reply)
+            request = _step(exchange, await _get_async(http, request, self._monotonic()))
 
     def _drive_sync(self, exchange: _Exchange) -> None:
-        if self._sync_http is None:
-            self._sync_http = httpx.Client(timeout=self._timeout)
+        http = self._sync_http = self._sync_http or httpx.Client(timeout=self._timeout)
         request = _step(exchange, None)
         while request is not None:
-            sent_at = self._monotonic()
-            reply: _Answer | Exception
-            try:
-                reply = _answer(self._sync_http.get(request.url, headers=request.headers), sent_at)
-            except httpx.HTTPError as exc:
-                reply = exc
-            request = _step(exchange, reply)
+            request = _step(exchange, _get_sync(http, request, self._monotonic()))
+
+
+async def _get_async(http: httpx.AsyncClient, request: _Request, sent_at: float) -> _Answer | Exception:
+    try:
+        return _answer(await http.get(request.url, headers=request.headers), sent_at)
+    except httpx.HTTPError as exc:
+        return exc
+
+
+def _get_sync(http: httpx.Client, request: _Request, sent_at: float) -> _Answer | Exception:
+    try:
+        return _answer(http.get(request.url, headers=request.headers), sent_at)
+    except httpx.HTTPError as exc:
+        return exc
 
 
 def _step(exchange: _Exchange, reply: _Answer | Exception | None) -> _Request | None:
