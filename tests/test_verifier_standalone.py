@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -76,7 +77,11 @@ async def test_the_verifier_installs_without_the_server_dependencies_and_verifie
         venv = tmp_path / "venv"
         run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
         offline = ["--no-index", "--find-links", str(LOCAL_WHEELS)] if LOCAL_WHEELS.is_dir() else []
-        run(venv / "bin/pip", "install", "-q", *offline, REPO_ROOT / "verifier", cwd=tmp_path)
+        # from a copy: setuptools builds in the source tree, and the repository stays clean
+        source = tmp_path / "verifier"
+        skip = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+        shutil.copytree(REPO_ROOT / "verifier", source, ignore=skip)
+        run(venv / "bin/pip", "install", "-q", *offline, source, cwd=tmp_path)
         installed = {
             p["name"].lower() for p in json.loads(run(venv / "bin/pip", "list", "--format", "json", cwd=tmp_path))
         }
