@@ -125,15 +125,23 @@ class Gen:
         return password_body(s["client_id"], s["username"], s["password"]).encode()
 
     async def login_once(self, conn: Conn) -> str | None:
+        """One login per chain. A 503 (the password-hash budget is spent: every chain logs in at
+        once, and one CPU hashes one password at a time) is retried later, as a client would."""
+        busy = 0
         for _ in range(3):
-            try:
-                status, data = await conn.send(self.login_body())
-            except NET_ERRORS as exc:
-                self.note(f"login: {type(exc).__name__}: {exc}")
-                continue
-            if status == 200:
-                return str(json.loads(data)["refresh_token"])
-            self.note(f"login {status} {data[:150]!r}")
+            while True:
+                try:
+                    status, data = await conn.send(self.login_body())
+                except NET_ERRORS as exc:
+                    self.note(f"login: {type(exc).__name__}: {exc}")
+                    break
+                if status == 200:
+                    return str(json.loads(data)["refresh_token"])
+                if status != 503 or busy >= 40:
+                    self.note(f"login {status} {data[:150]!r}")
+                    break
+                busy += 1
+                await asyncio.sleep(0.25)
         self.counts["setup_errors"] += 1
         return None
 

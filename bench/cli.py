@@ -30,6 +30,16 @@ def _load_options() -> argparse.ArgumentParser:
                    help="wrk if on PATH (auto), or force one")
     g.add_argument("--pin", action="store_true",
                    help="pin servers and raw signing to cpu0 and the load generator to cpu1 (taskset)")
+    g.add_argument("--alg", choices=("RS256", "ES256"), default="RS256",
+                   help="signing algorithm of the server's key (ISSUER_SIGNING_ALG; default RS256)")
+    g.add_argument("--log-level", choices=("WARNING", "INFO"), default="WARNING",
+                   help="the server's ISSUER_LOG_LEVEL (INFO writes one access-log line per request; default WARNING)")
+    g.add_argument("--token-rate-limit", type=int, default=0, metavar="N",
+                   help="ISSUER_RATE_LIMIT_TOKEN_PER_CLIENT (default 0: off, and every report says so)")
+    g.add_argument("--redis-url", default="", help="ISSUER_REDIS_URL of the servers (default: none, in-process state)")
+    g.add_argument("--baseline-src", type=Path, metavar="DIR",
+                   help="also load a server whose issuer code comes from DIR (e.g. `git archive main | "
+                        "tar -x -C DIR`), same data, key, client and pinning, in the same run: an A/B of a change")
     g.add_argument("--wait-idle", type=float, default=30.0, metavar="S",
                    help="before measuring, wait up to S seconds for other processes to go quiet (default 30; 0: off)")
     return p
@@ -68,6 +78,12 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--connections must be 1..10000")
     if not 1 <= args.seconds <= 3600:
         parser.error("--seconds must be 1..3600")
+    if args.redis_url and urllib.parse.urlsplit(args.redis_url).hostname not in (HOST, "localhost"):
+        parser.error("--redis-url must point at a local Redis")
+    if not 0 <= args.token_rate_limit <= 10_000_000:
+        parser.error("--token-rate-limit must be 0..10000000")
+    if args.baseline_src is not None and not (args.baseline_src / "issuer" / "__init__.py").is_file():
+        parser.error("--baseline-src must be a directory holding issuer/ (a checkout or `git archive` of it)")
     if not 0 <= args.wait_idle <= 600:
         parser.error("--wait-idle must be 0..600")
     if not 1 <= args.login_connections <= 1000:

@@ -50,6 +50,15 @@ def http(
         return exc.code, exc.read()
 
 
+def response_header(url: str, name: str) -> str | None:
+    """One header of a GET answered 200 (e.g. the JWKS ETag)."""
+    assert urllib.parse.urlsplit(url).hostname == HOST
+    with _NO_PROXY.open(urllib.request.Request(url), timeout=5.0) as resp:
+        resp.read()
+        value = resp.headers.get(name)
+        return None if value is None else str(value)
+
+
 def form_post(url: str, body: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     status, raw = http("POST", url, body, {**FORM, **(headers or {})}, timeout=30.0)
     try:
@@ -83,7 +92,8 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex((HOST, port)) == 0
 
 
-def taskset(cpu: int | None) -> list[str]:
+def taskset(cpu: int | str | None) -> list[str]:
+    """The prefix that pins a command from its first instruction: a cpu (0) or a list ("0,1")."""
     return ["taskset", "-c", str(cpu)] if cpu is not None and shutil.which("taskset") else []
 
 

@@ -168,12 +168,14 @@ def use_wrk(args: argparse.Namespace) -> bool:
 
 
 def run_load(args: argparse.Namespace, url: str, body: str, headers: dict[str, str], workdir: Path,
-             method: str = "POST", cpu: int | None = None, watch_pid: int | None = None) -> dict[str, Any]:
+             method: str = "POST", cpu: int | None = None, watch_pid: int | None = None,
+             also_watch: dict[str, int] | None = None) -> dict[str, Any]:
     """A closed-loop load of args.connections keep-alive connections repeating one request: a
     WARMUP_SECONDS warm-up (discarded), then args.seconds measured. With watch_pid, the figures
-    include that process's CPU per request over the measured run only (server_cpu_ms_per_req)."""
+    include that process's CPU per request over the measured run only (server_cpu_ms_per_req);
+    also_watch adds more labelled processes (e.g. each worker of a multi-worker server)."""
     hdrs = {**FORM, **headers}
-    watch = {"server": watch_pid} if watch_pid else {}
+    watch = {**(also_watch or {}), **({"server": watch_pid} if watch_pid else {})}
     if not use_wrk(args):
         if args.loadgen == "auto":
             log("wrk not found on PATH; using the asyncio load generator (it costs more CPU per request)")

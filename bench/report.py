@@ -80,6 +80,9 @@ def gen_label(res: dict[str, Any]) -> str:
 def load_rows(res: dict[str, Any], unit: str, prefix: str = "") -> Rows:
     """The standard rows of one measured load: rate, latency, errors, server CPU per request, cores."""
     busy = f"   ({res['server_cores']:.2f} cores busy)" if res.get("server_cores") is not None else ""
+    cpu = res.get("server_cpu_ms_per_req")
+    if cpu:  # what the CPU per request allows on one core nobody else uses: steadier than the rate
+        busy += f"   → {1e3 / cpu:,.0f}/s per fully used core"
     return [
         (f"{prefix}{unit}/s", f"{res['ok_per_s']:,.1f}   ({res['requests']:,} requests in {res['duration_s']:.2f} s)"),
         (f"{prefix}latency p50 / p99", latency_line(res)),

@@ -36,6 +36,8 @@ NO_RATE_LIMITS = {
     "ISSUER_RATE_LIMIT_LOGIN_PER_IP": "0",
     "ISSUER_RATE_LIMIT_TOKEN_PER_CLIENT": "0",
 }
+RATE_LIMIT_OFF = ("per-client token rate limit OFF (ISSUER_RATE_LIMIT_TOKEN_PER_CLIENT=0); its default "
+                  "1,000/s would answer most of this load with 429")
 # Password-hashing settings a caller may set in the shell; issuer_instance drops ISSUER_* otherwise.
 HASH_ENV = ("ISSUER_ARGON2_TIME_COST", "ISSUER_ARGON2_MEMORY_KIB", "ISSUER_ARGON2_PARALLELISM",
             "ISSUER_PASSWORD_HASH_THREADS")
@@ -56,6 +58,14 @@ class Instance:
     @property
     def database(self) -> str:
         return "sqlite" if self.database_url.startswith("sqlite") else "postgresql"
+
+
+def rate_limit_note(inst: Instance) -> str:
+    limit = inst.env["ISSUER_RATE_LIMIT_TOKEN_PER_CLIENT"]
+    if limit == "0":
+        return RATE_LIMIT_OFF
+    where = "in Redis" if inst.env.get("ISSUER_REDIS_URL") else "in process"
+    return f"per-client token rate limit ON: {limit}/s, counted {where} (--token-rate-limit)"
 
 
 def run_cli(inst: Instance, *argv: str, timeout: float = 120.0, stdin: str | None = None) -> str:
@@ -82,12 +92,17 @@ def issuer_instance(args: argparse.Namespace, database_url: str | None = None, *
         persistent = not database_url and bool(given)
         database_url = database_url or given or f"sqlite:///{data_dir / 'issuer.sqlite3'}"
         env.update({
+            "ISSUER_SIGNING_ALG": getattr(args, "alg", "RS256"),
             "ISSUER_DATA_DIR": str(data_dir),
             "ISSUER_DATABASE_URL": database_url,
             "ISSUER_URL": f"http://{HOST}:{port}",
-            "ISSUER_RATE_LIMIT_TOKEN_PER_CLIENT": "0",
-            "ISSUER_LOG_LEVEL": "WARNING",
+            # Off by default: the default 1,000 tokens/s per client would answer most of a benchmark's
+            # load with 429, which looks fast. Every report says which (rate_limit_note).
+            "ISSUER_RATE_LIMIT_TOKEN_PER_CLIENT": str(getattr(args, "token_rate_limit", 0)),
+            "ISSUER_LOG_LEVEL": getattr(args, "log_level", "WARNING"),
         })
+        if getattr(args, "redis_url", ""):
+            env.update(ISSUER_REDIS_URL=args.redis_url, ISSUER_REDIS_PREFIX=f"bench-{secrets.token_hex(4)}:")
         inst = Instance(data_dir, env, database_url, port)
         kek = os.environ.get("ISSUER_KEY_ENCRYPTION_KEYS") if persistent else None
         env["ISSUER_KEY_ENCRYPTION_KEYS"] = kek or run_cli(inst, "keys", "new-kek").strip()
@@ -140,19 +155,23 @@ def instance_settings(inst: Instance) -> Any:
 
 
 @contextlib.contextmanager
-def start_server(inst: Instance, cpu: int | None = None, startup_timeout: float = 60.0
-                 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`issuer serve` with ONE uvicorn worker (which runs in that same process), waited on /healthz.
-    With `cpu`, taskset pins it from its first instruction."""
+def start_server(inst: Instance, cpu: int | str | None = None, startup_timeout: float = 60.0, workers: int = 1,
+                 source: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`issuer serve`, waited on /healthz. With one worker (the default) uvicorn serves in that same
+    process. With `cpu` (0, or "0,1"), taskset pins it from its first instruction, so the process
+    sees only those CPUs from the start (as in a container) and sizes its signing threads from
+    them. With `source`, the issuer code is imported from that directory (PYTHONPATH) instead of
+    this checkout: the in-run A/B baseline of --baseline-src."""
     logfile = inst.data_dir / f"server-{inst.port}.log"
     inst.logs.append(logfile)
+    env = {**inst.env, "PYTHONPATH": str(source)} if source else inst.env
     proc = None
     with open(logfile, "wb") as out:
         try:
             proc = subprocess.Popen(
                 [*taskset(cpu), PYTHON, "-m", "issuer.cli", "serve", "--host", HOST, "--port", str(inst.port),
-                 "--workers", "1"],
-                env=inst.env, cwd=inst.data_dir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                 "--workers", str(workers)],
+                env=env, cwd=inst.data_dir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             wait_http_ok(inst.base_url + "/healthz", proc, startup_timeout, "issuer", logfile)
             yield proc
         finally:

@@ -12,7 +12,7 @@ from typing import Any
 
 from issuer.errors import ConfigurationError
 from issuer.settings import Settings
-from issuer.startup import connect_database, describe_redis, load_settings, redact_url
+from issuer.startup import connect_database, describe_redis, load_settings, redact_url, unknown_variables
 from issuer.storage import sqlite_path
 from keys.envelope import Envelope, EnvelopeError, parse_keks
 
@@ -143,7 +143,8 @@ def run_check() -> int:
     for name, shown in rows:
         print(f"  {name.ljust(width)}  {shown}")
     say: list[str] = []
-    problems: list[str] = []
+    # A mistyped name leaves the setting it meant at its default: the service would not run as intended.
+    problems = [warning.removeprefix("warning: ") for warning in unknown_variables()]
     asyncio.run(_checks(settings, say, problems))
     print("checks:")
     for line in say:

@@ -37,6 +37,13 @@ def cpu_quota(root: Path | None = None) -> int:
     return max(1, cpus)
 
 
+def signing_threads(workers: int = 1, root: Path | None = None) -> int:
+    """RS256 signing threads per worker: one when the CPU quota leaves each of the ``workers``
+    event loops a second CPU to sign on, else 0 (sign inline: handing a signature to a thread
+    costs CPU that only pays off when another CPU is idle)."""
+    return 1 if cpu_quota(root) >= 2 * max(1, workers) else 0
+
+
 def memory_limit(root: Path | None = None) -> int | None:
     """The cgroup's ``memory.max`` in bytes, or None when unlimited or unknown."""
     root = root or CGROUP_ROOT

@@ -197,7 +197,7 @@ async def open_services(
         clients = ClientRegistry(store, pepper, clock, on_change=client_changed)
         access_tokens = AccessTokens(keyring, settings.url, settings.access_token_ttl, clock)
         validator = AccessTokenValidator(keyring, settings.url, revocations, clock)
-        users = Users(store, store, passwords, RoleHierarchy(settings.roles, settings.admin_role), clock, user_changed)
+        users = Users(store, passwords, RoleHierarchy(settings.roles, settings.admin_role), clock, user_changed)
         return Services(
             settings=settings,
             clock=clock,

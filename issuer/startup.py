@@ -85,6 +85,9 @@ def key_policy(settings: Settings) -> Policy:
     )
 
 
+_warned_dev_keks: set[Path] = set()
+
+
 def _dev_kek(settings: Settings) -> str:
     path = Path(settings.data_dir) / "dev-key-encryption-key"
     if not path.exists():
@@ -102,11 +105,13 @@ def _dev_kek(settings: Settings) -> str:
                 os.link(temp, path)
         finally:
             os.unlink(temp)
-    log.warning(
-        "using a generated development key-encryption key at %s; set ISSUER_KEY_ENCRYPTION_KEYS "
-        "for anything but local development",
-        path,
-    )
+    if path not in _warned_dev_keks:  # `serve` opens services twice (preflight, then the app): warn once
+        _warned_dev_keks.add(path)
+        log.warning(
+            "using a generated development key-encryption key at %s; set ISSUER_KEY_ENCRYPTION_KEYS "
+            "for anything but local development",
+            path,
+        )
     return path.read_text().strip()
 
 

@@ -11,7 +11,6 @@ import base64
 import json
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jws
@@ -22,6 +21,7 @@ from keys.envelope import Envelope
 from keys.generate import load_private_key
 from keys.jwks import JwksDocument, build_jwks
 from keys.lifecycle import KeyState, Policy, SigningKey, active_key, jwks_max_age
+from keys.signer import Signer
 from keys.store import KeyStore
 
 ALLOWED_ALGS = ("RS256", "ES256")
@@ -29,14 +29,6 @@ ALLOWED_ALGS = ("RS256", "ES256")
 
 class NoActiveKey(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class _Signer:
-    kid: str
-    alg: str
-    key: RSAKey | ECKey
-    header: dict[str, str]
 
 
 def private_key_aad(kid: str) -> bytes:
@@ -58,7 +50,7 @@ class Keyring:
         self._policy = policy
         self._clock = clock
         self._keys: list[SigningKey] = []
-        self._signer: _Signer | None = None
+        self._signer: Signer | None = None
         self._verifiers: dict[str, RSAKey | ECKey] = {}
         self._decrypted: dict[str, RSAKey | ECKey] = {}
         self.jwks: JwksDocument = build_jwks([])
@@ -79,7 +71,7 @@ class Keyring:
                 der = self._envelope.decrypt(active.private_ciphertext, private_key_aad(active.kid))
                 key = load_private_key(active.alg, der)
             header = {"alg": active.alg, "typ": "at+jwt", "kid": active.kid}
-            signer = _Signer(active.kid, active.alg, key, header)
+            signer = Signer(active.kid, active.alg, key, header)
             self._decrypted = {active.kid: key}
         verifiers = {}
         for k in keys:
@@ -103,8 +95,8 @@ class Keyring:
         payload = json.dumps(claims, separators=(",", ":"))
         if signer.alg == "RS256" and self._executor is not None:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, _sign, signer, payload)
-        return _sign(signer, payload)
+            return await loop.run_in_executor(self._executor, signer.sign, payload)
+        return signer.sign(payload)
 
     def verify(self, token: str) -> tuple[dict[str, Any], str]:
         """Check the signature with a published key; return (claims, kid). Raises ValueError."""
@@ -127,10 +119,6 @@ class Keyring:
 
     def state_of(self, kid: str) -> KeyState | None:
         return next((k.state for k in self._keys if k.kid == kid), None)
-
-
-def _sign(signer: _Signer, payload: str) -> str:
-    return jws.serialize_compact(signer.header, payload, signer.key, algorithms=[signer.alg])
 
 
 def _public_key(key: SigningKey) -> RSAKey | ECKey:

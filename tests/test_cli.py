@@ -190,6 +190,16 @@ def test_production_with_sqlite_is_refused(run: Run, tmp_path: Path) -> None:
     assert not (tmp_path / "issuer.sqlite3").exists()
 
 
+def test_migrate_names_the_migrations_it_applies(run: Run, sqlite_env: dict[str, str]) -> None:
+    first = run("migrate", env=sqlite_env)
+    assert first.returncode == 0, first.stderr
+    applied = [line for line in first.stdout.splitlines() if line.startswith("applied ")]
+    assert applied[0] == "applied 0001_init.sql" and len(applied) >= 4, first.stdout
+    assert first.stdout.splitlines()[-1] == "database is up to date"
+    again = run("migrate", env=sqlite_env)
+    assert again.stdout.splitlines() == ["database is up to date"], again.stdout
+
+
 def test_wrong_kek_for_an_existing_database_is_refused(run: Run, sqlite_env: dict[str, str]) -> None:
     first = run("migrate", env=sqlite_env)
     assert first.returncode == 0, first.stderr

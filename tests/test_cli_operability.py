@@ -233,6 +233,13 @@ def test_check(database_url: str, redis_url: str, tmp_path: Path) -> None:
     problems = [line for line in wrong.stderr.splitlines() if line.startswith("problem: ")]
     assert len(problems) == 1 and "ISSUER_KEY_ENCRYPTION_KEYS cannot decrypt signing key" in problems[0], wrong.stderr
 
+    typo = run_cli({**env, "ISSUER_ACCES_TOKEN_TTL": "60"}, "check")
+    assert typo.returncode == 1 and "all checks passed" not in typo.stdout
+    assert typo.stderr.splitlines() == [
+        "problem: ISSUER_ACCES_TOKEN_TTL is not a setting of this issuer and is ignored; "
+        "did you mean ISSUER_ACCESS_TOKEN_TTL?"
+    ], typo.stderr
+
     down = run_cli({**env, "ISSUER_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x",
                     "ISSUER_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, "check")
     assert down.returncode == 1 and "Traceback" not in down.stderr
@@ -320,3 +327,21 @@ def test_startup_failure_under_plain_uvicorn_is_one_log_line(tmp_path: Path) -> 
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in output, output
     assert "startup failed: issuer.errors.ConfigurationError: ISSUER_DATABASE_URL: cannot open" in output
+
+
+def test_the_development_kek_warning_is_logged_once(tmp_path: Path) -> None:
+    """`issuer serve` opens the services twice (a preflight, then the app): one warning, not two."""
+    port = free_port()
+    process = serve({"ISSUER_DATA_DIR": str(tmp_path / "data"), "ISSUER_LOG_FORMAT": "console"}, port, tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=30)
+    assert (stdout + stderr).count("using a generated development key-encryption key") == 1, stdout + stderr

@@ -17,7 +17,7 @@ from argon2 import PasswordHasher
 from issuer.accounts.passwords import Passwords, is_supported_hash
 from issuer.accounts.users import NewUser, RoleHierarchy, UserInputError, Users
 from issuer.models import User
-from issuer.operations import UserOps
+from issuer.operations import Actor, UserOps
 from issuer.resources import cpu_quota, hash_concurrency, memory_limit
 from issuer.settings import Settings
 from tests.conftest import OPERATOR, FakeClock, make_client, running_app, services_of
@@ -153,6 +153,7 @@ async def test_no_stored_hash_fails_after_spending_a_real_verification(passwords
         ("plain-password", False),
         ("", False),
     ],
+    ids=lambda value: value[:16] if isinstance(value, str) else str(value),  # argon2 salts are random
 )
 def test_supported_hash_formats(value: str, supported: bool) -> None:
     assert is_supported_hash(value) is supported
@@ -207,16 +208,23 @@ async def test_bcrypt_user_is_upgraded_on_login_and_keeps_working(users: Users) 
     assert await users.login("carol", "old-app-password") is not None
 
 
-async def test_change_password_validates_and_replaces_the_hash(users: Users) -> None:
+async def test_change_password_validates_replaces_the_hash_and_is_audited(users: Users) -> None:
+    ops = UserOps(users.store, users, users._clock)  # type: ignore[arg-type]
     user = await create(users, NewUser("dave", "password-123"))
+    actor = Actor.user(user.user_id, "192.0.2.7")
     with pytest.raises(UserInputError) as raised:
-        await users.change_password(user, "short")
+        await ops.change_password(actor, user, "short")
     assert set(raised.value.errors) == {"new_password"}
     assert await users.login("dave", "password-123") is not None
 
-    await users.change_password(user, "a-new-password")
+    await ops.change_password(actor, user, "a-new-password")
     assert await users.login("dave", "password-123") is None
     assert await users.login("dave", "a-new-password") is not None
+    entries = await users.store.list_audit(limit=5)  # type: ignore[attr-defined]
+    changed = [e for e in entries if e.action == "users.change_password"]
+    assert len(changed) == 1 and changed[0].target == user.user_id
+    assert changed[0].actor == f"user:{user.user_id}" and changed[0].remote_addr == "192.0.2.7"
+    assert changed[0].detail == {"families": 0}
 
 
 def test_role_hierarchy() -> None:

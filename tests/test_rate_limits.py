@@ -13,8 +13,10 @@ import httpx
 import jwt
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from issuer.accounts.users import NewUser
+from issuer.cache.limits import BATCH_DIVISOR, RedisRateLimiter
 from issuer.settings import Settings
 from tests.conftest import FAST, OPERATOR, FakeClock, make_client, running_app, services_of, unavailable
 from tests.servers import RedisServer
@@ -307,3 +309,56 @@ async def test_a_revocation_on_one_instance_is_seen_at_once_by_another_through_r
             assert (await second.post("/oauth2/introspect", data={"token": token}, auth=auth)).json() == {
                 "active": False
             }
+
+
+async def _shared_limiters(redis_url: str, clock: FakeClock, n: int) -> tuple[aioredis.Redis, list[RedisRateLimiter]]:
+    conn = aioredis.Redis.from_url(redis_url)
+    prefix = f"issuer-test-{time.monotonic_ns()}:"
+    return conn, [RedisRateLimiter(conn, prefix, clock) for _ in range(n)]
+
+
+async def test_redis_limits_under_the_batch_divisor_are_exact_across_instances(redis_url: str) -> None:
+    """Login-sized limits take a Redis round trip per hit: two instances admit exactly the limit."""
+    clock = FakeClock(start=1_000_000.0)
+    conn, (a, b) = await _shared_limiters(redis_url, clock, 2)
+    try:
+        allowed = [await lim.hit("login-user:alice", 10, 60) is None for _ in range(8) for lim in (a, b)]
+        assert allowed.count(True) == 10
+        clock.advance(60)
+        assert await a.hit("login-user:alice", 10, 60) is None  # a new window
+    finally:
+        await conn.aclose()
+
+
+async def test_high_redis_limits_are_counted_in_batches_within_the_documented_slack(redis_url: str) -> None:
+    """limit 1,000: batches of 20 (BATCH_DIVISOR 50), so two instances admit at most 1,000 + 2 x 19
+    per window, and Redis sees one round trip per batch instead of one per hit."""
+    limit, instances = 1000, 2
+    batch = limit // BATCH_DIVISOR
+    clock = FakeClock(start=2_000_000.0)
+    conn, limiters = await _shared_limiters(redis_url, clock, instances)
+    try:
+        calls = 0
+        original = limiters[0]._add
+
+        async def counted(key: str, window: int, slot: int, hits: int) -> int | None:
+            nonlocal calls
+            calls += 1
+            return await original(key, window, slot, hits)
+
+        limiters[0]._add = counted  # type: ignore[method-assign]
+        results = [await lim.hit("token-client:c1", limit, 1) for _ in range(700) for lim in limiters]
+        allowed = sum(r is None for r in results)
+        assert limit <= allowed <= limit + instances * (batch - 1)
+        assert all(0 < r <= 1 for r in results if r is not None)
+        assert calls <= 700 // batch + 1  # one round trip per batch, and none once over the limit
+        keys = [k async for k in conn.scan_iter(match=f"{limiters[0]._prefix}token-client:c1:*")]
+        assert len(keys) == 1
+        # Each instance flushes at most one hit it then refuses (the one that filled its last batch).
+        shared = await conn.get(keys[0])
+        assert shared is not None
+        assert limit - instances * batch <= int(shared) <= allowed + instances
+        clock.advance(1)
+        assert await limiters[0].hit("token-client:c1", limit, 1) is None  # the next window starts afresh
+    finally:
+        await conn.aclose()

@@ -45,6 +45,14 @@ def test_affinity_bounds_an_unlimited_quota(tmp_path: Path, monkeypatch: pytest.
     assert settings.pool_size == 4
 
 
+def test_workers_sign_inline_unless_each_has_a_spare_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_cgroup(tmp_path, monkeypatch, "400000 100000")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)))
+    assert [resources.signing_threads(w) for w in (1, 2, 3, 4)] == [1, 1, 0, 0]
+    fake_cgroup(tmp_path, monkeypatch, "200000 100000")
+    assert [resources.signing_threads(w) for w in (1, 2)] == [1, 0]
+
+
 def test_explicit_settings_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_cgroup(tmp_path, monkeypatch, "100000 100000")
     settings = Settings(_env_file=None, signing_threads=2, database_pool_size=7)

@@ -11,10 +11,24 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from bench.scenarios import client_credentials, flood, http_attacks, logins, refresh, register_flood, verifier
+from bench.scenarios import (
+    client_credentials,
+    flood,
+    http_attacks,
+    logins,
+    memory,
+    reads,
+    refresh,
+    register_flood,
+    scaling,
+    verifier,
+)
 
 SCENARIOS: dict[str, ModuleType] = {
-    m.NAME: m for m in (client_credentials, refresh, logins, flood, register_flood, http_attacks, verifier)
+    m.NAME: m
+    for m in (
+        client_credentials, reads, scaling, memory, refresh, logins, flood, register_flood, http_attacks, verifier
+    )
 }
 
 

@@ -16,7 +16,7 @@ from issuer.accounts.names import display_username, has_unsafe_characters
 from issuer.accounts.passwords import Passwords
 from issuer.accounts.policy import PASSWORD_MAX, PASSWORD_MIN, check_password
 from issuer.models import User
-from issuer.storage.base import Conflict, RefreshStore, UserStore
+from issuer.storage.base import Conflict, UserStore
 
 _V = TypeVar("_V")
 
@@ -199,14 +199,12 @@ class Users:
     def __init__(
         self,
         store: UserStore,
-        refresh: RefreshStore,
         passwords: Passwords,
         roles: RoleHierarchy,
         clock: Callable[[], float],
         on_change: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
-        self._refresh = refresh
         self.passwords = passwords
         self.roles = roles
         self._clock = clock
@@ -265,15 +263,12 @@ class Users:
             )
         return user
 
-    async def change_password(self, user: User, new_password: str) -> None:
+    async def new_password_hash(self, user: User, new_password: str) -> str:
+        """The hash of an acceptable new password for ``user``; raises UserInputError."""
         message = check_password(new_password, user.username)
         if message:
             raise UserInputError({"new_password": message})
-        now = self._clock()
-        await self.store.update_user(
-            user.user_id, password_hash=await self.passwords.hash(new_password, Kind.LOGIN), updated_at=now
-        )
-        await self._refresh.revoke_user_families(user.user_id, now, "password changed")
+        return await self.passwords.hash(new_password, Kind.LOGIN)
 
 
 __all__ = [

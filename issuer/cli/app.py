@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -14,9 +15,11 @@ from issuer.cli import audit, clients, keys, users
 from issuer.errors import ConfigurationError, ServiceUnavailable
 from issuer.observability.logs import configure_logging
 from issuer.operations import Actor
+from issuer.resources import signing_threads
 from issuer.services import Services, open_services
 from issuer.settings import Settings
-from issuer.startup import load_settings, unknown_variables
+from issuer.startup import check_production, connect_database, load_settings, resolve_keks, unknown_variables
+from issuer.storage.migrate import migrate
 
 Command = Callable[[Services, argparse.Namespace], Awaitable[int]]
 
@@ -27,7 +30,9 @@ def _run(command: Command, args: argparse.Namespace) -> int:
     configure_logging("WARNING", settings.log_format, env=settings.env, stream=sys.stderr)
 
     async def main() -> int:
-        services = await open_services(settings, run_migrations=True if args.command == "migrate" else None)
+        if args.command == "migrate":
+            await _apply_migrations(settings)
+        services = await open_services(settings)
         try:
             await services.ops.keys.ensure_initial(Actor.cli())
             return await command(services, args)
@@ -35,6 +40,18 @@ def _run(command: Command, args: argparse.Namespace) -> int:
             await services.close()
 
     return asyncio.run(main())
+
+
+async def _apply_migrations(settings: Settings) -> None:
+    """Apply and name the pending migrations, after the checks open_services makes first."""
+    check_production(settings)
+    resolve_keks(settings)
+    db = await connect_database(settings)
+    try:
+        for name in await migrate(db):
+            print(f"applied {name}")
+    finally:
+        await db.close()
 
 
 async def _migrate(services: Services, args: argparse.Namespace) -> int:
@@ -55,6 +72,9 @@ def _serve(args: argparse.Namespace) -> int:
     # Open (and, embedded, migrate) everything once before uvicorn starts, so a wrong setting is
     # one line on standard error and exit status 2, not a traceback inside a log line.
     asyncio.run(_preflight(settings))
+    if settings.signing_threads is None and args.workers > 1:
+        # Each worker would otherwise size its signing threads from the whole quota.
+        os.environ["ISSUER_SIGNING_THREADS"] = str(signing_threads(args.workers))
     if settings.is_sqlite and args.workers > 1:
         print("warning: SQLite with several workers shares no rate limits; use PostgreSQL + Redis", file=sys.stderr)
     # uvicorn re-raises SIGTERM after a graceful shutdown; a no-op handler underneath turns a
@@ -130,7 +150,8 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command != "serve":  # serve logs them (issuer.asgi.build), in its log format
+    # serve logs them (issuer.asgi.build), in its log format; check counts them as problems
+    if args.command not in ("serve", "check"):
         for warning in unknown_variables():
             print(warning, file=sys.stderr)
     try:

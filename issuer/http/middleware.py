@@ -90,9 +90,12 @@ class RequestMiddleware:
                 message["headers"] = list(message.get("headers", [])) + self._headers
             await send(message)
 
-        headers = dict(scope["headers"])
-        length = headers.get(b"content-length")
-        coding = headers.get(b"transfer-encoding")
+        length = coding = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                coding = value
         try:
             if coding is not None and coding.strip().lower() != b"chunked":
                 refused = UnsupportedTransferCoding("only the chunked transfer coding is supported")
@@ -113,21 +116,27 @@ class RequestMiddleware:
             route = getattr(endpoint, "__name__", "unmatched")
             metrics = self._metrics()
             if metrics is not None:
-                metrics.request_latency.labels(scope["method"], route, str(status)).observe(elapsed)
-            fields: dict[str, Any] = {
-                "method": scope["method"],
-                "path": scope["path"][:200],
-                "route": route,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 2),
-                "client": (scope.get("client") or ("-",))[0],
-            }
-            if outcome:
-                fields["outcome"] = outcome
-            # The OAuth error code and the client id, noted by the error handler and the token
-            # endpoint (issuer.http.responses.note): identifiers only, never a credential.
-            fields.update(scope.get(LOG_FIELDS, ()))
-            log.info("request", extra=fields)
+                metrics.observe_request(scope["method"], route, status, elapsed)
+            if log.isEnabledFor(logging.INFO):
+                _access_log(scope, route, status, elapsed, outcome)
+
+
+def _access_log(scope: Scope, route: str, status: int, elapsed: float, outcome: str) -> None:
+    fields: dict[str, Any] = {
+        "method": scope["method"],
+        "path": scope["path"][:200],
+        "route": route,
+        "status": status,
+        "duration_ms": round(elapsed * 1000, 2),
+        "client": (scope.get("client") or ("-",))[0],
+    }
+    if outcome:
+        fields["outcome"] = outcome
+    # The OAuth error code and the client id, noted by the error handler and the token
+    # endpoint (issuer.http.responses.note): identifiers only, never a credential.
+    fields.update(scope.get(LOG_FIELDS, ()))
+    # log.info without the caller lookup (a stack walk per request; no formatter prints it).
+    log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "request", (), None, "_access_log", fields))
 
 
 class BrowserCORS:

@@ -161,7 +161,8 @@ async def change_password(request: Request) -> Response:
     user = await _current_user(request, services)
     body = await parse_body(request, PasswordChange, {"username": user.username})
     await _confirm_password(request, services, user, body.current_password, "current_password")
-    await services.users.change_password(user, body.new_password)
+    actor = Actor.user(user.user_id, client_ip(request, services))
+    await services.ops.users.change_password(actor, user, body.new_password)
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 

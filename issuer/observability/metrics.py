@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from keys.lifecycle import KeyState, SigningKey, active_key
@@ -43,11 +45,26 @@ class Metrics:
             registry=r,
         )
 
+        # Labelled children, looked up once per label set rather than per request (``labels()``
+        # validates and locks on every call). Bounded: routes x methods x statuses, grant types.
+        self._latency: dict[tuple[str, str, int], Any] = {}
+        self._issued: dict[str, Any] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        child = self._latency.get(key)
+        if child is None:
+            child = self._latency[key] = self.request_latency.labels(method, route, str(status))
+        child.observe(seconds)
+
     def token_issued(self, grant_type: str, client_id: str) -> None:
-        if self._client_labels:
+        if self._client_labels:  # one series per client: not cached (unbounded)
             self.tokens_issued.labels(grant_type, client_id).inc()
-        else:
-            self.tokens_issued.labels(grant_type).inc()
+            return
+        child = self._issued.get(grant_type)
+        if child is None:
+            child = self._issued[grant_type] = self.tokens_issued.labels(grant_type)
+        child.inc()
 
     def render(self, keys: list[SigningKey], now: float) -> bytes:
         active = active_key(keys)

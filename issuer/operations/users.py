@@ -1,5 +1,5 @@
 """User changes: create, register, import, set roles, disable/enable (by an administrator or the
-user), revoke sessions; and the reads the admin API and CLI show."""
+user), change password, revoke sessions; and the reads the admin API and CLI show."""
 
 from __future__ import annotations
 
@@ -120,6 +120,18 @@ class UserOps:
             await record(tx, self.clock, actor, action, user_id, **detail)
         await self.users.changed(user_id)
         return user
+
+    async def change_password(self, actor: Actor, user: User, new_password: str) -> int:
+        """Set a new password (checked against the policy: UserInputError) and revoke every refresh
+        family of the user, which a stolen password may have started; returns how many."""
+        password_hash = await self.users.new_password_hash(user, new_password)
+        now = self.clock()
+        async with self.store.transaction() as tx:
+            if await tx.update_user(user.user_id, password_hash=password_hash, updated_at=now) is None:
+                raise NoSuchUser(user.user_id)
+            count = await tx.revoke_user_families(user.user_id, now, "password changed")
+            await record(tx, self.clock, actor, "users.change_password", user.user_id, families=count)
+        return count
 
     async def revoke_sessions(self, actor: Actor, user_id: str) -> int:
         """Revoke every refresh family of the user; returns how many. Raises NoSuchUser."""

@@ -1,0 +1,76 @@
+"""Scaling out on this machine: one worker pinned to cpu0 (load on cpu1), then ``--workers 2`` on
+both cores (load unpinned, so it shares them), same client_credentials load, same data and key.
+Goal: two workers >= 1.8 x one pinned worker, 0 non-2xx. On a 2-core machine the load generator
+takes its share of the two cores in the second run, so this understates what two dedicated cores
+give; instances behind a load balancer add their cores the same way (client_credentials needs no
+database round trip).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bench.common import CC_BODY, FORM, WARMUP_SECONDS, basic_auth, http, log
+from bench.cpu import CORES, wait_for_quiet
+from bench.load import run_load
+from bench.report import Rows, errors, fmt_ratio, load_rows, print_block, ratio, summary
+from bench.servers import create_client, issuer_instance, rate_limit_note, start_server
+
+NAME = "scaling"
+GOAL = 1.8
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=2, help="workers of the second run (default 2)")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    if CORES < 2:
+        raise RuntimeError("scaling needs at least two cores")
+    with issuer_instance(args) as inst:
+        client_id, secret = create_client(inst)
+        headers = {"Authorization": basic_auth(client_id, secret)}
+        url = inst.base_url + "/oauth2/token"
+        runs: dict[int, dict[str, Any]] = {}
+        for workers, cpus, load_cpu in ((1, "0", 1), (args.workers, f"0-{CORES - 1}", None)):
+            with start_server(inst, cpu=cpus, workers=workers) as server:
+                status, body = http("POST", url, CC_BODY, {**FORM, **headers})
+                if status != 200:
+                    raise RuntimeError(f"token request answered {status}: {body[:300]!r}")
+                if args.wait_idle:
+                    wait_for_quiet(min(args.wait_idle, 10))
+                log(f"{workers} worker(s) on cpus {cpus}: {WARMUP_SECONDS:g} s warm-up + {args.seconds:g} s")
+                if workers == 1:
+                    res = run_load(args, url, CC_BODY, headers, inst.data_dir, cpu=load_cpu, watch_pid=server.pid)
+                else:  # the supervisor and each worker process, summed below
+                    tree = {f"worker{i}": p for i, p in enumerate(_children(server.pid), 1)}
+                    res = run_load(args, url, CC_BODY, headers, inst.data_dir, cpu=load_cpu,
+                                   also_watch={"supervisor": server.pid, **tree})
+                    busy = sum(v for k, v in res["cores"].items() if k != "loadgen")
+                    res["server_cores"] = busy
+                    res["server_cpu_ms_per_req"] = busy * res["cpu_window_s"] / res["requests"] * 1e3
+                runs[workers] = res
+    one, many = runs[1], runs[args.workers]
+    scale = ratio(many["ok_per_s"], one["ok_per_s"])
+    passed = scale is not None and scale >= GOAL and not errors(one) and not errors(many)
+    rows: Rows = [
+        ("rate limit", rate_limit_note(inst)),
+        ("run 1", "1 worker pinned to cpu0 (taskset at exec), wrk on cpu1"),
+        *load_rows(one, "tokens"),
+        ("run 2", f"{args.workers} workers, the server on cpus 0-{CORES - 1}, wrk unpinned (shares the cores); "
+                  "server CPU = supervisor + workers"),
+        *load_rows(many, "tokens"),
+        (f"{args.workers} workers ÷ 1 pinned worker", fmt_ratio(scale, f"≥ {GOAL}", passed)),
+    ]
+    print_block(f"scaling: client_credentials, 1 pinned worker vs {args.workers} workers", rows)
+    return {"scenario": NAME, "one": summary(one), "many": summary(many), "workers": args.workers,
+            "ratio": scale, "goal": GOAL, "passed": passed}
