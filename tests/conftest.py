@@ -275,6 +275,16 @@ async def http(start: Callable[..., Any]) -> AsyncIterator[httpx.AsyncClient]:
         yield app
 
 
+@pytest.fixture
+async def sqlite_http(
+    sqlite_url: str, make_settings: Callable[..., Settings], clock: FakeClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on SQLite only, with the FAST settings: for tests of what storage does not decide
+    (the resource-server verifier)."""
+    async with running_app(make_settings(database_url=sqlite_url, **FAST), clock) as app:
+        yield app
+
+
 def services_of(http: httpx.AsyncClient) -> Any:
     return http.app_state["services"]  # type: ignore[attr-defined]
 
@@ -299,15 +309,15 @@ async def make_client(http: httpx.AsyncClient, **kwargs: Any) -> tuple[str, str 
 
 
 async def load_and_operator_clients(
-    database_url: str, kek: str, audience: str
+    database_url: str, kek: str, audience: str, scopes: tuple[str, ...] = ("read",)
 ) -> tuple[tuple[str, str], tuple[str, str]]:
-    """Register, straight in the database, a client_credentials client "load" (scope read, for
+    """Register, straight in the database, a client_credentials client "load" (``scopes``, for
     ``audience``) and an "operator" client with the issuer:admin scope; returns their (id, secret)."""
     settings = Settings(_env_file=None, database_url=database_url, key_encryption_keys=kek)
     services = await open_services(settings)
     try:
         load, load_secret = await services.ops.clients.create(
-            OPERATOR, "load", ("client_credentials",), ("read",), (audience,)
+            OPERATOR, "load", ("client_credentials",), scopes, (audience,)
         )
         admin, admin_secret = await services.ops.clients.create(
             OPERATOR, "operator", ("client_credentials",), ("issuer:admin",), ()

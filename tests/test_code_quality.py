@@ -17,12 +17,14 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_finds_nothing() -> None:
-    result = _run("ruff", "check", "issuer", "keys", "tests", "bench")
+    result = _run("ruff", "check", "issuer", "keys", "tests", "bench", "verifier", "deploy/examples")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_mypy_strict_finds_nothing() -> None:
-    result = _run("mypy", "-p", "issuer", "-p", "keys", "-p", "tests", "-p", "bench")
+    result = _run("mypy", "-p", "issuer", "-p", "keys", "-p", "tests", "-p", "bench", "-p", "issuer_verifier")
     assert result.returncode == 0, result.stdout + result.stderr
+    examples = _run("mypy", *(str(p.relative_to(ROOT)) for p in sorted(ROOT.glob("deploy/examples/*/*.py"))))
+    assert examples.returncode == 0, examples.stdout + examples.stderr

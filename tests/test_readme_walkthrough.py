@@ -60,4 +60,5 @@ def test_every_walkthrough_command_runs_as_pasted(tmp_path: Path) -> None:
     out = result.stdout
     assert "'aud': 'https://api.example.com'" in out  # the verifier accepted the service token
     assert '"preferred_username":"alice"' in out  # /userinfo with the user's token
+    assert "['user'] ['orders', 'profile']" in out  # the verifier accepted the user's token too
     assert out.rstrip().endswith("200")  # logout

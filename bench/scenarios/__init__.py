@@ -21,11 +21,14 @@ from bench.scenarios import (
     refresh,
     register_flood,
     scaling,
+    verifier,
 )
 
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m
-    for m in (client_credentials, reads, scaling, memory, refresh, logins, flood, register_flood, http_attacks)
+    for m in (
+        client_credentials, reads, scaling, memory, refresh, logins, flood, register_flood, http_attacks, verifier
+    )
 }
 
 
