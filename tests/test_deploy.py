@@ -191,6 +191,13 @@ def test_wheel_installs_into_a_clean_venv_and_the_cli_runs(tmp_path: Path) -> No
     # /docs serves files of the wheel (our initializer) and of the swagger-ui-py dependency.
     docs = "from issuer.http.swagger import ASSETS; print(all(p.is_file() for p, _ in ASSETS.values()))"
     assert run([venv / "bin" / "python", "-c", docs], cwd=work, env=env).strip() == "True"
+    # The hosted pages' templates and static files are package data too.
+    pages = (
+        "from importlib import resources; d = resources.files('issuer.pages'); "
+        "print(sorted(p.name for p in (d / 'templates').iterdir()), sorted(p.name for p in (d / 'static').iterdir()))"
+    )
+    listed = run([venv / "bin" / "python", "-c", pages], cwd=work, env=env)
+    assert "'login.html'" in listed and "'consent.html'" in listed and "'pages.css'" in listed, listed
 
 
 # -- (b) the YAML says what it must -------------------------------------------------------
