@@ -224,7 +224,7 @@ async def test_change_password_validates_replaces_the_hash_and_is_audited(users:
     changed = [e for e in entries if e.action == "users.change_password"]
     assert len(changed) == 1 and changed[0].target == user.user_id
     assert changed[0].actor == f"user:{user.user_id}" and changed[0].remote_addr == "192.0.2.7"
-    assert changed[0].detail == {"families": 0}
+    assert changed[0].detail == {"families": 0, "browser_sessions": 0}
 
 
 def test_role_hierarchy() -> None:

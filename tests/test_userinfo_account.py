@@ -137,6 +137,9 @@ async def test_changing_the_password_revokes_every_session_and_the_new_password_
     http: httpx.AsyncClient, app_client: Client, alice: Any
 ) -> None:
     mine = await tokens(http, app_client)
+    sessions = services_of(http).authorize.sessions
+    _, browser_cookie = await sessions.start(alice.user_id, "192.0.2.9", "a browser")
+    assert await sessions.resume(browser_cookie) is not None
     other_device = await tokens(http, app_client)
     other_app = await make_client(http, name="other", grant_types=("password", "refresh_token"))
     other_app_tokens = await tokens(http, other_app)
@@ -144,6 +147,7 @@ async def test_changing_the_password_revokes_every_session_and_the_new_password_
     response = await change_password(http, mine["access_token"], PASSWORD, "brand-new-password")
 
     assert response.status_code == 204, response.text
+    assert await sessions.resume(browser_cookie) is None  # the browser signs in again
     for client, session in ((app_client, mine), (app_client, other_device), (other_app, other_app_tokens)):
         result = await refresh(http, client, session["refresh_token"])
         assert result.status_code == 400 and result.json()["error"] == "invalid_grant", result.text

@@ -124,15 +124,19 @@ class UserOps:
         return user
 
     async def change_password(self, actor: Actor, user: User, new_password: str) -> int:
-        """Set a new password (checked against the policy: UserInputError) and revoke every refresh
-        family of the user, which a stolen password may have started; returns how many."""
+        """Set a new password (checked against the policy: UserInputError), revoke every refresh
+        family and end every browser session of the user, which a stolen password may have
+        started; returns how many families."""
         password_hash = await self.users.new_password_hash(user, new_password)
         now = self.clock()
         async with self.store.transaction() as tx:
             if await tx.update_user(user.user_id, password_hash=password_hash, updated_at=now) is None:
                 raise NoSuchUser(user.user_id)
             count = await tx.revoke_user_families(user.user_id, now, "password changed")
-            await record(tx, self.clock, actor, "users.change_password", user.user_id, families=count)
+            ended = await tx.end_user_sessions(user.user_id, now, "password changed")
+            await record(
+                tx, self.clock, actor, "users.change_password", user.user_id, families=count, browser_sessions=len(ended)
+            )
         return count
 
     async def revoke_sessions(self, actor: Actor, user_id: str) -> int:
