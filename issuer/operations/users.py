@@ -133,10 +133,9 @@ class UserOps:
             if await tx.update_user(user.user_id, password_hash=password_hash, updated_at=now) is None:
                 raise NoSuchUser(user.user_id)
             count = await tx.revoke_user_families(user.user_id, now, "password changed")
-            ended = await tx.end_user_sessions(user.user_id, now, "password changed")
-            await record(
-                tx, self.clock, actor, "users.change_password", user.user_id, families=count, browser_sessions=len(ended)
-            )
+            ended = len(await tx.end_user_sessions(user.user_id, now, "password changed"))
+            detail = {"families": count, "browser_sessions": ended}
+            await record(tx, self.clock, actor, "users.change_password", user.user_id, **detail)
         return count
 
     async def revoke_sessions(self, actor: Actor, user_id: str) -> int:
