@@ -88,7 +88,9 @@ async def test_both_metadata_documents_are_the_same_and_accurate(client: httpx.A
     claims = verify_with(keys.json(), token_response.json()["access_token"])
     assert claims["iss"] == meta["issuer"]
     docs = await client.get(meta["service_documentation"])
-    assert docs.status_code == 200 and docs.json()["openapi"].startswith("3.1")
+    assert docs.status_code == 200 and "swagger-ui" in docs.text
+    # OIDC Discovery §3: an omitted request_uri_parameter_supported means true; we support neither.
+    assert meta["request_parameter_supported"] is False and meta["request_uri_parameter_supported"] is False
 
 
 async def test_grant_types_supported_is_what_the_token_endpoint_accepts(client: httpx.AsyncClient) -> None:

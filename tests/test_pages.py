@@ -3,6 +3,7 @@ the in-flight ticket, no user enumeration, rate limits, security headers, brandi
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import httpx
@@ -105,6 +106,32 @@ async def test_consent_decline_is_access_denied_and_accept_is_remembered(http: h
     # prompt=consent asks again even though it is remembered.
     forced = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge, prompt="consent"))
     assert forced.headers["location"].startswith("/consent?ticket=")
+
+
+async def test_a_first_party_client_skips_consent_unless_it_asks_with_prompt_consent(
+    http: httpx.AsyncClient,
+) -> None:
+    client_id = await web_client(http)  # first-party
+    await add_user(services_of(http), "alice")
+    await code_flow(http, client_id, "alice")
+    _, challenge = pkce()
+    forced = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge, prompt="consent"))
+    assert forced.headers["location"].startswith("/consent?ticket="), forced.headers
+
+
+async def test_a_client_disabled_during_sign_in_gets_no_code(http: httpx.AsyncClient) -> None:
+    """The client cache may hold it a few seconds more; the step that hands out a code reads it fresh."""
+    client_id = await web_client(http)
+    await add_user(services_of(http), "alice")
+    _, challenge = pkce()
+    start = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge))
+    services = services_of(http)
+    client = await services.store.get_client(client_id)
+    assert client is not None and await services.clients.get(client_id) is not None  # cached now
+    await services.store.update_client(dataclasses.replace(client, disabled=True))  # the cache is not told
+    signed = await sign_in(http, start.headers["location"], "alice")
+    assert signed.status_code == 400 and "Unknown client." in signed.text
+    assert "location" not in signed.headers
 
 
 async def test_prompt_login_and_max_age_show_the_form_again(http: httpx.AsyncClient) -> None:

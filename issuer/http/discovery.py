@@ -48,7 +48,9 @@ def metadata(services: Services, scopes: list[str]) -> dict[str, Any]:
         + ["iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid"],
         "prompt_values_supported": sorted(PROMPTS),
         "scopes_supported": list(dict.fromkeys([*OIDC_SCOPES, *scopes])),
-        "service_documentation": f"{url}/openapi.json",
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,  # OIDC Discovery §3: omitted would mean true
+        "service_documentation": f"{url}/docs",
     }
 
 

@@ -155,7 +155,9 @@ class AuthorizationServerMetadata(BaseModel):
     claims_supported: list[str]
     prompt_values_supported: list[str]
     scopes_supported: list[str] = Field(description="Scopes enabled clients may request (none of issuer:*)")
-    service_documentation: str
+    request_parameter_supported: bool
+    request_uri_parameter_supported: bool
+    service_documentation: str = Field(description="The interactive API documentation (Swagger UI)")
 
 
 class JsonWebKey(BaseModel):

@@ -182,6 +182,11 @@ class ClientRegistry:
         loading = self._loading.get(client_id) or self._start_load(client_id)
         return await asyncio.shield(loading)
 
+    async def current(self, client_id: str) -> Client | None:
+        """Read from the store, past the cache: for the steps that hand a user's grant to a client
+        (a code, after sign-in or consent), where a client disabled a moment ago must get nothing."""
+        return await self._store.get_client(client_id)
+
     def _start_load(self, client_id: str) -> asyncio.Future[Client | None]:
         loading = self._loading[client_id] = asyncio.ensure_future(self._load(client_id))
         # A background refresh has no awaiter, and a shielded one may lose its awaiter to a

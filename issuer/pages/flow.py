@@ -150,9 +150,13 @@ async def proceed(request: Request, flight: Flight, session: BrowserSession | No
         return with_browser(pages, redirect("/login?" + urlencode({"ticket": flight.ticket(pages)})), flight)
     assert session is not None
     auth = services.authorize
+    current = await auth.clients.current(req.client.client_id)
+    if current is None or current.disabled:
+        return pages.error(400, "invalid_client", "Unknown client.", browser=flight.browser)
+    # First-party clients skip consent, unless the client itself asks for it (prompt=consent).
     wants_consent = "consent" in req.prompt and not flight.consented
     covered = flight.consented or await auth.consents.covers(session.user_id, req.client.client_id, req.scope)
-    if not req.client.first_party and (wants_consent or not covered):
+    if wants_consent or not (req.client.first_party or covered):
         if "none" in req.prompt:
             return _redirect_error(services, flight, "consent_required", "the user has not approved this client")
         ticket = flight.ticket(pages, sid=session.session_id)
