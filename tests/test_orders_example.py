@@ -173,14 +173,22 @@ async def test_starlette_decorator_and_middleware(sqlite_http: httpx.AsyncClient
         assert (await two.get("/orders", headers=bearer(id_token))).status_code == 401
 
 
-async def test_the_readme_fastapi_snippet_protects_a_route_with_a_role(sqlite_http: httpx.AsyncClient) -> None:
+def readme_snippet(after: str, constructor: str, http: httpx.AsyncClient) -> dict[str, Any]:
+    """Run the README's first Python snippet after ``after``, its ``constructor`` pointed at ``http``."""
     readme = (REPO_ROOT / "README.md").read_text()
-    section = readme[readme.index("## Protect your API") :]
-    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
-    construction = 'IssuerAuth("https://issuer.example.com", audience="https://api.example.com")'
+    snippet = readme[readme.index(after) :].split("```python\n", 1)[1].split("```", 1)[0]
+    construction = f'{constructor}("https://issuer.example.com", audience="https://api.example.com")'
     assert construction in snippet
-    namespace: dict[str, Any] = {"ISSUER": str(sqlite_http.base_url).rstrip("/"), "HTTP": sqlite_http}
-    exec(snippet.replace(construction, 'IssuerAuth(ISSUER, audience="https://api.example.com", http=HTTP)'), namespace)
+    namespace: dict[str, Any] = {"ISSUER": str(http.base_url).rstrip("/"), "HTTP": http}
+    exec(
+        snippet.replace(construction, f'{constructor}(ISSUER, audience="https://api.example.com", http=HTTP)'),
+        namespace,
+    )
+    return namespace
+
+
+async def test_the_readme_fastapi_snippet_protects_a_route_with_a_role(sqlite_http: httpx.AsyncClient) -> None:
+    namespace = readme_snippet("## Protect your API", "IssuerAuth", sqlite_http)
     manager = await user_token(sqlite_http, "maria", ("manager",))
     reader = await service_token(sqlite_http)
     transport = httpx.ASGITransport(app=namespace["app"])
@@ -228,13 +236,7 @@ async def test_the_middleware_authenticates_websocket_handshakes(
 
 
 async def test_the_readme_starlette_snippet_protects_an_endpoint_and_an_app(sqlite_http: httpx.AsyncClient) -> None:
-    readme = (REPO_ROOT / "README.md").read_text()
-    section = readme[readme.index("**Starlette**") :]
-    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
-    construction = 'Verifier("https://issuer.example.com", audience="https://api.example.com")'
-    assert construction in snippet
-    namespace: dict[str, Any] = {"ISSUER": str(sqlite_http.base_url).rstrip("/"), "HTTP": sqlite_http}
-    exec(snippet.replace(construction, 'Verifier(ISSUER, audience="https://api.example.com", http=HTTP)'), namespace)
+    namespace = readme_snippet("**Starlette**", "Verifier", sqlite_http)
     manager = await user_token(sqlite_http, "maria", ("manager",))
     reader = await service_token(sqlite_http)
     async with (

@@ -66,8 +66,8 @@ class Issuer:
                     await asyncio.sleep(0.1)
             else:  # 32 MiB of zeros in ~32 KiB of gzip
                 self.jwks_requests += 1
-                head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(self.bomb)
-                writer.write(head + self.bomb)
+                gzipped = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(self.bomb)
+                writer.write(gzipped + self.bomb)
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -173,7 +173,7 @@ async def test_unparseable_answers_take_the_failure_path(clock: FakeClock) -> No
 async def test_hostile_times_and_narrowed_required_claims_are_invalid_tokens(clock: FakeClock) -> None:
     async with mock_issuer(lambda: httpx.Response(200, content=JWKS)) as http:
         verifier = Verifier("https://i.example", API, http=http, required_claims=["sub"])
-        for claims, reason in [
+        cases: list[tuple[dict[str, Any], str]] = [
             ({"exp": 10**30}, "claims"),
             ({"exp": 1e300}, "claims"),
             ({"exp": float("inf")}, "malformed"),  # json.dumps writes Infinity, not JSON
@@ -181,7 +181,8 @@ async def test_hostile_times_and_narrowed_required_claims_are_invalid_tokens(clo
             ({"nbf": -(10**20)}, "claims"),
             ({"exp": None}, "claims"),  # exp and aud are required whatever required_claims says
             ({"aud": None}, "claims"),
-        ]:
+        ]
+        for claims, reason in cases:
             with pytest.raises(InvalidToken) as caught:
                 await verifier.verify(token(**claims))
             assert caught.value.reason == reason, (claims, caught.value)

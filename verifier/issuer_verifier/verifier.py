@@ -219,7 +219,8 @@ class Verifier:
             return self._unavailable(f"{where} names issuer {str(metadata.get('issuer'))[:200]!r}, not {self.issuer!r}")
         jwks_uri: str = metadata["jwks_uri"]
         if _scheme(jwks_uri) not in self._schemes():
-            return self._unavailable(f"{where}: jwks_uri {jwks_uri[:200]!r} is not an {' or '.join(self._schemes())} URL")
+            allowed = " or ".join(self._schemes())
+            return self._unavailable(f"{where}: jwks_uri {jwks_uri[:200]!r} is not an {allowed} URL")
         return jwks_uri
 
     def _schemes(self) -> tuple[str, ...]:
@@ -232,29 +233,28 @@ class Verifier:
 
     # --- drivers ------------------------------------------------------------------------------
 
+    def _due_exchange(self, kid: str, arrived: float) -> _Exchange | None:
+        """Under the lock: the fetch still needed once the one we may have queued behind is done."""
+        reason = self.keyset.due(kid, self._monotonic(), since=arrived)
+        return None if reason is None else self._refresh(reason)
+
     async def _refresh_async(self, kid: str, arrived: float) -> None:
         if self._async_lock is None:
             self._async_lock = asyncio.Lock()
         async with self._async_lock:
-            reason = self.keyset.due(kid, self._monotonic(), since=arrived)
-            if reason is None:
-                return
-            http = self._http = self._http or httpx.AsyncClient(timeout=self._timeout)
-            exchange = self._refresh(reason)
+            exchange = self._due_exchange(kid, arrived)
             request = _step(exchange, None)
-            while request is not None:
+            while exchange is not None and request is not None:
+                self._http = http = self._http or httpx.AsyncClient(timeout=self._timeout)
                 request = _step(exchange, await get_async(http, request, self._monotonic(), self._timeout))
 
     def _refresh_sync(self, kid: str, arrived: float) -> None:
         with self._sync_lock:
-            reason = self.keyset.due(kid, self._monotonic(), since=arrived)
-            if reason is None:
-                return
-            http = self._sync_http = self._sync_http or httpx.Client(timeout=self._timeout)
-            exchange = self._refresh(reason)
-            request = _step(exchange, None)
-            while request is not None:
-                request = _step(exchange, get_sync(http, request, self._monotonic(), self._timeout))
+            exchange = self._due_exchange(kid, arrived)
+            reply: Answer | Exception | None = None
+            while exchange is not None and (request := _step(exchange, reply)) is not None:
+                self._sync_http = http = self._sync_http or httpx.Client(timeout=self._timeout)
+                reply = get_sync(http, request, self._monotonic(), self._timeout)
 
     def _refresh_quietly_sync(self, kid: str, arrived: float) -> None:
         with contextlib.suppress(IssuerUnavailable):  # recorded in the keyset; verifications raise it
@@ -273,8 +273,10 @@ def _scheme(url: str) -> str:
         return ""
 
 
-def _step(exchange: _Exchange, reply: Answer | Exception | None) -> Request | None:
+def _step(exchange: _Exchange | None, reply: Answer | Exception | None) -> Request | None:
     """The next request the exchange needs, given the answer to the last one (None: it is done)."""
+    if exchange is None:
+        return None
     try:
         return exchange.send(reply) if reply is not None else next(exchange)
     except StopIteration:
