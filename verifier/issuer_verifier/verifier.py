@@ -208,7 +208,7 @@ class Verifier:
     def _jwks_uri_of(self, answer: Answer | Exception) -> str:
         where = metadata_url(self.issuer)
         if isinstance(answer, Exception):
-            return self._unavailable(f"cannot fetch {where}: {type(answer).__name__}")
+            return self._unavailable(f"cannot fetch {where}: {type(answer).__name__}: {str(answer)[:200]}")
         try:
             metadata = json.loads(answer.body) if answer.status == 200 else None
         except (ValueError, RecursionError):
