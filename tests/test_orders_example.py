@@ -13,7 +13,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from issuer_verifier.starlette import BearerTokenMiddleware, requires_token
 from tests.conftest import FakeClock
@@ -144,7 +145,11 @@ async def test_starlette_decorator_and_middleware(sqlite_http: httpx.AsyncClient
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    decorated = Starlette(routes=[Route("/report", report)])
+    @requires_token(verifier, scopes=["orders:read"])
+    def blocking(request: Request) -> Response:  # a sync endpoint runs in the thread pool
+        return JSONResponse({"client": request.state.token.client_id})
+
+    decorated = Starlette(routes=[Route("/report", report), Route("/blocking", blocking)])
     guarded = Starlette(routes=[Route("/orders", orders_list), Route("/health", health)])
     guarded.add_middleware(BearerTokenMiddleware, verifier=verifier, scopes=["orders:read"], exempt={"/health"})
     manager = await user_token(sqlite_http, "maria", ("manager",))
@@ -159,6 +164,8 @@ async def test_starlette_decorator_and_middleware(sqlite_http: httpx.AsyncClient
             'Bearer realm="reports", error="insufficient'
         )
         assert challenge(await one.get("/report")) == 'Bearer realm="reports"'
+        assert (await one.get("/blocking", headers=bearer(reader))).json()["client"]
+        assert (await one.get("/blocking")).status_code == 401
         assert (await two.get("/health")).status_code == 200
         assert (await two.get("/orders", headers=bearer(reader))).json() == {"scopes": ["orders:read"]}
         assert (await two.get("/orders")).status_code == 401
@@ -166,14 +173,22 @@ async def test_starlette_decorator_and_middleware(sqlite_http: httpx.AsyncClient
         assert (await two.get("/orders", headers=bearer(id_token))).status_code == 401
 
 
-async def test_the_readme_fastapi_snippet_protects_a_route_with_a_role(sqlite_http: httpx.AsyncClient) -> None:
+def readme_snippet(after: str, constructor: str, http: httpx.AsyncClient) -> dict[str, Any]:
+    """Run the README's first Python snippet after ``after``, its ``constructor`` pointed at ``http``."""
     readme = (REPO_ROOT / "README.md").read_text()
-    section = readme[readme.index("## Protect your API") :]
-    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
-    construction = 'IssuerAuth("https://issuer.example.com", audience="https://api.example.com")'
+    snippet = readme[readme.index(after) :].split("```python\n", 1)[1].split("```", 1)[0]
+    construction = f'{constructor}("https://issuer.example.com", audience="https://api.example.com")'
     assert construction in snippet
-    namespace: dict[str, Any] = {"ISSUER": str(sqlite_http.base_url).rstrip("/"), "HTTP": sqlite_http}
-    exec(snippet.replace(construction, 'IssuerAuth(ISSUER, audience="https://api.example.com", http=HTTP)'), namespace)
+    namespace: dict[str, Any] = {"ISSUER": str(http.base_url).rstrip("/"), "HTTP": http}
+    exec(
+        snippet.replace(construction, f'{constructor}(ISSUER, audience="https://api.example.com", http=HTTP)'),
+        namespace,
+    )
+    return namespace
+
+
+async def test_the_readme_fastapi_snippet_protects_a_route_with_a_role(sqlite_http: httpx.AsyncClient) -> None:
+    namespace = readme_snippet("## Protect your API", "IssuerAuth", sqlite_http)
     manager = await user_token(sqlite_http, "maria", ("manager",))
     reader = await service_token(sqlite_http)
     transport = httpx.ASGITransport(app=namespace["app"])
@@ -181,3 +196,56 @@ async def test_the_readme_fastapi_snippet_protects_a_route_with_a_role(sqlite_ht
         assert (await api.get("/reports", headers=bearer(manager))).status_code == 200
         assert (await api.get("/reports", headers=bearer(reader))).status_code == 403
         assert (await api.get("/reports")).status_code == 401
+
+
+async def handshake(app: Any, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """A WebSocket handshake driven over ASGI directly; the messages the app sends back."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    scope = {"type": "websocket", "path": "/ws", "raw_path": b"/ws", "headers": raw, "query_string": b""}
+    await app({**scope, "root_path": "", "scheme": "ws", "server": ("s", 80), "subprotocols": []}, receive, send)
+    return sent
+
+
+async def test_the_middleware_authenticates_websocket_handshakes(
+    sqlite_http: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    verifier = verifier_for(sqlite_http, clock)
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(websocket.state.token.client_id)
+        await websocket.close()
+
+    app = Starlette(routes=[WebSocketRoute("/ws", ws)])
+    app.add_middleware(BearerTokenMiddleware, verifier=verifier, scopes=["orders:read"])
+    reader = await service_token(sqlite_http)
+    assert await handshake(app, {}) == [{"type": "websocket.close", "code": 1008, "reason": "unauthorized"}]
+    refused = await handshake(app, bearer(await service_token(sqlite_http, scopes=("profile",))))
+    assert [m["type"] for m in refused] == ["websocket.close"] and refused[0]["code"] == 1008
+    accepted = await handshake(app, bearer(reader))
+    assert [m["type"] for m in accepted] == ["websocket.accept", "websocket.send", "websocket.close"]
+    assert accepted[1]["text"] == (await verifier.verify(reader)).client_id
+
+
+async def test_the_readme_starlette_snippet_protects_an_endpoint_and_an_app(sqlite_http: httpx.AsyncClient) -> None:
+    namespace = readme_snippet("**Starlette**", "Verifier", sqlite_http)
+    manager = await user_token(sqlite_http, "maria", ("manager",))
+    reader = await service_token(sqlite_http)
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=namespace["app"]), base_url="http://s") as one,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=namespace["api"]), base_url="http://s") as two,
+    ):
+        assert (await one.get("/reports", headers=bearer(manager))).status_code == 200
+        assert (await one.get("/reports", headers=bearer(reader))).status_code == 403
+        assert (await one.get("/health")).status_code == 200
+        assert (await two.get("/orders", headers=bearer(reader))).json() == {"scopes": ["orders:read"]}
+        assert (await two.get("/orders")).status_code == 401
+        assert (await two.get("/health")).status_code == 200

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
 from issuer_verifier.errors import IssuerUnavailable
@@ -58,7 +57,7 @@ def _parse_jwks(body: bytes, algorithms: frozenset[str]) -> dict[str, Verificati
     """The usable keys of a JWK Set: a ``kid``, a type we allow, meant for signatures. Others are skipped."""
     try:
         document = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ValueError("the JWKS is not JSON") from exc
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise ValueError("the JWKS has no 'keys' list")
@@ -79,7 +78,7 @@ def _parse_jwk(jwk: Any, algorithms: frozenset[str]) -> VerificationKey | None:
     public = {k: v for k, v in jwk.items() if k not in ("d", "p", "q", "dp", "dq", "qi", "oth")}
     try:
         key: PublicKey = RSAKey.import_key(public) if alg == "RS256" else ECKey.import_key(public)
-    except (JoseError, ValueError, TypeError):
+    except Exception:  # noqa: BLE001 - a key we cannot import is skipped, whatever the reason
         return None
     return VerificationKey(jwk["kid"], alg, key)
 
@@ -171,6 +170,11 @@ class KeySet:
         self._failed_at = now
         if not self.usable(now):
             raise IssuerUnavailable(f"cannot fetch the issuer's keys ({why}) and no usable cached copy")
+
+    def may_serve_stale(self, now: float) -> bool:
+        """Expired keys may verify while one refresh runs behind them (stale-while-revalidate),
+        within ``stale-if-error`` past ``max-age`` and until a fetch has failed past it."""
+        return self.usable(now) and now < self._usable_until
 
     def usable(self, now: float) -> bool:
         """Loaded, and, while fetches fail, not past ``stale-if-error``. (An answer is always

@@ -3,6 +3,8 @@ the signature. Every refusal is an ``InvalidToken`` naming what failed."""
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +17,7 @@ from joserfc.jws import CompactSignature
 from issuer_verifier.errors import InsufficientScope, InvalidToken
 
 MAX_TOKEN_BYTES = 16384
+MAX_TIME = 253402300799  # 9999-12-31T23:59:59Z: a NumericDate beyond is refused, not an overflow
 # RFC 9068 §2.2: the claims an access token always carries
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
 ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")  # RFC 9068 §4: compared case-insensitively
@@ -97,12 +100,26 @@ def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_claims(payload: bytes) -> Any:
+    """The signed payload as JSON: no ``NaN``/``Infinity``, no nesting deep enough to exhaust the stack."""
+    try:
+        return json.loads(payload, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidToken("the token payload is not JSON", reason="malformed") from exc
+
+
 def _number(claims: Mapping[str, Any], name: str) -> int | None:
     value = claims.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidToken(f"claim {name} is not a number", reason="claims")
+    if (isinstance(value, float) and not math.isfinite(value)) or not 0 <= value <= MAX_TIME:
+        raise InvalidToken(f"claim {name} is out of range", reason="claims")
     return int(value)
 
 
