@@ -21,13 +21,15 @@ from bench.scenarios import (
     refresh,
     register_flood,
     scaling,
+    signin,
     verifier,
 )
 
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m
     for m in (
-        client_credentials, reads, scaling, memory, refresh, logins, flood, register_flood, http_attacks, verifier
+        client_credentials, reads, scaling, memory, refresh, logins, flood, register_flood, http_attacks, verifier,
+        signin,
     )
 }
 
