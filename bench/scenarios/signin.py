@@ -23,8 +23,9 @@ import secrets
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
@@ -55,12 +56,24 @@ class Load:
         self.counts: Counter[str] = Counter()
         self.first_errors: list[str] = []
 
-    def record(self, started: float, outcome: str, detail: str = "") -> None:
-        if detail and len(self.first_errors) < 3:
-            self.first_errors.append(detail[:200])
-        if self.measuring:
-            self.lat.append(time.perf_counter() - started)
-            self.counts[outcome] += 1
+    async def loop(self, step: Callable[[], Awaitable[tuple[str, str]]], every: float = 0.0, at: float = 0.0) -> None:
+        """`step` until stopped: back to back, or (every > 0) on a fixed schedule with latency from
+        each scheduled send time, so a late answer is counted, not hidden."""
+        start = time.perf_counter() + at
+        for i in range(100_000_000):
+            if self.stop:
+                return
+            t0 = start + i * every if every else time.perf_counter()
+            await asyncio.sleep(max(0.0, t0 - time.perf_counter()))
+            try:
+                outcome, detail = await step()
+            except httpx.HTTPError as exc:
+                outcome, detail = "socket_errors", f"{type(exc).__name__}: {exc}"
+            if detail and len(self.first_errors) < 3:
+                self.first_errors.append(detail[:200])
+            if self.measuring:
+                self.lat.append(time.perf_counter() - t0)
+                self.counts[outcome] += 1
 
     def result(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         lat, dur = sorted(self.lat), b["t"] - a["t"]
@@ -79,10 +92,6 @@ class Flow:
     redirect: str
     user: str
     password: str
-
-    def browser(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base, trust_env=False, timeout=30.0,
-                                 limits=httpx.Limits(max_connections=1))
 
     def authorize_url(self) -> tuple[str, str]:
         """(URL, PKCE verifier) of a new authorization request."""
@@ -111,63 +120,31 @@ class Flow:
         if r.status_code != 303 or not r.headers["location"].startswith(self.redirect):
             raise RuntimeError(f"sign-in answered {r.status_code} {r.headers.get('location')!r}")
 
-    async def exchanges(self, load: Load, c: httpx.AsyncClient) -> None:
-        """SSO authorize (303 with a code) + the code for tokens, in a loop."""
-        while not load.stop:
-            url, verifier = self.authorize_url()
-            t0 = time.perf_counter()
-            try:
-                r = await c.get(url)
-                code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.headers.get("location", "")).query))
-                if r.status_code != 303 or "code" not in code:
-                    load.record(t0, "non2xx", f"authorize {r.status_code} {r.headers.get('location')!r}")
-                    continue
-                t = await c.post("/oauth2/token", data={
-                    "grant_type": "authorization_code", "code": code["code"], "redirect_uri": self.redirect,
-                    "client_id": self.client_id, "code_verifier": verifier})
-            except httpx.HTTPError as exc:
-                load.record(t0, "socket_errors", f"{type(exc).__name__}: {exc}")
-                continue
-            if t.status_code != 200:
-                load.record(t0, "non2xx", f"token {t.status_code} {t.text[:150]}")
-            elif not {"access_token", "id_token", "refresh_token"} <= t.json().keys():
-                load.record(t0, "bad", f"token response lacks a token: {sorted(t.json())}")
-            else:
-                load.record(t0, "ok")
+    async def exchange(self, c: httpx.AsyncClient) -> tuple[str, str]:
+        """SSO authorize (303 with a code), then the code for tokens."""
+        url, verifier = self.authorize_url()
+        r = await c.get(url)
+        code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.headers.get("location", "")).query))
+        if r.status_code != 303 or "code" not in code:
+            return "non2xx", f"authorize {r.status_code} {r.headers.get('location')!r}"
+        t = await c.post("/oauth2/token", data={
+            "grant_type": "authorization_code", "code": code["code"], "redirect_uri": self.redirect,
+            "client_id": self.client_id, "code_verifier": verifier})
+        if t.status_code != 200:
+            return "non2xx", f"token {t.status_code} {t.text[:150]}"
+        missing = {"access_token", "id_token", "refresh_token"} - t.json().keys()
+        return ("bad", f"token response lacks {sorted(missing)}") if missing else ("ok", "")
 
-    async def flood(self, load: Load, c: httpx.AsyncClient, form: dict[str, str]) -> None:
-        """Wrong passwords: 401 is the expected answer ("ok" here), 503 the hash budget refusing more."""
-        while not load.stop:
-            t0 = time.perf_counter()
-            try:
-                r = await c.post("/login", data={**form, "username": self.user, "password": secrets.token_hex(8)})
-            except httpx.HTTPError as exc:
-                load.record(t0, "socket_errors", f"{type(exc).__name__}: {exc}")
-                continue
-            outcome = {401: "ok", 503: "busy"}.get(r.status_code, "non2xx")
-            load.record(t0, outcome, "" if outcome != "non2xx" else f"flood {r.status_code}")
+    async def wrong_password(self, c: httpx.AsyncClient, form: dict[str, str]) -> tuple[str, str]:
+        """401 is the expected answer ("ok" here), 503 the password-hash budget refusing more."""
+        r = await c.post("/login", data={**form, "username": self.user, "password": secrets.token_hex(8)})
+        outcome = {401: "ok", 503: "busy"}.get(r.status_code, "non2xx")
+        return outcome, "" if outcome != "non2xx" else f"flood {r.status_code}"
 
 
-async def _pages(load: Load, browsers: list[tuple[httpx.AsyncClient, str]], rate: float) -> None:
-    """GET the login page at a fixed total rate, each browser on its own schedule; latency from each
-    request's scheduled send time (a late answer delays the next send and is counted, not hidden)."""
-
-    async def one(k: int, c: httpx.AsyncClient, url: str) -> None:
-        start, every = time.perf_counter() + k / rate, len(browsers) / rate
-        for i in range(100_000_000):
-            if load.stop:
-                return
-            due = start + i * every
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            try:
-                r = await c.get(url)
-            except httpx.HTTPError as exc:
-                load.record(due, "socket_errors", f"{type(exc).__name__}: {exc}")
-                continue
-            ok = r.status_code == 200 and 'name="password"' in r.text
-            load.record(due, "ok" if ok else "non2xx", "" if ok else f"login page {r.status_code}")
-
-    await asyncio.gather(*(one(k, c, url) for k, (c, url) in enumerate(browsers)))
+async def _page(c: httpx.AsyncClient, url: str) -> tuple[str, str]:
+    r = await c.get(url)
+    return ("ok", "") if r.status_code == 200 and 'name="password"' in r.text else ("non2xx", f"page {r.status_code}")
 
 
 async def _window(cw: CpuWatch, seconds: float, loads: list[Load], work: Sequence[Awaitable[None]]) -> list[Any]:
@@ -187,14 +164,15 @@ async def _window(cw: CpuWatch, seconds: float, loads: list[Load], work: Sequenc
 async def _drive(args: argparse.Namespace, flow: Flow, cw: CpuWatch) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     n_ex, n_fl = args.connections, args.login_connections
-    browsers = [flow.browser() for _ in range(n_ex + PAGE_CONNECTIONS + n_fl)]
+    browsers = [httpx.AsyncClient(base_url=flow.base, trust_env=False, timeout=30.0) for _ in
+                range(n_ex + PAGE_CONNECTIONS + n_fl)]
     ex, pb, fb = browsers[:n_ex], browsers[n_ex:n_ex + PAGE_CONNECTIONS], browsers[n_ex + PAGE_CONNECTIONS:]
     try:
         for c in ex:  # one at a time, within the password-hash budget
             await flow.sign_in(c)
         log(f"code exchanges: {n_ex} signed-in browsers, {WARMUP_SECONDS:g} s warm-up + {args.seconds:g} s")
         load = Load(f"python httpx in-process, {n_ex} browsers (authorize + token per round trip)")
-        out["exchanges"], = await _window(cw, args.seconds, [load], [flow.exchanges(load, c) for c in ex])
+        out["exchanges"], = await _window(cw, args.seconds, [load], [load.loop(partial(flow.exchange, c)) for c in ex])
         pages = [(c, (await flow.login_form(c))[0]) for c in pb]
         forms = [(c, (await flow.login_form(c))[1]) for c in fb]
         for name in ("before", "flooded", "after"):
@@ -205,10 +183,12 @@ async def _drive(args: argparse.Namespace, flow: Flow, cw: CpuWatch) -> dict[str
             page = Load(f"python httpx in-process, {args.page_rate:g} req/s on a fixed schedule over "
                         f"{PAGE_CONNECTIONS} browsers; latency from the scheduled send time")
             flood = Load(f"python httpx in-process, {n_fl} browsers posting wrong passwords (closed loop)")
-            loads, work = [page], [_pages(page, pages, args.page_rate)]
+            every = PAGE_CONNECTIONS / args.page_rate
+            loads, work = [page], [page.loop(partial(_page, c, url), every, k / args.page_rate)
+                                   for k, (c, url) in enumerate(pages)]
             if name == "flooded":
                 loads.append(flood)
-                work += [flow.flood(flood, c, f) for c, f in forms]
+                work += [flood.loop(partial(flow.wrong_password, c, f)) for c, f in forms]
             res = await _window(cw, args.seconds, loads, work)
             out[name], out["flood"] = res[0], res[-1] if name == "flooded" else out.get("flood", {})
     finally:
@@ -254,12 +234,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     n_errors = sum(errors(x) for x in (ex, before, flooded, after, flood))
     database = "postgresql (throw-away)" if throwaway else "postgresql (--database-url)"
     result: dict[str, Any] = {
-        "scenario": NAME, **summary(ex), "exchanges_per_s": ex["ok_per_s"], "errors": n_errors,
+        "scenario": NAME, **summary(ex), "exchanges_per_s": ex["ok_per_s"], "errors": n_errors, "database": database,
         "pg_cpu_ms_per_exchange": ex.get("pg_cpu_ms_per_req"), "baseline_client_credentials": summary(cc),
-        "page_before": summary(before), "page_flooded": summary(flooded), "page_after": summary(after),
-        "flood": {**summary(flood), "busy_503": flood.get("busy", 0)}, "page_p99_ratio": p99_ratio,
-        "passed": n_errors == 0, "database": database,
-    }
+        **{f"page_{k}": summary(r[k]) for k in ("before", "flooded", "after")}, "page_p99_ratio": p99_ratio,
+        "flood": {**summary(flood), "busy_503": flood.get("busy", 0)}, "passed": n_errors == 0}
 
     def page(x: dict[str, Any]) -> str:
         return (f"p50 {fmt_ms(x['p50_ms'])}   p99 {fmt_ms(x['p99_ms'])}   (max {fmt_ms(x['max_ms'])}; "
