@@ -33,10 +33,10 @@ from tests.servers import free_port
 T = TypeVar("T")
 
 CHROMIUM = os.environ.get("ISSUER_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-# Where the screenshots go: ISSUER_TEST_SCREENS, else /work/screens on the project's machines, else a temp dir.
+# Where the screenshots go: ISSUER_TEST_SCREENS, else <temp dir>/issuer-screens.
 SCREENS = Path(
     os.environ.get("ISSUER_TEST_SCREENS")
-    or ("/work/screens" if Path("/work").is_dir() else os.path.join(tempfile.gettempdir(), "issuer-screens"))
+    or os.path.join(tempfile.gettempdir(), "issuer-screens")
 )
 WIDTHS = (360, 1280)
 
