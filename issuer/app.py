@@ -192,6 +192,7 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             )
         )
     middleware.append(Middleware(AllowedMethods, routes=route_list))
+    middleware.append(Middleware(token.LeanToken))
     app = Starlette(
         routes=route_list,
         middleware=middleware,

@@ -66,14 +66,14 @@ async def _checks(settings: Settings, say: list[str], problems: list[str]) -> No
         except EnvelopeError as exc:
             problems.append(f"ISSUER_KEY_ENCRYPTION_KEYS: {exc}")
     if settings.redis_url:
-        from issuer.cache.redisconn import REDIS_ERRORS
         from issuer.cache.redisconn import connect as connect_redis
+        from issuer.cache.redisconn import redis_errors
 
         redis = connect_redis(settings.redis_url)
         try:
             await redis.ping()
             say.append("redis: reachable")
-        except REDIS_ERRORS as exc:
+        except redis_errors() as exc:
             problems.append(f"ISSUER_REDIS_URL: cannot reach {redact_url(settings.redis_url)}: {type(exc).__name__}")
         finally:
             await redis.aclose()

@@ -37,6 +37,13 @@ def cpu_quota(root: Path | None = None) -> int:
     return max(1, cpus)
 
 
+def workers() -> int:
+    """Worker processes sharing this quota: ``WEB_CONCURRENCY``, the variable uvicorn and gunicorn
+    take their worker count from (``issuer serve --workers N`` sets it for its workers); 1 if unset."""
+    value = os.environ.get("WEB_CONCURRENCY", "")
+    return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
 def signing_threads(workers: int = 1, root: Path | None = None) -> int:
     """RS256 signing threads per worker: one when the CPU quota leaves each of the ``workers``
     event loops a second CPU to sign on, else 0 (sign inline: handing a signature to a thread

@@ -11,8 +11,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING
 
 from issuer.accounts.passwords import Passwords
 from issuer.accounts.users import RoleHierarchy, Users
@@ -22,8 +21,8 @@ from issuer.authorize.consent import Consents
 from issuer.authorize.sessions import BrowserSessions, SessionPolicy
 from issuer.cache.bus import Bus
 from issuer.cache.limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
-from issuer.cache.redisconn import REDIS_ERRORS
 from issuer.cache.redisconn import connect as connect_redis
+from issuer.cache.redisconn import redis_errors
 from issuer.cache.revocations import LocalRevocationCache, RedisRevocationCache, RevocationCache
 from issuer.errors import ConfigurationError, ServiceUnavailable
 from issuer.grants.base import GrantContext
@@ -45,6 +44,9 @@ from keys.envelope import Envelope, EnvelopeError
 from keys.keyring import Keyring
 from keys.manager import KeyManager
 from keys.secrets import load_or_create
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger("issuer")
 
@@ -125,7 +127,7 @@ class Services:
             try:
                 await self.redis.ping()
                 checks["redis"] = "ok"
-            except REDIS_ERRORS:
+            except redis_errors():
                 checks["redis"] = "degraded"
         return checks
 

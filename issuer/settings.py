@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from issuer.resources import cpu_quota, database_pool_size, hash_concurrency
+from issuer.resources import database_pool_size, hash_concurrency, signing_threads, workers
 
 CommaList = Annotated[list[str], NoDecode]
 _COLOR = r"^#[0-9a-fA-F]{6}$"
@@ -69,7 +69,8 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="Threads that sign RS256 tokens beside the event loop (RSA releases the GIL). "
-        "Empty: one when the CPU quota (cgroup `cpu.max` and affinity) is two or more CPUs, else 0 (sign inline).",
+        "Empty: one when the CPU quota (cgroup `cpu.max` and affinity) is two or more CPUs per worker "
+        "(`WEB_CONCURRENCY`, set by `serve --workers`), else 0 (sign inline).",
     )
     database_pool_size: int = Field(
         0,
@@ -271,9 +272,9 @@ class Settings(BaseSettings):
     def sign_threads(self) -> int:
         if self.signing_threads is not None:
             return self.signing_threads
-        # The container's CPU quota and affinity, not the host's cores: a signing thread only
-        # helps when a second CPU can run it beside the event loop.
-        return 1 if cpu_quota() > 1 else 0
+        # The container's CPU quota and affinity, not the host's cores, shared by the workers: a
+        # signing thread only helps when a second CPU can run it beside each event loop.
+        return signing_threads(workers())
 
     @property
     def pool_size(self) -> int:

@@ -53,6 +53,18 @@ def test_workers_sign_inline_unless_each_has_a_spare_cpu(tmp_path: Path, monkeyp
     assert [resources.signing_threads(w) for w in (1, 2)] == [1, 0]
 
 
+def test_workers_of_serve_share_the_quota(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # issuer serve --workers N sets WEB_CONCURRENCY for its workers (uvicorn reads it too).
+    fake_cgroup(tmp_path, monkeypatch, "200000 100000")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)))
+    monkeypatch.setenv("WEB_CONCURRENCY", "1")
+    assert Settings(_env_file=None).sign_threads == 1
+    monkeypatch.setenv("WEB_CONCURRENCY", "2")
+    assert Settings(_env_file=None).sign_threads == 0
+    monkeypatch.setenv("WEB_CONCURRENCY", "many")
+    assert Settings(_env_file=None).sign_threads == 1
+
+
 def test_explicit_settings_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_cgroup(tmp_path, monkeypatch, "100000 100000")
     settings = Settings(_env_file=None, signing_threads=2, database_pool_size=7)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
+from issuer.cache.redisconn import Throttled, redis_errors
 
-from issuer.cache.redisconn import REDIS_ERRORS, Throttled
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 log = logging.getLogger("issuer.bus")
 
@@ -30,7 +32,7 @@ class Bus:
             return
         try:
             await self._redis.publish(self._channel, topic)
-        except REDIS_ERRORS as exc:
+        except redis_errors() as exc:
             self._warn.warn("publish", exc)
 
     async def listen(self, handler: Handler) -> None:
@@ -48,7 +50,7 @@ class Bus:
                             await handler(data.decode(errors="replace"))
             except asyncio.CancelledError:
                 raise
-            except REDIS_ERRORS as exc:
+            except redis_errors() as exc:
                 self._warn.warn("subscribe", exc)
             except Exception:  # noqa: BLE001 - a failing handler must not end the listener
                 log.exception("change handler failed")

@@ -6,11 +6,12 @@ import ipaddress
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import redis.asyncio as aioredis
+from issuer.cache.redisconn import Throttled, redis_errors
 
-from issuer.cache.redisconn import REDIS_ERRORS, Throttled
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 _LOCAL_LIMIT = 100_000
 
@@ -113,7 +114,7 @@ class RedisRateLimiter:
                 pipe.incrby(name, hits)
                 pipe.expire(name, window + 1)
                 count, _ = await pipe.execute()
-        except REDIS_ERRORS as exc:
+        except redis_errors() as exc:
             self._warn.warn("rate limit", exc)
             return None
         return int(count)

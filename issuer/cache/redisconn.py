@@ -1,16 +1,30 @@
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 log = logging.getLogger("issuer.redis")
 
-REDIS_ERRORS = (aioredis.RedisError, OSError, ConnectionError, TimeoutError)
+
+@functools.cache
+def redis_errors() -> tuple[type[BaseException], ...]:
+    """What a Redis call raises when Redis is unreachable or refuses. A function, not a constant,
+    so that redis-py (about 8 MB) is imported only by processes configured with ISSUER_REDIS_URL:
+    ``except redis_errors():`` is evaluated only while an exception propagates, and only code
+    holding a client (so redis is already imported) reaches it."""
+    import redis.asyncio as aioredis
+
+    return (aioredis.RedisError, OSError, ConnectionError, TimeoutError)
 
 
 def connect(url: str) -> aioredis.Redis:
+    import redis.asyncio as aioredis
+
     return aioredis.Redis.from_url(
         url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=10, retry_on_timeout=False
     )

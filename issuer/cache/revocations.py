@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import redis.asyncio as aioredis
+from issuer.cache.redisconn import Throttled, redis_errors
 
-from issuer.cache.redisconn import REDIS_ERRORS, Throttled
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 from issuer.storage.base import RevocationStore
 
 _MARKER_TTL = 60
@@ -76,19 +77,19 @@ class RedisRevocationCache:
     async def add(self, jti: str, expires_at: float) -> None:
         try:
             await self._redis.set(self._prefix + jti, b"1", px=self._ttl_ms(expires_at))
-        except REDIS_ERRORS as exc:
+        except redis_errors() as exc:
             self._warn.warn("revocation cache write", exc)
             # This instance answers from the database until the marker has surely expired.
             self._distrust_until = self._clock() + _MARKER_TTL
             try:
                 await self._redis.delete(self._marker)  # distrust the cache until rebuilt
-            except REDIS_ERRORS:
+            except redis_errors():
                 pass
 
     async def contains(self, jti: str) -> bool | None:
         try:
             marker, hit = await self._redis.mget(self._marker, self._prefix + jti)
-        except REDIS_ERRORS as exc:
+        except redis_errors() as exc:
             self._warn.warn("revocation cache read", exc)
             return None
         if marker is None:
@@ -109,5 +110,5 @@ class RedisRevocationCache:
                     pipe.set(self._prefix + jti, b"1", px=self._ttl_ms(expires_at))
                 pipe.set(self._marker, b"1", ex=_MARKER_TTL)
                 await pipe.execute()
-        except REDIS_ERRORS as exc:
+        except redis_errors() as exc:
             self._warn.warn("revocation cache warm", exc)

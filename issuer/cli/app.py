@@ -15,7 +15,6 @@ from issuer.cli import audit, clients, keys, users
 from issuer.errors import ConfigurationError, ServiceUnavailable
 from issuer.observability.logs import configure_logging
 from issuer.operations import Actor
-from issuer.resources import signing_threads
 from issuer.services import Services, open_services
 from issuer.settings import Settings
 from issuer.startup import check_production, connect_database, load_settings, resolve_keks, unknown_variables
@@ -72,9 +71,8 @@ def _serve(args: argparse.Namespace) -> int:
     # Open (and, embedded, migrate) everything once before uvicorn starts, so a wrong setting is
     # one line on standard error and exit status 2, not a traceback inside a log line.
     asyncio.run(_preflight(settings))
-    if settings.signing_threads is None and args.workers > 1:
-        # Each worker would otherwise size its signing threads from the whole quota.
-        os.environ["ISSUER_SIGNING_THREADS"] = str(signing_threads(args.workers))
+    # The workers share the CPU quota: each sizes its signing threads by their count (issuer.resources).
+    os.environ["WEB_CONCURRENCY"] = str(args.workers)
     if settings.is_sqlite and args.workers > 1:
         print("warning: SQLite with several workers shares no rate limits; use PostgreSQL + Redis", file=sys.stderr)
     # uvicorn re-raises SIGTERM after a graceful shutdown; a no-op handler underneath turns a

@@ -8,7 +8,8 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from issuer.errors import BodyTooLarge as BodyTooLargeError
 from issuer.errors import InvalidRequest, ProblemError
@@ -27,21 +28,34 @@ class BodyTooLarge(Exception):
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+    return await receive_body(request.headers.get("content-length"), request.receive, limit)
+
+
+async def receive_body(declared: str | None, receive: Receive, limit: int) -> bytes:
+    """The whole body from ASGI ``receive``, refusing more than ``limit`` bytes (declared or sent);
+    ClientDisconnect if the client hangs up first."""
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _media_type(request: Request) -> tuple[str, dict[str, str]]:
-    raw = request.headers.get("content-type", "")
+    return media_type(request.headers.get("content-type", ""))
+
+
+def media_type(raw: str) -> tuple[str, dict[str, str]]:
     media, _, rest = raw.partition(";")
     options = {}
     for part in rest.split(";"):
@@ -52,11 +66,17 @@ def _media_type(request: Request) -> tuple[str, dict[str, str]]:
 
 
 async def read_form(request: Request, limit: int) -> Params:
-    media, options = _media_type(request)
+    headers = request.headers
+    return await receive_form(headers.get("content-type", ""), headers.get("content-length"), request.receive, limit)
+
+
+async def receive_form(content_type: str, declared: str | None, receive: Receive, limit: int) -> Params:
+    """An application/x-www-form-urlencoded (UTF-8) body as Params, or InvalidRequest / BodyTooLarge."""
+    media, options = media_type(content_type)
     if media != "application/x-www-form-urlencoded" or options.get("charset", "utf-8") != "utf-8":
         raise InvalidRequest("the body must be application/x-www-form-urlencoded (UTF-8)")
     try:
-        body = await read_body(request, limit)
+        body = await receive_body(declared, receive, limit)
     except BodyTooLarge:
         raise BodyTooLargeError(f"the body exceeds {limit} bytes") from None
     try:

@@ -1,18 +1,35 @@
 """The token endpoint (RFC 6749 §3.2) as a list of small steps:
-parse the form, find the grant, authenticate the client, check it may use the grant, run it."""
+parse the form, find the grant, authenticate the client, check it may use the grant, run it.
+
+``LeanToken`` serves POST /oauth2/token straight from ASGI, inside RequestMiddleware, BrowserCORS
+and AllowedMethods (so size limits, CORS, OPTIONS/405, the access log and metrics still apply),
+skipping the router, the exception middleware and Response objects: the same steps and the same
+answers as ``token``, which stays the route (and what /openapi.json documents)."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from issuer.errors import InvalidRequest, OAuthError, RateLimited, UnauthorizedClient, UnsupportedGrantType
+from issuer.errors import (
+    InvalidRequest,
+    OAuthError,
+    ProblemError,
+    RateLimited,
+    ServiceUnavailable,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
 from issuer.grants import GRANTS, GrantRequest
 from issuer.http.apidoc import CLIENT_API, RATE_LIMITED, documented, oauth_error, ok
 from issuer.http.clientauth import authenticate_client
 from issuer.http.forms import read_form
 from issuer.http.protocol_schemas import TokenRequest, TokenResponse
-from issuer.http.responses import no_store_json
+from issuer.http.responses import handle_oauth_error, handle_problem, handle_unavailable, no_store_json
 from issuer.services import Services
 
 
@@ -33,15 +50,18 @@ def client_ip(request: Request, services: Services) -> str:
     form=True,
 )
 async def token(request: Request) -> Response:
-    services: Services = request.state.services
+    return no_store_json(await issue(request, request.state.services))
+
+
+async def issue(request: Request, services: Services) -> dict[str, Any]:
     try:
-        return await _token(request, services)
+        return await _issue(request, services)
     except OAuthError as exc:
         services.metrics.token_errors.labels(exc.error).inc()
         raise
 
 
-async def _token(request: Request, services: Services) -> Response:
+async def _issue(request: Request, services: Services) -> dict[str, Any]:
     params = await read_form(request, services.settings.max_body_bytes)
     grant_type = params.get("grant_type")
     if grant_type is None:
@@ -52,11 +72,45 @@ async def _token(request: Request, services: Services) -> Response:
     client = await authenticate_client(request, params, services.clients, services.settings.url)
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"this client may not use {grant_type}")
-    limit = services.settings.rate_limit_token_per_client
-    if limit:
-        retry_after = await services.limiter.hit(f"token-client:{client.client_id}", limit, 1)
+    rate = services.settings.rate_limit_token_per_client
+    if rate:
+        retry_after = await services.limiter.hit(f"token-client:{client.client_id}", rate, 1)
         if retry_after is not None:
             raise RateLimited(retry_after)
     body = await grant(services.grants, GrantRequest(client, params, client_ip(request, services)))
     services.metrics.token_issued(grant_type, client.client_id)
-    return no_store_json(body)
+    return body
+
+
+_HEADERS = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache"), (b"content-type", b"application/json")]
+
+
+class LeanToken:
+    """POST /oauth2/token without the router (see the module's docstring); errors are rendered by
+    the app's own handlers, and anything unexpected propagates to its 500 handler as before."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/oauth2/token" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        scope["endpoint"] = token  # the access log's and the latency histogram's route name
+        request = Request(scope, receive)
+        try:
+            body = await issue(request, request.state.services)
+        except OAuthError as exc:
+            response = await handle_oauth_error(request, exc)
+        except ServiceUnavailable as exc:
+            response = await handle_unavailable(request, exc)
+        except ProblemError as exc:
+            response = await handle_problem(request, exc)
+        else:
+            out = json.dumps(body, separators=(",", ":")).encode()
+            start = {"type": "http.response.start", "status": 200,
+                     "headers": [*_HEADERS, (b"content-length", str(len(out)).encode())]}
+            await send(start)
+            await send({"type": "http.response.body", "body": out})
+            return
+        await response(scope, receive, send)

@@ -4,20 +4,23 @@ static files, cookies and security headers: a strict CSP without inline script o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mimetypes
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from issuer.pages.seal import Seal, new_browser_token
 from issuer.settings import Settings
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -71,12 +74,6 @@ class Pages:
         self.settings = settings
         self.seal = Seal(key, clock)
         self.static = _static_files(settings)
-        loaders: list[Any] = [PackageLoader("issuer.pages", "templates")]
-        if settings.templates_dir is not None:
-            loaders.insert(0, FileSystemLoader(str(settings.templates_dir)))
-        self.env = Environment(
-            loader=ChoiceLoader(loaders), autoescape=select_autoescape(default=True), undefined=StrictUndefined
-        )
         https = settings.url.startswith("https://")
         # Browsers refuse a __Host- cookie that is not Secure, and plain-http loopback development
         # cannot set Secure ones: there the cookies go without the prefix.
@@ -84,6 +81,25 @@ class Pages:
         self.secure = https
         self.session_cookie = prefix + "issuer-session"
         self.csrf_cookie = prefix + "issuer-csrf"
+
+    @functools.cached_property
+    def env(self) -> Environment:
+        """Built at the first page rendered: Jinja2 (about 2 MB) stays out of processes serving only APIs."""
+        from jinja2 import (
+            ChoiceLoader,
+            Environment,
+            FileSystemLoader,
+            PackageLoader,
+            StrictUndefined,
+            select_autoescape,
+        )
+
+        loaders: list[Any] = [PackageLoader("issuer.pages", "templates")]
+        if self.settings.templates_dir is not None:
+            loaders.insert(0, FileSystemLoader(str(self.settings.templates_dir)))
+        return Environment(
+            loader=ChoiceLoader(loaders), autoescape=select_autoescape(default=True), undefined=StrictUndefined
+        )
 
     def browser(self, request: Request) -> tuple[str, bool]:
         """This browser's CSRF cookie value, and whether it is new (to be set on the response)."""

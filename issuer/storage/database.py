@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal, Protocol
@@ -9,6 +11,15 @@ from typing import Any, Literal, Protocol
 from issuer.errors import ServiceUnavailable
 
 Row = Mapping[str, Any]
+
+
+def unique_violations(*also: type[Exception]) -> tuple[type[Exception], ...]:
+    """What a duplicate key raises on either backend (and ``also``), for an ``except`` clause.
+    asyncpg's class is looked up, not imported: a process on SQLite never loads asyncpg (about
+    3 MB), and then no asyncpg error can occur."""
+    asyncpg = sys.modules.get("asyncpg")
+    found = (sqlite3.IntegrityError,) if asyncpg is None else (sqlite3.IntegrityError, asyncpg.UniqueViolationError)
+    return (*also, *found)
 
 
 class Executor(Protocol):

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
-import asyncpg
-
+from issuer.storage.database import unique_violations
 from issuer.storage.sql._rows import SqlStore, _key, _Lost
 from keys.lifecycle import KeyState, SigningKey, Transition
 
@@ -56,7 +54,7 @@ class KeySql(SqlStore):
                 for kid in transition.deletes:
                     if await tx.execute("DELETE FROM signing_keys WHERE kid = $1 AND state = 'retired'", kid) != 1:
                         raise _Lost
-        except (_Lost, asyncpg.UniqueViolationError, sqlite3.IntegrityError):
+        except unique_violations(_Lost):
             return False
         return True
 

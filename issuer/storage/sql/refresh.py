@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
-import asyncpg
-
 from issuer.models import RefreshFamily, RefreshToken, User
+from issuer.storage.database import unique_violations
 from issuer.storage.sql._rows import _USER_COLUMNS, SqlStore, _family, _Lost, _refresh, _user, batched
 
 _INSERT_TOKEN = """
@@ -120,7 +118,7 @@ class RefreshSql(SqlStore):
                     raise _Lost
                 await tx.execute(_INSERT_TOKEN, *args[3:10])
                 await tx.execute(_FORGET_GRANDPARENT, successor.family_id, args[10])
-        except (_Lost, asyncpg.UniqueViolationError, sqlite3.IntegrityError):
+        except unique_violations(_Lost):
             return False
         return True
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
-
-import asyncpg
 
 from issuer.accounts.names import email_key, username_key
 from issuer.models import User
 from issuer.storage.base import Conflict
+from issuer.storage.database import unique_violations
 from issuer.storage.sql._rows import SqlStore, _json, _unique_field, _user
 
 
@@ -32,7 +30,7 @@ class UserSql(SqlStore):
                 user.created_at,
                 user.updated_at,
             )
-        except (asyncpg.UniqueViolationError, sqlite3.IntegrityError) as exc:
+        except unique_violations() as exc:
             raise Conflict(_unique_field(exc)) from None
 
     async def get_user(self, user_id: str) -> User | None:
@@ -68,6 +66,6 @@ class UserSql(SqlStore):
                 user_id,
                 *(changes[c] for c in columns),
             )
-        except (asyncpg.UniqueViolationError, sqlite3.IntegrityError) as exc:
+        except unique_violations() as exc:
             raise Conflict(_unique_field(exc)) from None
         return _user(row) if row else None
