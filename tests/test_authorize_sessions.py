@@ -54,14 +54,17 @@ async def test_a_disabled_users_session_does_not_resume(http: httpx.AsyncClient)
     assert await sessions.resume(cookie) is None
 
 
-async def test_reauthentication_moves_auth_time(http: httpx.AsyncClient, clock: FakeClock) -> None:
+async def test_reauthentication_moves_auth_time_and_rotates_the_cookie(
+    http: httpx.AsyncClient, clock: FakeClock
+) -> None:
     sessions = context(http).sessions
     alice = await user(http)
     session, cookie = await sessions.start(alice.user_id, "", "")
     clock.advance(600)
-    again = await sessions.reauthenticated(session)
-    assert again.auth_time == clock.now and again.session_id == session.session_id
-    assert await sessions.resume(cookie) == again
+    again, new_cookie = await sessions.reauthenticated(session)
+    assert again.auth_time == clock.now and again.session_id == session.session_id  # the same sid
+    assert new_cookie != cookie and await sessions.resume(new_cookie) == again
+    assert await sessions.resume(cookie) is None  # a cookie seen before the new sign-in is worth nothing
 
 
 async def test_ending_sessions(http: httpx.AsyncClient) -> None:

@@ -140,10 +140,12 @@ async def test_prompt_login_and_max_age_show_the_form_again(http: httpx.AsyncCli
     await code_flow(http, client_id, "alice")
     _, challenge = pkce()
     for extra in ({"prompt": "login"}, {"max_age": "0"}):
+        before = http.cookies.get("issuer-session")
         response = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge, **extra))
         assert response.headers["location"].startswith("/login?ticket="), extra
         signed = await sign_in(http, response.headers["location"], "alice")
         assert "code" in query_of(signed.headers["location"]), extra
+        assert before and http.cookies.get("issuer-session") not in (None, before), extra  # a new cookie value
 
 
 async def test_unknown_user_wrong_password_and_disabled_account_look_the_same(http: httpx.AsyncClient) -> None:

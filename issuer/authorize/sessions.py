@@ -85,11 +85,13 @@ class BrowserSessions:
     async def get(self, session_id: str) -> BrowserSession | None:
         return await self._store.get_session(session_id)
 
-    async def reauthenticated(self, session: BrowserSession) -> BrowserSession:
-        """The user proved who she is again (prompt=login, max_age): a new auth_time."""
+    async def reauthenticated(self, session: BrowserSession) -> tuple[BrowserSession, str]:
+        """The user proved who she is again (prompt=login, max_age): a new auth_time, and a new
+        cookie value (the old one resumes nothing), under the same session_id (the ID tokens' sid)."""
         now = self._clock()
-        await self._store.reauthenticate_session(session.session_id, now)
-        return replace(session, auth_time=now, last_seen_at=now)
+        cookie = secrets.token_urlsafe(32)
+        await self._store.reauthenticate_session(session.session_id, now, hash_cookie(cookie))
+        return replace(session, auth_time=now, last_seen_at=now), cookie
 
     async def end_in(self, tx: SqlStorage, session_id: str, reason: str) -> bool:
         """End the session within ``tx`` (and revoke the refresh-token families it started, if

@@ -90,14 +90,15 @@ async def login(request: Request) -> Response:
 
 
 async def signed_in(request: Request, user_id: str, ip: str, agent: str) -> tuple[BrowserSession, str]:
-    """The browser's session for ``user_id`` with a new auth_time: its current one when it was
-    already this user's (prompt=login, max_age), else a new one (the other user's ends)."""
+    """The browser's session for ``user_id`` with a new auth_time and a new cookie value: its
+    current one when it was already this user's (prompt=login, max_age), else a new one (the
+    other user's ends)."""
     pages, services = services_of(request)
     sessions = services.authorize.sessions
     previous = await current_session(request)
     if previous is not None:
         if previous.user_id == user_id:
-            return await sessions.reauthenticated(previous), request.cookies[pages.session_cookie]
+            return await sessions.reauthenticated(previous)
         await sessions.end(previous.session_id, reason="another user signed in")
     return await sessions.start(user_id, ip, agent)
 

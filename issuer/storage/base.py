@@ -121,8 +121,9 @@ class SessionStore(Protocol):
         """Set last_seen_at, if the session has not ended."""
         ...
 
-    async def reauthenticate_session(self, session_id: str, auth_time: float) -> bool:
-        """A new auth_time (and last_seen_at) for a session that has not ended."""
+    async def reauthenticate_session(self, session_id: str, auth_time: float, cookie_hash: bytes) -> bool:
+        """A new auth_time (and last_seen_at) and a new cookie for a session that has not ended:
+        the old cookie value resumes nothing any more."""
         ...
 
     async def end_session(self, session_id: str, now: float, reason: str) -> bool:

@@ -53,16 +53,17 @@ async def test_session_round_trips_and_is_found_by_cookie_hash_only(storage: Sql
 
 
 async def test_touch_and_reauthenticate_change_only_live_sessions(storage: SqlStorage) -> None:
-    session = new_session()
-    await storage.create_session(session, secrets.token_bytes(32))
+    session, old_cookie, new_cookie = new_session(), secrets.token_bytes(32), secrets.token_bytes(32)
+    await storage.create_session(session, old_cookie)
     await storage.touch_session(session.session_id, NOW + 30)
-    assert await storage.reauthenticate_session(session.session_id, NOW + 60) is True
+    assert await storage.reauthenticate_session(session.session_id, NOW + 60, new_cookie) is True
     stored = await storage.get_session(session.session_id)
     assert stored == replace(session, auth_time=NOW + 60, last_seen_at=NOW + 60)
+    assert await storage.find_session(old_cookie) is None and await storage.find_session(new_cookie) == stored
     assert await storage.end_session(session.session_id, NOW + 90, "logout") is True
     assert await storage.end_session(session.session_id, NOW + 95, "again") is False
     await storage.touch_session(session.session_id, NOW + 100)
-    assert await storage.reauthenticate_session(session.session_id, NOW + 100) is False
+    assert await storage.reauthenticate_session(session.session_id, NOW + 100, secrets.token_bytes(32)) is False
     ended = await storage.get_session(session.session_id)
     assert ended is not None and ended.ended_at == NOW + 90 and ended.last_seen_at == NOW + 60
 

@@ -57,11 +57,13 @@ class SessionSql(SqlStore):
             now,
         )
 
-    async def reauthenticate_session(self, session_id: str, auth_time: float) -> bool:
+    async def reauthenticate_session(self, session_id: str, auth_time: float, cookie_hash: bytes) -> bool:
         changed = await self.db.execute(
-            "UPDATE browser_sessions SET auth_time = $2, last_seen_at = $2 WHERE session_id = $1 AND ended_at IS NULL",
+            "UPDATE browser_sessions SET auth_time = $2, last_seen_at = $2, cookie_hash = $3"
+            " WHERE session_id = $1 AND ended_at IS NULL",
             session_id,
             auth_time,
+            cookie_hash,
         )
         return changed == 1
 
