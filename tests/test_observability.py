@@ -428,3 +428,22 @@ async def test_admin_token_subject_is_the_client(
         assert jwt.decode(token, options={"verify_signature": False})["sub"] == cid
         samples = await scrape(http)
         assert value(samples, "issuer_tokens_issued_total", grant_type="client_credentials", client_id=cid) == 1
+
+
+async def test_access_lines_of_bearer_calls_name_the_tokens_client(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Allowed or refused (a verified token without the power), the access line says whose token it was."""
+    from tests.test_admin_api import client_token
+
+    admin_id, admin_secret = await make_client(client, name="ops", scopes=("issuer:admin",))
+    # A token meant for us (aud = the issuer) but without issuer:admin: it verifies, then is refused.
+    plain_id, plain_secret = await make_client(client, name="svc", scopes=("read",), audiences=(str(client.base_url),))
+    assert admin_secret is not None and plain_secret is not None
+    caplog.set_level("INFO", logger="issuer.access")
+    for client_id, secret, status in ((admin_id, admin_secret, 200), (plain_id, plain_secret, 403)):
+        token = await client_token(client, client_id, secret)
+        response = await client.get("/admin/clients", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == status, response.text
+        line = [r for r in caplog.records if r.name == "issuer.access" and r.__dict__.get("path") == "/admin/clients"]
+        assert line[-1].__dict__["status"] == status and line[-1].__dict__["client_id"] == client_id

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 
 from issuer.errors import InsufficientScope, InvalidRequest, InvalidToken, ServiceUnavailable
+from issuer.http.responses import note
 from issuer.services import Services
 from issuer.tokens.principal import Inactive, Insufficient, Principal, Rule, authorize
 
@@ -37,8 +38,9 @@ async def bearer_principal(
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidRequest("use the Bearer authorization scheme", headers=_challenge(realm, "invalid_request"))
     try:
-        return await authorize(services, token.strip(), rule)
+        principal = await authorize(services, token.strip(), rule)
     except (Inactive, Insufficient) as exc:
+        _note_client(request, exc.claims)
         if on_refused is not None and exc.claims is not None:
             reason = f"lacks {exc.scope}" if isinstance(exc, Insufficient) else f"inactive {exc}"
             try:
@@ -54,3 +56,12 @@ async def bearer_principal(
             "the access token is invalid, expired, not meant for this endpoint, or its holder is no longer active",
             headers=_challenge(realm, "invalid_token"),
         ) from None
+    _note_client(request, principal.claims)
+    return principal
+
+
+def _note_client(request: Request, claims: dict[str, Any] | None) -> None:
+    """The access log names the client of a token that verified (allowed or refused here)."""
+    client_id = claims.get("client_id") if claims else None
+    if isinstance(client_id, str):
+        note(request, client_id=client_id[:64])
