@@ -18,7 +18,8 @@ def describe_keys(keys: list[SigningKey], policy: Policy, now: float) -> list[di
     for key in keys:
         nxt: tuple[str, float | None] | None = None
         if key.state is KeyState.PENDING:
-            nxt = ("active", rotation if rotation is not None else safe_activation_at(key, policy))
+            # Without a schedule it waits for a manual rotation (earliest_activation says from when).
+            nxt = ("active", rotation)
         elif key.state is KeyState.ACTIVE:
             nxt = ("retired", rotation)
         elif key.state is KeyState.RETIRED:

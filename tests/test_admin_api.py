@@ -241,8 +241,9 @@ async def test_list_keys_describes_the_schedule(client: httpx.AsyncClient, admin
     assert pending["activated_at"] is None
     # no automatic rotation configured: the active key retires only on request
     assert active["next_transition"] == {"to": "retired", "at": None}
-    assert pending["next_transition"]["to"] == "active"
-    assert ts(pending["next_transition"]["at"]) == pytest.approx(clock.now + min_publish(client), abs=1)
+    # …and the pending key becomes active at that manual rotation, allowed from earliest_activation on
+    assert pending["next_transition"] == {"to": "active", "at": None}
+    assert ts(pending["earliest_activation"]) == pytest.approx(clock.now + min_publish(client), abs=1)
     # the listing agrees with what is published and what signs
     assert await jwks_kids(client) == {active["kid"], pending["kid"]}
     assert jwt.get_unverified_header(admin.token)["kid"] == active["kid"]

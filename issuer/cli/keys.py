@@ -21,7 +21,12 @@ def _next(row: dict[str, Any], now: float) -> str:
         return "-"
     if nxt["at"] is None:
         # No schedule (ISSUER_KEY_ROTATION_INTERVAL=0): the key moves on at the next rotation.
-        return f"{nxt['to']} at the next `issuer keys rotate`"
+        text = f"{nxt['to']} at the next `issuer keys rotate`"
+        if row.get("earliest_activation"):
+            earliest = datetime.fromisoformat(row["earliest_activation"]).timestamp()
+            allowed = "allowed now" if earliest <= now else f"allowed from {when(earliest)} ({relative(earliest, now)})"
+            text += f", {allowed}"
+        return text
     at = datetime.fromisoformat(nxt["at"]).timestamp()
     return f"{nxt['to']} {when(at)} ({relative(at, now)})"
 
