@@ -153,6 +153,12 @@ def user(server: ThreadServer, name: str | None = None, *, disabled: bool = Fals
     return username
 
 
+def focused(page: Any, element_id: str) -> None:
+    """Wait until ``element_id`` has the focus (fails after 5 s). Chromium applies autofocus a
+    frame after "load"; a person sees the caret before typing."""
+    page.wait_for_function(f"document.activeElement && document.activeElement.id === {element_id!r}", timeout=5_000)
+
+
 def wait_landed(page: Any, app: App) -> dict[str, str]:
     """The query the client got back at its redirect URI."""
     page.wait_for_url(app.rp.url + "/**", timeout=10_000)
@@ -167,7 +173,7 @@ def test_authlib_completes_the_code_flow_in_a_real_browser(
     app = App(server, rp)
     alice = user(server)
     verifier, nonce = app.open(page)
-    assert page.evaluate("document.activeElement.id") == "username"
+    focused(page, "username")
     sign_in(page, alice)
     assert "code" in wait_landed(page, app)
     token = app.tokens(verifier)
@@ -233,7 +239,7 @@ def test_wrong_password_unknown_user_and_disabled_account_say_the_same(
         alert = page.get_by_role("alert")
         messages.append(alert.inner_text())
         assert page.get_by_label("Password").get_attribute("aria-invalid") == "true"
-        assert page.evaluate("document.activeElement.id") == "password"
+        focused(page, "password")
     assert len(set(messages)) == 1 and "not right" in messages[0]
 
 
@@ -260,6 +266,7 @@ def test_keyboard_only_sign_in(issuer: ThreadServer, rp: RelyingParty, page: Any
     app = App(issuer, rp)
     alice = user(issuer)
     app.open(page)
+    focused(page, "username")
     page.keyboard.type(alice)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
