@@ -118,7 +118,7 @@ class Keyring:
                 raise ValueError("unknown key or algorithm")
             obj = jws.deserialize_compact(token, key, algorithms=[alg])
             claims = json.loads(obj.payload)
-        except (JoseError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        except (JoseError, ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:  # nested JSON
             raise ValueError("invalid token") from exc
         if not isinstance(claims, dict):
             raise ValueError("invalid token")

@@ -5,6 +5,8 @@ Every case goes through the real app over ASGI and expects a 4xx in the endpoint
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 import pytest
 
@@ -156,3 +158,20 @@ async def test_a_lone_surrogate_escape_is_400_at_the_account_and_admin_api(http:
     admin = {**(await admin_headers(http)), "Content-Type": "application/json"}
     body = '{"name": ' + LONE_SURROGATE + ', "grant_types": ["client_credentials"]}'
     assert_problem(await http.post("/admin/clients", content=body.encode(), headers=admin), 400)
+
+
+async def test_a_token_whose_header_is_deeply_nested_json_is_refused_not_a_500(http: httpx.AsyncClient) -> None:
+    """The header is parsed before any signature check: nesting past the recursion limit must be
+    an invalid token at every place that reads one of ours."""
+    header = base64.urlsafe_b64encode(b"[" * 5000).rstrip(b"=").decode()
+    token = f"{header}.eyJhIjoxfQ.c2ln"
+    bearer = {"Authorization": f"Bearer {token}"}
+    for path in ("/userinfo", "/admin/clients", "/account/sessions"):
+        response = await http.get(path, headers=bearer)
+        assert response.status_code == 401 and response.json()["error"] == "invalid_token", (path, response.text)
+    client_id, secret = await make_client(http, name="rs", scopes=("read",))
+    assert secret is not None
+    introspected = await http.post("/oauth2/introspect", data={"token": token}, auth=(client_id, secret))
+    assert introspected.status_code == 200 and introspected.json() == {"active": False}
+    logout = await http.get("/oauth2/logout", params={"id_token_hint": token})
+    assert logout.status_code == 400, logout.text
