@@ -53,9 +53,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.wait_idle:
                 wait_for_quiet(args.wait_idle)
 
-            def load(url: str, method: str, body: str, headers: dict[str, str]) -> dict[str, Any]:
+            def load(url: str, method: str, body: str, headers: dict[str, str], pid: int = server.pid) -> Any:
                 log(f"{method} {urllib.parse.urlsplit(url).path}: {WARMUP_SECONDS:g} s warm-up + {args.seconds:g} s")
-                return run_load(args, url, body, headers, inst.data_dir, method, load_cpu, server.pid)
+                return run_load(args, url, body, headers, inst.data_dir, method, load_cpu, pid)
 
             verify = raw_verify_rate(token, key, header["alg"], cpu=server_cpu)
             intro = load(introspect_url, "POST", body, auth)
@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         base: dict[str, Any] | None = None
         if args.baseline_src:
             log(f"baseline server: issuer code from {args.baseline_src}")
-            with start_server(inst, cpu=server_cpu, source=args.baseline_src):
-                base = load(introspect_url, "POST", body, auth)
+            with start_server(inst, cpu=server_cpu, source=args.baseline_src) as baseline:
+                base = load(introspect_url, "POST", body, auth, baseline.pid)
     passed = (intro["ok_per_s"] >= INTROSPECT_GOAL and cached["ok_per_s"] >= JWKS_GOAL
               and not any(errors(r) for r in (intro, health, cached, full)))
     result = {"scenario": NAME, "introspect": summary(intro), "raw_verify_per_s": verify.per_s,
