@@ -21,6 +21,7 @@ from issuer.errors import OAuthError, ProblemError, ServiceUnavailable
 from issuer.http.responses import handle_oauth_error, handle_problem, handle_unavailable
 from issuer.services import Services
 
+_JSON = json.JSONEncoder(separators=(",", ":"))  # built once: json.dumps with options builds one per call
 _HEADERS = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache"), (b"content-type", b"application/json")]
 
 
@@ -55,7 +56,7 @@ class LeanJSON:
         except ProblemError as exc:
             response = await handle_problem(request, exc)
         else:
-            out = json.dumps(body, separators=(",", ":")).encode()
+            out = _JSON.encode(body).encode()
             start = {"type": "http.response.start", "status": 200,
                      "headers": [*_HEADERS, (b"content-length", str(len(out)).encode())]}
             await send(start)
