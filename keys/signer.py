@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -29,7 +29,6 @@ _SHA256 = hashes.SHA256()
 _PKCS1 = padding.PKCS1v15()
 _ECDSA = ec.ECDSA(_SHA256)
 _P256_BYTES = 32
-_F = TypeVar("_F")
 
 
 def b64url(data: bytes) -> bytes:
@@ -54,18 +53,6 @@ def _es256(key: ec.EllipticCurvePrivateKey) -> Callable[[bytes], bytes]:
     return sign
 
 
-_SIGNERS: dict[str, tuple[type, Callable[[Any], Callable[[bytes], bytes]]]] = {
-    "RS256": (rsa.RSAPrivateKey, _rs256), "ES256": (ec.EllipticCurvePrivateKey, _es256)}
-
-
-def _for_alg(alg: str, key: object, makers: dict[str, tuple[type, Callable[[Any], _F]]], kind: str) -> _F:
-    """The primitive of ``alg`` over ``key``, which must be of that algorithm's key type."""
-    key_type, make = makers.get(alg, (type(None), None))
-    if make is None or not isinstance(key, key_type):
-        raise ValueError(f"no {kind} {alg} key")
-    return make(key)
-
-
 @dataclass(frozen=True)
 class Signer:
     """Signs compact JWS with one key and one fixed protected header (``alg``, ``typ``, ``kid``)."""
@@ -80,7 +67,13 @@ class Signer:
     def __post_init__(self) -> None:
         if self.header.get("alg") != self.alg:
             raise ValueError("the header's alg differs from the key's")
-        raw_sign = _for_alg(self.alg, self.key.private_key, _SIGNERS, "private")
+        private = self.key.private_key
+        if self.alg == "RS256" and isinstance(private, rsa.RSAPrivateKey):
+            raw_sign = _rs256(private)
+        elif self.alg == "ES256" and isinstance(private, ec.EllipticCurvePrivateKey):
+            raw_sign = _es256(private)
+        else:
+            raise ValueError(f"no private {self.alg} key to sign with")
         # Encoded exactly as joserfc encodes a protected header (ASCII JSON, no spaces).
         text = json.dumps(self.header, ensure_ascii=True, separators=(",", ":"))
         object.__setattr__(self, "_prefix", b64url(text.encode("ascii")) + b".")
@@ -128,10 +121,6 @@ def _es256_verify(key: ec.EllipticCurvePublicKey) -> Callable[[bytes, bytes], No
     return verify
 
 
-_VERIFIERS: dict[str, tuple[type, Callable[[Any], Callable[[bytes, bytes], None]]]] = {
-    "RS256": (rsa.RSAPublicKey, _rs256_verify), "ES256": (ec.EllipticCurvePublicKey, _es256_verify)}
-
-
 @dataclass(frozen=True)
 class Verifier:
     """Verifies compact JWS signed with one published key (see the module's docstring)."""
@@ -141,7 +130,13 @@ class Verifier:
     _raw_verify: Callable[[bytes, bytes], None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        raw_verify = _for_alg(self.alg, self.key.public_key, _VERIFIERS, "public")
+        public = self.key.public_key
+        if self.alg == "RS256" and isinstance(public, rsa.RSAPublicKey):
+            raw_verify = _rs256_verify(public)
+        elif self.alg == "ES256" and isinstance(public, ec.EllipticCurvePublicKey):
+            raw_verify = _es256_verify(public)
+        else:
+            raise ValueError(f"no public {self.alg} key to verify with")
         object.__setattr__(self, "_raw_verify", raw_verify)
 
     def claims(self, header: str, payload: str, signature: str) -> dict[str, Any]:
