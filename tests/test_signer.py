@@ -1,4 +1,4 @@
-"""The lean signer and verifier (keys.signer) against joserfc."""
+"""The lean signer of the token path (keys.signer) against joserfc, which still verifies."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from joserfc.errors import BadSignatureError
 
 from issuer.observability.logs import JsonFormatter
 from keys.generate import generate_key, load_private_key
-from keys.signer import Signer, Verifier, split_compact
+from keys.signer import Signer
 
 CLAIMS = json.dumps({"iss": "https://issuer.example", "sub": "c-ü", "aud": "https://api.example.com",
                      "exp": 1_900_000_000, "iat": 1_899_999_100, "scope": "read:orders"}, separators=(",", ":"))
@@ -51,42 +51,6 @@ def test_a_key_of_another_algorithm_is_refused() -> None:
         Signer(rsa.kid, "ES256", rsa.key, {"alg": "ES256", "typ": "at+jwt", "kid": rsa.kid})
     with pytest.raises(ValueError):
         Signer(rsa.kid, "RS256", rsa.key, {"alg": "ES256", "typ": "at+jwt", "kid": rsa.kid})
-
-
-def _verify(verifier: Verifier, token: str) -> dict[str, object]:
-    segments = split_compact(token)
-    if segments is None:
-        raise ValueError("not a compact JWS")
-    return verifier.claims(*segments)
-
-
-@pytest.mark.parametrize("alg", ["RS256", "ES256"])
-def test_the_lean_verifier_accepts_what_joserfc_signs_and_nothing_altered(alg: str) -> None:
-    signer = _signer(alg)
-    verifier = Verifier(alg, signer.key)
-    token = jws.serialize_compact(signer.header, CLAIMS, signer.key, algorithms=[alg])
-    assert _verify(verifier, token) == _verify(verifier, signer.sign(CLAIMS)) == json.loads(CLAIMS)
-    head, payload, sig = token.split(".")
-    other = signer.sign(CLAIMS.replace("read", "write")).split(".")[1]
-    padded = sig + "=" * (-len(sig) % 4) or "=="
-    flipped = sig[:-2] + ("A" if sig[-2] != "A" else "B") + sig[-1]
-    for bad in (f"{head}.{other}.{sig}", f"{head}.{payload}.{flipped}", f"{head}.{payload}.{padded}",
-                f"{head}.{payload}.{sig}x", f"{head}.{payload}.", f"{head}.{payload}.{sig[:-4]}+/{sig[-2:]}",
-                f"{head}.{payload}", f" {token}", token + "\n", f"{head}.{payload}.{sig}.{sig}"):
-        with pytest.raises(ValueError):
-            _verify(verifier, bad)
-    with pytest.raises(ValueError):  # another key of the same algorithm
-        _verify(Verifier(alg, _signer(alg).key), token)
-
-
-def test_the_lean_verifier_takes_only_its_keys_algorithm() -> None:
-    rsa, ec = _signer("RS256"), _signer("ES256")
-    with pytest.raises(ValueError):
-        Verifier("ES256", rsa.key)
-    with pytest.raises(ValueError):
-        Verifier("RS256", ec.key)
-    with pytest.raises(ValueError):
-        Verifier("HS256", rsa.key)
 
 
 def test_json_log_timestamps_match_datetime_isoformat() -> None:
