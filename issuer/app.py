@@ -18,6 +18,7 @@ from starlette.routing import Route
 from issuer.errors import OAuthError, ProblemError, ServiceUnavailable
 from issuer.http import admin, discovery, oauth, openapi, sessions, swagger, token, users
 from issuer.http.forwarded import TrustedProxies
+from issuer.http.lean import LeanJSON
 from issuer.http.middleware import AllowedMethods, BrowserCORS, RequestMiddleware
 from issuer.http.responses import (
     handle_http_exception,
@@ -192,7 +193,8 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             )
         )
     middleware.append(Middleware(AllowedMethods, routes=route_list))
-    middleware.append(Middleware(token.LeanToken))
+    lean = {"/oauth2/token": token.LEAN, "/oauth2/introspect": oauth.LEAN}
+    middleware.append(Middleware(LeanJSON, endpoints=lean))
     app = Starlette(
         routes=route_list,
         middleware=middleware,

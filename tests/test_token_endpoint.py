@@ -168,15 +168,19 @@ async def test_get_is_405_not_500(client: httpx.AsyncClient) -> None:
 async def test_token_answers_carry_the_headers_of_routed_answers(
     client: httpx.AsyncClient, creds: tuple[str, str]
 ) -> None:
-    # POST /oauth2/token skips the router (issuer.http.token.LeanToken); introspection does not.
+    # POST /oauth2/token and /oauth2/introspect skip the router (issuer.http.lean.LeanJSON); their
+    # errors are Response objects from the app's handlers, as every routed answer is.
     issued = await client.post(TOKEN, data={"grant_type": "client_credentials"}, auth=creds)
     introspected = await client.post("/oauth2/introspect", data={"token": issued.json()["access_token"]}, auth=creds)
+    refused = await client.post(TOKEN, data={"grant_type": "nope"}, auth=creds)
     assert issued.status_code == introspected.status_code == 200
+    assert refused.status_code == 400
     assert introspected.json()["active"] is True
-    assert int(issued.headers["content-length"]) == len(issued.content)
-    for response in (issued, introspected):
+    for response in (issued, introspected, refused):
+        assert int(response.headers["content-length"]) == len(response.content)
         del response.headers["content-length"]
     assert sorted(issued.headers.multi_items()) == sorted(introspected.headers.multi_items())
+    assert sorted(issued.headers.multi_items()) == sorted(refused.headers.multi_items())
     assert issued.headers["content-type"] == "application/json"
     assert issued.headers["pragma"] == "no-cache"
     assert issued.headers["x-content-type-options"] == "nosniff"

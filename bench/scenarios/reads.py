@@ -5,8 +5,9 @@ One server (pinned with --pin), one confidential client registered with the audi
 (no database access: signature, claims and the in-memory revocation cache); baseline: joserfc
 verifies/s of the same token with the same key, one thread, on the server's core. JWKS: GET
 /.well-known/jwks.json with If-None-Match of its current ETag (304) and without (200); baseline:
-GET /healthz on the same server (the HTTP stack alone). Goals per worker: introspection >= 10,000/s,
-JWKS with ETag >= 15,000/s, 0 non-2xx.
+GET /healthz on the same server (the HTTP stack alone). With --baseline-src DIR, introspection again on
+a server running DIR's code (same data, token and pinning, after ours): an A/B of a change. Goals per
+worker: introspection >= 10,000/s, JWKS with ETag >= 15,000/s, 0 non-2xx.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.wait_idle:
                 wait_for_quiet(args.wait_idle)
 
-            def load(url: str, method: str, body: str, headers: dict[str, str]) -> dict[str, Any]:
+            def load(url: str, method: str, body: str, headers: dict[str, str], pid: int = server.pid) -> Any:
                 log(f"{method} {urllib.parse.urlsplit(url).path}: {WARMUP_SECONDS:g} s warm-up + {args.seconds:g} s")
-                return run_load(args, url, body, headers, inst.data_dir, method, load_cpu, server.pid)
+                return run_load(args, url, body, headers, inst.data_dir, method, load_cpu, pid)
 
             verify = raw_verify_rate(token, key, header["alg"], cpu=server_cpu)
             intro = load(introspect_url, "POST", body, auth)
@@ -63,10 +64,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             full = load(jwks_url, "GET", "", {})
             if server.poll() is not None:
                 raise RuntimeError("the server died during the run")
+        base: dict[str, Any] | None = None
+        if args.baseline_src:
+            log(f"baseline server: issuer code from {args.baseline_src}")
+            with start_server(inst, cpu=server_cpu, source=args.baseline_src) as baseline:
+                base = load(introspect_url, "POST", body, auth, baseline.pid)
     passed = (intro["ok_per_s"] >= INTROSPECT_GOAL and cached["ok_per_s"] >= JWKS_GOAL
               and not any(errors(r) for r in (intro, health, cached, full)))
     result = {"scenario": NAME, "introspect": summary(intro), "raw_verify_per_s": verify.per_s,
               "healthz": summary(health), "jwks_304": summary(cached), "jwks_200": summary(full), "passed": passed}
+    if base is not None:
+        result["baseline_src"] = {"introspect": summary(base), "source": str(args.baseline_src)}
     where = " (server on cpu0, load on cpu1)" if args.pin else ""
     rows: Rows = [
         ("server", f"1 uvicorn worker, {inst.database}, {header['alg']}{where}"),
@@ -75,6 +83,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ("raw verifies/s (joserfc, 1 thread)", f"{verify.per_s:,.0f}   ({fmt_us(verify.cpu_ms)} CPU each)"),
         ("introspections ÷ raw verifies", fmt_ratio(ratio(intro["ok_per_s"], verify.per_s))),
         ("introspections/s goal", _goal(intro["ok_per_s"], INTROSPECT_GOAL)),
+        *(load_rows(base, "introspections", prefix=f"baseline {args.baseline_src}: ") if base else []),
         *load_rows(cached, "JWKS 304 (If-None-Match)"),
         *load_rows(full, "JWKS 200"),
         *load_rows(health, "healthz (baseline)"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -9,6 +11,7 @@ from issuer.errors import InvalidClient
 from issuer.http.apidoc import CLIENT_API, documented, no_content, oauth_error, ok
 from issuer.http.clientauth import authenticate_client
 from issuer.http.forms import read_form
+from issuer.http.lean import LeanEndpoint
 from issuer.http.protocol_schemas import Introspection, TokenHintRequest
 from issuer.http.responses import no_store_json
 from issuer.services import Services
@@ -43,10 +46,17 @@ async def revoke(request: Request) -> Response:
     'disabled, the answer is {"active": false}.',
 )
 async def introspect(request: Request) -> Response:
-    services: Services = request.state.services
+    return no_store_json(await introspection(request, request.state.services))
+
+
+async def introspection(request: Request, services: Services) -> dict[str, Any]:
     params = await read_form(request, services.settings.max_body_bytes)
     client = await authenticate_client(request, params, services.clients, services.settings.url)
     if client.is_public:
         raise InvalidClient("introspection requires a confidential client")
     token, hint = params.require("token"), params.get("token_type_hint")
-    return no_store_json(await introspect_token(services.token_context, client, token, hint))
+    return await introspect_token(services.token_context, client, token, hint)
+
+
+# POST /oauth2/introspect straight from ASGI (issuer.http.lean), the same answers as ``introspect``.
+LEAN = LeanEndpoint(introspect, introspection)

@@ -1,26 +1,20 @@
 """The token endpoint (RFC 6749 §3.2) as a list of small steps:
 parse the form, find the grant, authenticate the client, check it may use the grant, run it.
 
-``LeanToken`` serves POST /oauth2/token straight from ASGI, inside RequestMiddleware, BrowserCORS
-and AllowedMethods (so size limits, CORS, OPTIONS/405, the access log and metrics still apply),
-skipping the router, the exception middleware and Response objects: the same steps and the same
-answers as ``token``, which stays the route (and what /openapi.json documents)."""
+``LEAN`` serves POST /oauth2/token straight from ASGI (issuer.http.lean): the same steps and the
+same answers as ``token``, which stays the route (and what /openapi.json documents)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from issuer.errors import (
     InvalidRequest,
     OAuthError,
-    ProblemError,
     RateLimited,
-    ServiceUnavailable,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
@@ -28,8 +22,9 @@ from issuer.grants import GRANTS, GrantRequest
 from issuer.http.apidoc import CLIENT_API, RATE_LIMITED, documented, oauth_error, ok
 from issuer.http.clientauth import authenticate_client
 from issuer.http.forms import read_form
+from issuer.http.lean import LeanEndpoint
 from issuer.http.protocol_schemas import TokenRequest, TokenResponse
-from issuer.http.responses import handle_oauth_error, handle_problem, handle_unavailable, no_store_json
+from issuer.http.responses import no_store_json
 from issuer.services import Services
 
 
@@ -82,35 +77,4 @@ async def _issue(request: Request, services: Services) -> dict[str, Any]:
     return body
 
 
-_HEADERS = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache"), (b"content-type", b"application/json")]
-
-
-class LeanToken:
-    """POST /oauth2/token without the router (see the module's docstring); errors are rendered by
-    the app's own handlers, and anything unexpected propagates to its 500 handler as before."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/oauth2/token" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        scope["endpoint"] = token  # the access log's and the latency histogram's route name
-        request = Request(scope, receive)
-        try:
-            body = await issue(request, request.state.services)
-        except OAuthError as exc:
-            response = await handle_oauth_error(request, exc)
-        except ServiceUnavailable as exc:
-            response = await handle_unavailable(request, exc)
-        except ProblemError as exc:
-            response = await handle_problem(request, exc)
-        else:
-            out = json.dumps(body, separators=(",", ":")).encode()
-            start = {"type": "http.response.start", "status": 200,
-                     "headers": [*_HEADERS, (b"content-length", str(len(out)).encode())]}
-            await send(start)
-            await send({"type": "http.response.body", "body": out})
-            return
-        await response(scope, receive, send)
+LEAN = LeanEndpoint(token, issue)

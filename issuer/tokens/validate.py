@@ -99,8 +99,16 @@ class AccessTokenValidator:
         self._issuer = issuer
         self._revocations = revocations
         self._clock = clock
+        # The registries hold only their options (audience: None or the issuer), so each is built once.
+        self._registries: dict[tuple[str | None, bool], _OwnClaims] = {}
 
     def _registry(self, audience: str | None, *, timed: bool) -> _OwnClaims:
+        registry = self._registries.get((audience, timed))
+        if registry is None:
+            registry = self._registries[audience, timed] = self._new_registry(audience, timed=timed)
+        return registry
+
+    def _new_registry(self, audience: str | None, *, timed: bool) -> _OwnClaims:
         options: dict[str, ClaimsOption] = {
             "iss": {"essential": True, "value": self._issuer},
             "jti": {"essential": True},
