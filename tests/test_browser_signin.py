@@ -7,7 +7,10 @@ One issuer per backend and one browser for the session; each test gets a fresh b
 
 from __future__ import annotations
 
+import json
 import secrets
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ from tests.browser import (
     pg_database_off_loop,
     screenshot,
 )
-from tests.conftest import OPERATOR
+from tests.conftest import OPERATOR, unavailable
 from tests.pages_helpers import PASSWORD, add_user, query_of
 
 pytestmark = pytest.mark.timeout(120)
@@ -196,6 +199,44 @@ def test_authlib_completes_the_code_flow_in_a_real_browser(
     assert page.url == app.bye + "?state=bye1"
     app.open(page, prompt="none")
     assert wait_landed(page, app)["error"] == "login_required"
+
+
+RP_NODE = Path(__file__).parent / "rp_node"
+
+
+def openid_client(mode: str, **args: str) -> dict[str, Any]:
+    """Run tests/rp_node/rp.mjs (openid-client under Node.js); .ci/run installs it with npm."""
+    node = shutil.which("node")
+    if node is None or not (RP_NODE / "node_modules" / "openid-client").is_dir():
+        unavailable("openid-client is not installed: `npm ci --prefix tests/rp_node` (needs Node.js)")
+    assert node is not None
+    done = subprocess.run([node, "rp.mjs", mode, json.dumps(args)], cwd=RP_NODE, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+def test_openid_client_completes_the_code_flow_in_a_real_browser(
+    any_issuer: ThreadServer, rp: RelyingParty, page: Any
+) -> None:
+    """openid-client (Node.js) does discovery, PKCE, state, nonce, the RFC 9207 iss check, ID-token
+    validation, userinfo and refresh its own way; Chromium signs in between its two halves."""
+    server = any_issuer
+    app = App(server, rp)
+    alice = user(server)
+    common = {"issuer": server.url, "client_id": app.client_id, "redirect_uri": app.callback, "alg": "ES256"}
+    started = openid_client("start", **common)
+    page.goto(started["url"])
+    focused(page, "username")
+    sign_in(page, alice)
+    wait_landed(page, app)
+    done = openid_client("finish", **common, callback=app.landed, verifier=started["verifier"],
+                         state=started["state"], nonce=started["nonce"])
+    claims, info, refreshed = done["claims"], done["userinfo"], done["refreshed"]
+    assert claims["iss"] == server.url and claims["aud"] == app.client_id and claims["nonce"] == started["nonce"]
+    assert claims["preferred_username"] == alice and info["sub"] == claims["sub"] == refreshed["sub"]
+    assert refreshed["sid"] == claims["sid"] and refreshed["auth_time"] == claims["auth_time"]
 
 
 def test_prompt_login_shows_the_form_again(issuer: ThreadServer, rp: RelyingParty, page: Any) -> None:
