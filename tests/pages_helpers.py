@@ -3,8 +3,6 @@ authorization URLs, hidden form fields, users and browser-flow clients."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import secrets
 from typing import Any
@@ -15,17 +13,12 @@ import httpx
 from issuer.accounts.users import NewUser
 from issuer.models import User
 from issuer.services import Services
+from tests.authorize_helpers import PASSWORD as PASSWORD
+from tests.authorize_helpers import REDIRECT as REDIRECT
+from tests.authorize_helpers import pkce as pkce
 from tests.conftest import OPERATOR, make_client, services_of
 
-PASSWORD = "password-123"
-REDIRECT = "https://app.example.com/callback"
 LOGGED_OUT = "https://app.example.com/bye"
-
-
-def pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return verifier, challenge
 
 
 def authorize_query(client_id: str, challenge: str, redirect_uri: str = REDIRECT, **extra: str) -> str:
