@@ -62,14 +62,20 @@ def parse_wrk(text: str) -> dict[str, Any]:
     }
 
 
-def wrk_run(url: str, method: str, body: str, headers: dict[str, str], connections: int, seconds: float,
-            workdir: Path, cpu: int | None) -> dict[str, Any]:
-    """One `wrk -t1 -cC -dNs --latency` run with a generated Lua script."""
+def wrk_run(url: str, method: str, body: str | list[str], headers: dict[str, str], connections: int,
+            seconds: float, workdir: Path, cpu: int | None) -> dict[str, Any]:
+    """One `wrk -t1 -cC -dNs --latency` run with a generated Lua script. A list of bodies is sent
+    in turn, one per request (wrk sets each one's Content-Length)."""
     assert urllib.parse.urlsplit(url).hostname == HOST
     wrk = shutil.which("wrk")
     assert wrk
-    lua = [f"wrk.method = {json.dumps(method)}", f"wrk.body = {json.dumps(body)}"]
+    lua = [f"wrk.method = {json.dumps(method)}"]
     lua += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    if isinstance(body, str):
+        lua.append(f"wrk.body = {json.dumps(body)}")
+    else:  # JSON strings of ASCII text are valid Lua string literals
+        lua += ["local bodies = {" + ",".join(json.dumps(b) for b in body) + "}", "local i = 0",
+                "request = function() i = i % #bodies + 1; return wrk.format(nil, nil, nil, bodies[i]) end"]
     script = workdir / f"load-{os.getpid()}-{time.monotonic_ns()}.lua"
     script.write_text("\n".join(lua) + "\n")
     cmd = [*taskset(cpu), wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
@@ -167,7 +173,7 @@ def use_wrk(args: argparse.Namespace) -> bool:
     return args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk") is not None)
 
 
-def run_load(args: argparse.Namespace, url: str, body: str, headers: dict[str, str], workdir: Path,
+def run_load(args: argparse.Namespace, url: str, body: str | list[str], headers: dict[str, str], workdir: Path,
              method: str = "POST", cpu: int | None = None, watch_pid: int | None = None,
              also_watch: dict[str, int] | None = None) -> dict[str, Any]:
     """A closed-loop load of args.connections keep-alive connections repeating one request: a
@@ -177,6 +183,8 @@ def run_load(args: argparse.Namespace, url: str, body: str, headers: dict[str, s
     hdrs = {**FORM, **headers}
     watch = {**(also_watch or {}), **({"server": watch_pid} if watch_pid else {})}
     if not use_wrk(args):
+        if not isinstance(body, str):
+            raise RuntimeError("a request body per request needs wrk (apt-get install wrk)")
         if args.loadgen == "auto":
             log("wrk not found on PATH; using the asyncio load generator (it costs more CPU per request)")
         spec = {"mode": "closed", "url": url, "method": method, "body": body, "headers": hdrs,

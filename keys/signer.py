@@ -72,7 +72,7 @@ class Signer:
         object.__setattr__(self, "_prefix", b64url(text.encode("ascii")) + b".")
         object.__setattr__(self, "_raw_sign", raw_sign)
 
-    def sign(self, payload: str) -> str:
-        """``payload`` is the claims' JSON text; returns header.payload.signature."""
-        signing_input = self._prefix + b64url(payload.encode("utf-8"))
+    def sign(self, payload: bytes) -> str:
+        """``payload`` is the claims' JSON (UTF-8); returns header.payload.signature."""
+        signing_input = self._prefix + b64url(payload)
         return (signing_input + b"." + b64url(self._raw_sign(signing_input))).decode("ascii")

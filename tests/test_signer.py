@@ -17,7 +17,8 @@ from keys.generate import generate_key, load_private_key
 from keys.signer import Signer
 
 CLAIMS = json.dumps({"iss": "https://issuer.example", "sub": "c-ü", "aud": "https://api.example.com",
-                     "exp": 1_900_000_000, "iat": 1_899_999_100, "scope": "read:orders"}, separators=(",", ":"))
+                     "exp": 1_900_000_000, "iat": 1_899_999_100, "scope": "read:orders"},
+                    separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _signer(alg: str) -> Signer:
@@ -38,7 +39,7 @@ def test_joserfc_verifies_it_and_rejects_a_tampered_payload(alg: str) -> None:
     assert json.loads(obj.payload) == json.loads(CLAIMS)
     assert obj.protected == signer.header
     head, _, sig = token.split(".")
-    other = jws.serialize_compact(signer.header, CLAIMS.replace("read", "write"), signer.key, algorithms=[alg])
+    other = jws.serialize_compact(signer.header, CLAIMS.replace(b"read", b"write"), signer.key, algorithms=[alg])
     with pytest.raises(BadSignatureError):
         jws.deserialize_compact(f"{head}.{other.split('.')[1]}.{sig}", signer.key, algorithms=[alg])
     if alg == "ES256":  # raw R||S of P-256 (RFC 7518 §3.4), not DER

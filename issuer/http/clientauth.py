@@ -8,11 +8,11 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 
 from issuer.errors import InvalidClient, InvalidRequest
+from issuer.http.forms import form_decode
 from issuer.http.responses import note
 from issuer.models import Client
 from issuer.oauth.clients import ClientRegistry
@@ -45,7 +45,7 @@ def read_credentials(request: Request, params: Params, realm: str) -> Credential
             raw_id, sep, raw_secret = decoded.partition(":")
             if not sep:
                 raise ValueError
-            client_id, secret = unquote_plus(raw_id, errors="strict"), unquote_plus(raw_secret, errors="strict")
+            client_id, secret = form_decode(raw_id), form_decode(raw_secret)
         except (binascii.Error, UnicodeDecodeError, ValueError):
             raise InvalidClient("malformed HTTP Basic credentials", headers=_challenge(realm)) from None
         if body_secret is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -80,12 +80,32 @@ async def receive_form(content_type: str, declared: str | None, receive: Receive
     except BodyTooLarge:
         raise BodyTooLargeError(f"the body exceeds {limit} bytes") from None
     try:
-        pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, max_num_fields=_MAX_FIELDS, errors="strict")
+        pairs = parse_form(body.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("the body is not valid form encoding") from None
     if any("\x00" in n or "\x00" in v for n, v in pairs):
         raise InvalidRequest("the body contains NUL characters")
     return Params(pairs)
+
+
+def parse_form(text: str) -> list[tuple[str, str]]:
+    """``urllib.parse.parse_qsl(text, keep_blank_values=True, max_num_fields=_MAX_FIELDS,
+    errors="strict")``, several times faster on the usual bodies: a component without ``%`` or
+    ``+`` needs no decoding. ValueError beyond _MAX_FIELDS fields, UnicodeDecodeError for
+    percent-escapes that are not UTF-8."""
+    if text.count("&") >= _MAX_FIELDS:
+        raise ValueError("too many fields")
+    pairs = []
+    for field in text.split("&"):
+        if field:
+            name, _, value = field.partition("=")
+            pairs.append((form_decode(name), form_decode(value)))
+    return pairs
+
+
+def form_decode(component: str) -> str:
+    """One application/x-www-form-urlencoded component (``+`` is a space), strict UTF-8."""
+    return unquote_plus(component, errors="strict") if "%" in component or "+" in component else component
 
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:

@@ -9,11 +9,11 @@ rendered by the app's own handlers; anything unexpected propagates to its 500 ha
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -21,7 +21,6 @@ from issuer.errors import OAuthError, ProblemError, ServiceUnavailable
 from issuer.http.responses import handle_oauth_error, handle_problem, handle_unavailable
 from issuer.services import Services
 
-_JSON = json.JSONEncoder(separators=(",", ":"))  # built once: json.dumps with options builds one per call
 _HEADERS = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache"), (b"content-type", b"application/json")]
 
 
@@ -56,7 +55,7 @@ class LeanJSON:
         except ProblemError as exc:
             response = await handle_problem(request, exc)
         else:
-            out = _JSON.encode(body).encode()
+            out = orjson.dumps(body)
             start = {"type": "http.response.start", "status": 200,
                      "headers": [*_HEADERS, (b"content-length", str(len(out)).encode())]}
             await send(start)

@@ -73,6 +73,7 @@ class RequestMiddleware:
         self._headers = _SECURITY_HEADERS + (
             [(b"strict-transport-security", b"max-age=31536000; includeSubDomains")] if https else []
         )
+        self._names = frozenset(name for name, _ in self._headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,10 +88,14 @@ class RequestMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                sent = list(message.get("headers", []))
-                # A response that chose its own (the pages' CSP) keeps it: two policies would both apply.
-                present = {name.lower() for name, _ in sent}
-                message["headers"] = sent + [h for h in self._headers if h[0] not in present]
+                sent = message.get("headers") or []
+                names = self._names
+                if any(name.lower() in names for name, _ in sent):
+                    # A response that chose its own (the pages' CSP) keeps it: two policies would both apply.
+                    present = {name.lower() for name, _ in sent}
+                    message["headers"] = [*sent, *(h for h in self._headers if h[0] not in present)]
+                else:
+                    message["headers"] = [*sent, *self._headers]
             await send(message)
 
         length = coding = None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,7 +28,7 @@ def note(request: Request, **fields: str) -> None:
 def json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None, media: str = "application/json"
 ) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), status, headers, media)
+    return Response(orjson.dumps(body), status, headers, media)
 
 
 def no_store_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
