@@ -27,6 +27,7 @@ from issuer.http.responses import (
     handle_unavailable,
     handle_unexpected,
 )
+from issuer.http.routing import IndexedRouter
 from issuer.operations import SCHEDULER
 from issuer.operations.docs_client import DOCS_REDIRECT_PATH, ensure_docs_client
 from issuer.pages import open_pages
@@ -207,6 +208,7 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             Exception: handle_unexpected,
         },
     )
-    # Starlette would redirect /path/ to /path with a Location built from the Host header.
-    app.router.redirect_slashes = False
+    # The same routes, found without trying each in turn; and no redirect of /path/ to /path
+    # (Starlette would build its Location from the Host header).
+    app.router = IndexedRouter(route_list, lifespan=lifespan, redirect_slashes=False)
     return app
