@@ -14,6 +14,7 @@ from types import ModuleType
 from bench.scenarios import (
     client_credentials,
     flood,
+    goals,
     http_attacks,
     logins,
     memory,
@@ -29,11 +30,12 @@ SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m
     for m in (
         client_credentials, reads, scaling, memory, refresh, logins, flood, register_flood, http_attacks, verifier,
-        signin,
+        signin, goals,
     )
 }
 
 
 def load_scenarios() -> list[str]:
-    """The scenarios ``all`` runs: the ones driven by the shared load options."""
-    return [name for name, m in SCENARIOS.items() if getattr(m, "LOAD_OPTIONS", True)]
+    """The scenarios ``all`` runs: the ones driven by the shared load options (but ``goals``,
+    which runs several of them itself)."""
+    return [name for name, m in SCENARIOS.items() if getattr(m, "LOAD_OPTIONS", True) and getattr(m, "IN_ALL", True)]
