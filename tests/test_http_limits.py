@@ -200,3 +200,39 @@ def test_a_transfer_coding_other_than_chunked_is_refused(server: ServeCommand, c
         )
         answer = sock.recv(1000)
     assert answer.startswith(b"HTTP/1.1 401 "), answer  # no client credentials: a normal OAuth error
+
+
+def _responses(raw: bytes) -> list[tuple[bytes, bytes]]:
+    """(status line, body) of each HTTP/1.1 response in ``raw``, all with Content-Length."""
+    found = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)\r\ncontent-length: (\d+)", head).group(1))  # type: ignore[union-attr]
+        found.append((head.split(b"\r\n")[0], rest[:length]))
+        raw = rest[length:]
+    return found
+
+
+def test_a_response_leaves_in_one_write(server: ServeCommand) -> None:
+    """Head and body are joined (issuer.http.server._BatchedWrites): the first read has both."""
+    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=5) as sock:
+        for _ in range(5):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = sock.recv(65536)
+            assert _responses(first) == [(b"HTTP/1.1 200 OK", b'{"status":"ok"}')], first
+
+
+def test_pipelined_requests_are_answered_in_order(server: ServeCommand) -> None:
+    requests = (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=5) as sock:
+        sock.sendall(requests)
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    answers = _responses(raw)
+    assert [status for status, _ in answers] == [b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found",
+                                                 b"HTTP/1.1 200 OK"]
+    assert json.loads(answers[1][1])["keys"] and answers[3][1] == b'{"status":"ok"}'

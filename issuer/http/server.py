@@ -64,6 +64,39 @@ class _HeadTooLarge(Exception):
     pass
 
 
+class _BatchedWrites:
+    """The connection's transport as its request cycles see it: uvicorn writes a response's head
+    and its body separately, two system calls and two TCP segments for a small JSON answer. Here
+    the writes of one loop iteration are joined and written once, by a callback at the start of
+    the next (before any further input is read); ``flush`` writes them at once, and ``close``
+    writes them before closing. Everything else is the transport's."""
+
+    __slots__ = ("_transport", "_loop", "_pending")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        if self._pending:
+            data, self._pending = b"".join(self._pending), []
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     limits: Limits | None = None  # tests may set this; otherwise read from the environment
 
@@ -90,6 +123,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._linger("too many connections", _BUSY)
             return
         super().connection_made(transport)
+        self._writes = _BatchedWrites(transport, self.loop)
         self._arm("request head", self._limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -99,6 +133,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # lingering so the client can read our answer; its bytes are dropped unparsed
+        self._writes.flush()  # answers already given go out before anything this input causes
         if self._in_head:
             if self._deadline is None:  # the first bytes of the next request on a kept-alive connection
                 self._arm("request head", self._limits.header_timeout)
@@ -149,6 +184,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         self._arm("request body", self._limits.body_timeout)
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.transport = self._writes  # type: ignore[assignment]
+
+    def shutdown(self) -> None:
+        if hasattr(self, "_writes"):
+            self._writes.flush()
+        super().shutdown()
+
+    def timeout_keep_alive_handler(self) -> None:
+        self._writes.flush()
+        super().timeout_keep_alive_handler()
 
     def on_message_complete(self) -> None:
         self._disarm()
