@@ -13,7 +13,10 @@ from issuer.app import routes
 from issuer.http.routing import IndexedRouter
 
 
-def _chosen(router: Router, method: str, path: str, monkeypatch: pytest.MonkeyPatch) -> tuple[BaseRoute | None, dict[str, object]]:
+Choice = tuple[BaseRoute | None, dict[str, object]]
+
+
+def _chosen(router: Router, method: str, path: str, monkeypatch: pytest.MonkeyPatch) -> Choice:
     seen: list[BaseRoute | None] = []
 
     async def handle(self: BaseRoute, scope: Scope, receive: Receive, send: Send) -> None:
