@@ -12,7 +12,6 @@ from starlette.types import Receive, Scope, Send
 from issuer.app import routes
 from issuer.http.routing import IndexedRouter
 
-
 Choice = tuple[BaseRoute | None, dict[str, object]]
 
 
