@@ -88,7 +88,7 @@ class RequestMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                sent = message.get("headers") or []
+                sent = list(message.get("headers") or ())
                 names = self._names
                 if any(name.lower() in names for name, _ in sent):
                     # A response that chose its own (the pages' CSP) keeps it: two policies would both apply.
