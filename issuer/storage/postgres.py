@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -91,40 +92,95 @@ def _lock_id(name: str) -> int:
 
 
 class PostgresDatabase:
+    """asyncpg's pool, with connections kept at hand between statements: asyncpg returns each
+    connection to its pool through a new task (``asyncio.shield``) and re-arms an idle timer,
+    about 80 µs of CPU per statement on a 2-core VM, more than the statement itself. A connection
+    that served a statement without error stays checked out, on ``_ready``, for the next one;
+    any error (or cancellation) hands it back to asyncpg's pool, which resets or replaces it, and
+    a connection found closed is handed back too, and so is every connection while some task
+    waits in asyncpg's queue. So asyncpg still opens, counts and closes every connection, within
+    the same max_size."""
+
     dialect: Literal["postgres"] = "postgres"
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._ready: list[asyncpg.Connection] = []
+        self._waiting = 0  # tasks waiting in asyncpg's pool.acquire()
 
     @classmethod
     async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> PostgresDatabase:
         pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, command_timeout=30, reset=_no_reset)
         return cls(pool)
 
-    @asynccontextmanager
-    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _checkout(self) -> asyncpg.Connection:
+        while self._ready:
+            conn = self._ready.pop()
+            try:
+                if not conn.is_closed():
+                    return conn
+            except asyncpg.InterfaceError:
+                continue  # closed under us, and asyncpg already took it back ("released")
+            await self._pool.release(conn)  # the server or the network closed it: asyncpg replaces it
+        self._waiting += 1
         try:
-            conn = await self._pool.acquire()
+            return await self._pool.acquire()
         except (*_OUTAGE, asyncpg.PostgresError) as exc:
             # Whatever keeps us from getting a connection (refused, database gone or closed to
             # connections, too many clients) means the database is unavailable to us for now.
             raise DatabaseUnavailable(type(exc).__name__) from exc
+        finally:
+            self._waiting -= 1
+
+    async def _checkin(self, conn: asyncpg.Connection) -> None:
+        if self._waiting:  # someone waits in asyncpg's queue for a connection: give it this one
+            await self._pool.release(conn)
+        else:
+            self._ready.append(conn)
+
+    @asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        conn = await self._checkout()
         try:
             yield conn
-        finally:
+        except BaseException:
             await self._pool.release(conn)
+            raise
+        if conn.is_in_transaction():  # not expected: transactions close in their context manager
+            await self._pool.release(conn)
+        else:
+            await self._checkin(conn)
 
+    # The three single statements, without a context manager (about 10 µs each saved).
     async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
-        async with self._acquire() as conn:
-            return await _Conn(conn).fetch(sql, *args)
+        conn = await self._checkout()
+        try:
+            rows = await _Conn(conn).fetch(sql, *args)
+        except BaseException:
+            await self._pool.release(conn)
+            raise
+        await self._checkin(conn)
+        return rows
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        async with self._acquire() as conn:
-            return await _Conn(conn).fetchrow(sql, *args)
+        conn = await self._checkout()
+        try:
+            row = await _Conn(conn).fetchrow(sql, *args)
+        except BaseException:
+            await self._pool.release(conn)
+            raise
+        await self._checkin(conn)
+        return row
 
     async def execute(self, sql: str, *args: Any) -> int:
-        async with self._acquire() as conn:
-            return await _Conn(conn).execute(sql, *args)
+        conn = await self._checkout()
+        try:
+            count = await _Conn(conn).execute(sql, *args)
+        except BaseException:
+            await self._pool.release(conn)
+            raise
+        await self._checkin(conn)
+        return count
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Database]:
@@ -160,11 +216,16 @@ class PostgresDatabase:
                     await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
 
     async def run_script(self, script: str) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._acquire() as conn, conn.transaction():
             await conn.execute(script)
 
     async def ping(self) -> None:
-        await self._pool.fetchval("SELECT 1")
+        async with self._acquire() as conn:
+            await conn.fetchval("SELECT 1")
 
     async def close(self) -> None:
+        ready, self._ready = self._ready, []
+        for conn in ready:
+            with contextlib.suppress(asyncpg.InterfaceError):  # asyncpg may have taken it back already
+                await self._pool.release(conn)
         await self._pool.close()
