@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from issuer.errors import ConfigurationError
 from issuer.settings import Settings
 from issuer.storage import Database, open_database
-from issuer.storage.database import DatabaseUnavailable
+from issuer.storage.database import DatabaseUnavailable, asyncpg_errors
 from keys.envelope import Envelope, EnvelopeError, new_kek, parse_keks
 from keys.lifecycle import Policy
 
@@ -168,27 +168,29 @@ def redact_url(url: str) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    import asyncpg
-
     cause = exc.__cause__ if isinstance(exc, DatabaseUnavailable) and exc.__cause__ else exc
     if isinstance(cause, ConnectionRefusedError):
         return "connection refused (is PostgreSQL running, on that host and port?)"
     if isinstance(cause, TimeoutError):
         return "no answer (timed out)"
-    if isinstance(cause, (asyncpg.PostgresError, OSError, sqlite3.Error)):
+    if isinstance(cause, (*asyncpg_errors("PostgresError"), OSError, sqlite3.Error)):
         detail = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         return detail
     return type(cause).__name__
 
 
+def _cannot_open() -> tuple[type[Exception], ...]:
+    """What opening a database raises when it cannot: asyncpg's errors are among them once
+    open_database has loaded asyncpg for a PostgreSQL URL (a SQLite process never loads it)."""
+    return (OSError, sqlite3.Error, DatabaseUnavailable, *asyncpg_errors("PostgresError", "InterfaceError"))
+
+
 async def connect_database(settings: Settings) -> Database:
     """Open the configured database or raise one ConfigurationError line naming the setting."""
-    import asyncpg
-
     url = settings.effective_database_url
     try:
         return await open_database(url, pool_size=settings.pool_size)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error, DatabaseUnavailable) as exc:
+    except _cannot_open() as exc:
         setting = "ISSUER_DATABASE_URL" if settings.database_url else "ISSUER_DATA_DIR"
         raise ConfigurationError(f"{setting}: cannot open {redact_url(url)}: {_reason(exc)}") from None
 

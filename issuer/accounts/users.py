@@ -9,8 +9,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from email_validator import EmailNotValidError, validate_email
-
 from issuer.accounts.hashbudget import Kind
 from issuer.accounts.names import display_username, has_unsafe_characters
 from issuer.accounts.passwords import Passwords
@@ -158,6 +156,9 @@ def normalise_email(value: object) -> tuple[str | None, str | None]:
         return None, "a valid email address"
     if has_unsafe_characters(value):
         return None, "must not contain control or bidirectional-override characters"
+    # Loaded at the first address (registration, user admin): no token path needs it.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         return validate_email(value, check_deliverability=False).normalized, None
     except EmailNotValidError as exc:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from issuer.check import run_check
 from issuer.cli import audit, clients, keys, users
 from issuer.errors import ConfigurationError, ServiceUnavailable
+from issuer.malloc import fix_mmap_threshold
 from issuer.observability.logs import configure_logging
 from issuer.operations import Actor
 from issuer.services import Services, open_services
@@ -66,6 +67,7 @@ async def _preflight(settings: Settings) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    fix_mmap_threshold()  # before the first password hash (issuer.malloc)
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format, env=settings.env)
     # Open (and, embedded, migrate) everything once before uvicorn starts, so a wrong setting is

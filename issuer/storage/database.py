@@ -13,13 +13,17 @@ from issuer.errors import ServiceUnavailable
 Row = Mapping[str, Any]
 
 
-def unique_violations(*also: type[Exception]) -> tuple[type[Exception], ...]:
-    """What a duplicate key raises on either backend (and ``also``), for an ``except`` clause.
-    asyncpg's class is looked up, not imported: a process on SQLite never loads asyncpg (about
-    3 MB), and then no asyncpg error can occur."""
+def asyncpg_errors(*names: str) -> tuple[type[Exception], ...]:
+    """asyncpg's exception classes of those names, for an ``except`` clause, or none if asyncpg
+    is not loaded. They are looked up, not imported: a process on SQLite never loads asyncpg
+    (about 3 MB), and then no asyncpg error can occur."""
     asyncpg = sys.modules.get("asyncpg")
-    found = (sqlite3.IntegrityError,) if asyncpg is None else (sqlite3.IntegrityError, asyncpg.UniqueViolationError)
-    return (*also, *found)
+    return () if asyncpg is None else tuple(getattr(asyncpg, name) for name in names)
+
+
+def unique_violations(*also: type[Exception]) -> tuple[type[Exception], ...]:
+    """What a duplicate key raises on either backend (and ``also``), for an ``except`` clause."""
+    return (*also, sqlite3.IntegrityError, *asyncpg_errors("UniqueViolationError"))
 
 
 class Executor(Protocol):
