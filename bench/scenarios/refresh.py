@@ -3,7 +3,8 @@
 A throw-away database bench_<random> is created through --pg-admin-url and dropped WITH (FORCE)
 afterwards, unless --database-url names one. Each of --connections connections logs in once, then
 rotates its own chain (the new refresh token from each response is the next one presented, so none
-is reused). Goal >= 1,500 rotations/s with one worker and 0 errors.
+is reused). Goal >= 1,500 rotations/s with one worker and 0 errors. With --baseline-src DIR, the
+same refresh load again on a server running DIR's code (same database, user and client, after ours).
 """
 
 from __future__ import annotations
@@ -78,6 +79,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             consumed = pg_execute(db_url, CONSUMED)[0][0]["n"] - consumed0
             if server.poll() is not None:
                 raise RuntimeError("the server died during the run")
+        base = None
+        if args.baseline_src:
+            log(f"baseline server: issuer code from {args.baseline_src}, the same refresh load")
+            with start_server(inst, cpu=server_cpu, source=args.baseline_src) as baseline:
+                base = run_gen(spec, inst.data_dir, load_cpu, "refreshgen", {"server": baseline.pid}, pg_url=db_url)
 
     rate = load["ok_per_s"]
     passed = rate >= GOAL and errors(load) == 0
@@ -116,5 +122,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                   f"ours {rate / (120 * CORES):.1f}×"),
         ("rotations/s goal", f"≥ {GOAL:,.0f}   {'PASS' if passed else 'FAIL'}"),
     ]
+    if base is not None:
+        base_cpu = base.get("server_cpu_ms_per_req")
+        result["baseline_src"] = {**summary(base), "source": str(args.baseline_src)}
+        rows += [
+            *load_rows(base, "rotations", prefix=f"baseline {args.baseline_src}: "),
+            ("server CPU/rotation ours − baseline", "n/a" if not (rt_cpu and base_cpu) else
+             f"{(rt_cpu - base_cpu) * 1e3:+,.0f} µs   ({fmt_us(rt_cpu)} vs {fmt_us(base_cpu)})"),
+        ]
     print_block("refresh (public client, refresh_token rotation, PostgreSQL)", rows)
     return result
