@@ -31,7 +31,7 @@ ALLOWED_ALGS = ("RS256", "ES256")
 ACCESS_TOKEN_TYP = "at+jwt"
 ID_TOKEN_TYP = "JWT"
 TOKEN_TYPS = (ACCESS_TOKEN_TYP, ID_TOKEN_TYP)
-# Tokens whose signature verified, remembered by Keyring.verify: about 2 KB each at most.
+# Tokens whose signature verified, remembered by Keyring.verify (with their payload): about 3 KB each at most.
 VERIFIED_CACHE_SIZE = 1024
 _CACHED_TOKEN_CHARS = 2048  # longer ones (many roles or audiences) are verified every time
 
@@ -63,7 +63,7 @@ class Keyring:
         self._id_signer: Signer | None = None  # ID tokens (typ JWT), same key
         self._verifiers: dict[str, RSAKey | ECKey] = {}
         self._decrypted: dict[str, RSAKey | ECKey] = {}
-        self._verified: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}  # see verify
+        self._verified: dict[tuple[str, str], tuple[bytes, str]] = {}  # see verify: payload, kid
         self.jwks: JwksDocument = build_jwks([])
 
     @property
@@ -126,16 +126,15 @@ class Keyring:
         published is never used, and ``load`` forgets them all when a key stops being published."""
         hit = self._verified.get((token, typ))
         if hit is not None and hit[1] in self._verifiers:
-            return dict(hit[0]), hit[1]
-        claims, kid = self._verify(token, typ)
-        if len(token) > _CACHED_TOKEN_CHARS:
-            return claims, kid
-        if len(self._verified) >= VERIFIED_CACHE_SIZE:
-            del self._verified[next(iter(self._verified))]  # the oldest
-        self._verified[token, typ] = (claims, kid)
-        return dict(claims), kid
+            return json.loads(hit[0]), hit[1]  # parsed anew: nothing a caller changes is shared
+        payload, claims, kid = self._verify(token, typ)
+        if len(token) <= _CACHED_TOKEN_CHARS:
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                del self._verified[next(iter(self._verified))]  # the oldest
+            self._verified[token, typ] = (payload, kid)
+        return claims, kid
 
-    def _verify(self, token: str, typ: str) -> tuple[dict[str, Any], str]:
+    def _verify(self, token: str, typ: str) -> tuple[bytes, dict[str, Any], str]:
         try:
             header = _peek_header(token)
             kid, alg = header.get("kid"), header.get("alg")
@@ -148,7 +147,7 @@ class Keyring:
             raise ValueError("invalid token") from exc
         if not isinstance(claims, dict):
             raise ValueError("invalid token")
-        return claims, kid  # type: ignore[return-value]
+        return obj.payload, claims, kid  # type: ignore[return-value]
 
     def max_age(self) -> int:
         return jwks_max_age(self._keys, self._clock(), self._policy)

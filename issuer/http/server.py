@@ -64,6 +64,11 @@ class _HeadTooLarge(Exception):
     pass
 
 
+# Pending bytes that are written at once: uvicorn pauses a response's further sends while the
+# transport's buffer is full, so a large or streamed answer must reach the transport as it goes.
+_WRITE_AT_ONCE = 64 * 1024
+
+
 class _BatchedWrites:
     """The connection's transport as its request cycles see it: uvicorn writes a response's head
     and its body separately, two system calls and two TCP segments for a small JSON answer. Here
@@ -71,21 +76,25 @@ class _BatchedWrites:
     the next (before any further input is read); ``flush`` writes them at once, and ``close``
     writes them before closing. Everything else is the transport's."""
 
-    __slots__ = ("_transport", "_loop", "_pending")
+    __slots__ = ("_transport", "_loop", "_pending", "_size")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._size = 0
 
     def write(self, data: bytes) -> None:
         if not self._pending:
             self._loop.call_soon(self.flush)
         self._pending.append(data)
+        self._size += len(data)
+        if self._size >= _WRITE_AT_ONCE:
+            self.flush()  # a big answer goes to the transport now, under its flow control
 
     def flush(self) -> None:
         if self._pending:
-            data, self._pending = b"".join(self._pending), []
+            data, self._pending, self._size = b"".join(self._pending), [], 0
             if not self._transport.is_closing():
                 self._transport.write(data)
 
@@ -192,6 +201,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._writes.flush()
         super().shutdown()
 
+    def eof_received(self) -> None:
+        if hasattr(self, "_writes"):
+            self._writes.flush()  # the client half-closed: the transport closes after this returns
+        super().eof_received()
+
     def timeout_keep_alive_handler(self) -> None:
         self._writes.flush()
         super().timeout_keep_alive_handler()
@@ -218,6 +232,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _close(self, reason: str) -> None:
         self._disarm()
         log.info("connection closed", extra={"reason": reason, "client": _host(self.client)})
+        if hasattr(self, "_writes"):
+            self._writes.flush()
         self.transport.close()
 
     def _linger(self, reason: str, response: bytes) -> None:
