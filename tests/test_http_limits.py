@@ -214,7 +214,7 @@ def _responses(raw: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def test_a_response_leaves_in_one_write(server: ServeCommand) -> None:
-    """Head and body are joined (issuer.http.server._BatchedWrites): the first read has both."""
+    """The head is held until the body (issuer.http.server._Exchange): the first read has both."""
     with socket.create_connection(("127.0.0.1", port_of(server)), timeout=5) as sock:
         for _ in range(5):
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -236,39 +236,3 @@ def test_pipelined_requests_are_answered_in_order(server: ServeCommand) -> None:
     assert [status for status, _ in answers] == [b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found",
                                                  b"HTTP/1.1 200 OK"]
     assert json.loads(answers[1][1])["keys"] and answers[3][1] == b'{"status":"ok"}'
-
-
-def test_batched_writes_join_small_writes_and_pass_big_ones_at_once() -> None:
-    from issuer.http.server import _WRITE_AT_ONCE, _BatchedWrites
-
-    class Transport:
-        def __init__(self) -> None:
-            self.written: list[bytes] = []
-            self.closed = False
-
-        def write(self, data: bytes) -> None:
-            self.written.append(data)
-
-        def is_closing(self) -> bool:
-            return self.closed
-
-        def close(self) -> None:
-            self.closed = True
-
-    async def scenario() -> None:
-        transport = Transport()
-        writes = _BatchedWrites(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
-        writes.write(b"head ")
-        writes.write(b"body")
-        assert transport.written == []  # joined, written at the next loop turn
-        await asyncio.sleep(0)
-        assert transport.written == [b"head body"]
-        chunk = b"x" * (_WRITE_AT_ONCE // 4)
-        for _ in range(4):  # a streamed answer reaches the transport (and its flow control) as it goes
-            writes.write(chunk)
-        assert transport.written[1:] == [chunk * 4]
-        writes.write(b"last")
-        writes.close()  # what is pending goes out before the close
-        assert transport.written[-1] == b"last" and transport.closed
-
-    asyncio.run(scenario())

@@ -1,30 +1,51 @@
-"""The HTTP/1.1 connection limits uvicorn lacks, as a subclass of its httptools protocol.
+"""HTTP/1.1 for the ASGI app: the connection protocol ``issuer serve`` gives uvicorn.
 
-uvicorn holds a connection that trickles its request head or body forever, and httptools
-buffers an unterminated header without bound. Here each connection gets a deadline for its
-request head and one for its body, a cap on the head's size (431), and each worker a cap on
-open connections (503 at once, before anything is read). ``issuer serve`` selects this class.
-It hooks uvicorn's parser callbacks (``on_headers_complete``, ``on_message_complete``) and its
-``connections`` set; tests/test_http_limits.py exercises each limit against a real process, so an
-uvicorn upgrade that moves them fails there.
+uvicorn still runs the process (sockets, workers, signals, lifespan, graceful shutdown through
+its ``ServerState``), but each connection is served here, with httptools' parser, for two reasons:
+
+- **Limits uvicorn lacks.** uvicorn holds a connection that trickles its request head or body
+  forever, and httptools buffers an unterminated header without bound. Here each connection gets
+  a deadline for its request head and one for its body, a cap on the head's size (431), and each
+  worker a cap on open connections (503 at once, before anything is read).
+- **Cost.** uvicorn's httptools protocol, with those limits added as a subclass, executed about
+  172,000 instructions per request in the server (callgrind, a trivial app, keep-alive
+  connections): an ``asyncio.Event`` and three timers per request (keep-alive, head and body
+  deadlines), a response head checked header by header, and a head and body written apart. This
+  one executes about 115,000 (uvicorn's own, without the limits: 122,000): a connection has one
+  deadline, kept as a number, whose one timer fires at most once per timeout period
+  (``_wait_for``); a response head is checked with one search over all names and one over all
+  values; and the head is held until the first body message, so a whole answer leaves in one
+  write (uvicorn writes them apart: two system calls and two TCP segments for a small JSON answer).
+
+What the app sees is uvicorn's: the same scope, the same ``receive``/``send`` semantics (a body
+read as it arrives, ``Expect: 100-continue``, keep-alive, pipelining in order, chunked answers
+without a length, HEAD, flow control both ways), the same 400 and 500 answers, and the same
+``uvicorn.error`` log lines. tests/test_http_server.py runs it under uvicorn's server with small
+apps, tests/test_http_limits.py in a real ``issuer serve`` process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import urllib.parse
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httptools
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl
+from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, STATUS_LINE
 from uvicorn.server import ServerState
 
 from issuer.settings import Settings
 
 log = logging.getLogger("issuer.access")
+errors = logging.getLogger("uvicorn.error")  # where uvicorn logs an app's exception and a bad request
 
 # How long a refused connection may still read our 503 before we close it.
 _REFUSE_LINGER = 1.0
@@ -64,49 +85,166 @@ class _HeadTooLarge(Exception):
     pass
 
 
-# Pending bytes that are written at once: uvicorn pauses a response's further sends while the
-# transport's buffer is full, so a large or streamed answer must reach the transport as it goes.
-_WRITE_AT_ONCE = 64 * 1024
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_SERVER_ERROR = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21"), (b"connection", b"close")]
 
 
-class _BatchedWrites:
-    """The connection's transport as its request cycles see it: uvicorn writes a response's head
-    and its body separately, two system calls and two TCP segments for a small JSON answer. Here
-    the writes of one loop iteration are joined and written once, by a callback at the start of
-    the next (before any further input is read); ``flush`` writes them at once, and ``close``
-    writes them before closing. Everything else is the transport's."""
+class _Exchange:
+    """One request and its response: the ``receive`` and ``send`` the app is called with, and the
+    task running it (uvicorn's RequestResponseCycle, same semantics, fewer objects)."""
 
-    __slots__ = ("_transport", "_loop", "_pending", "_size")
+    __slots__ = (
+        "scope", "_conn", "_returned", "body", "more_body", "_ready", "_waiter", "disconnected", "keep_alive",
+        "waiting_for_100_continue", "response_started", "response_complete", "_chunked", "_remaining", "_head",
+    )
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] = []
-        self._size = 0
+    def __init__(self, scope: dict[str, Any], conn: HttpProtocol, keep_alive: bool, expect_100_continue: bool) -> None:
+        self.scope = scope
+        self._conn = conn
+        self._returned = False  # the app has returned: a late answer starts no pipelined request
+        self.body = bytearray()
+        self.more_body = True
+        self._ready = False  # something for receive(): body, its end, the end of the exchange
+        self._waiter: asyncio.Future[None] | None = None
+        self.disconnected = False
+        self.keep_alive = keep_alive
+        self.waiting_for_100_continue = expect_100_continue
+        self.response_started = False
+        self.response_complete = False
+        self._chunked: bool | None = None
+        self._remaining = 0
+        self._head = b""  # the response head, held until the first body message: one write for both
 
-    def write(self, data: bytes) -> None:
-        if not self._pending:
-            self._loop.call_soon(self.flush)
-        self._pending.append(data)
-        self._size += len(data)
-        if self._size >= _WRITE_AT_ONCE:
-            self.flush()  # a big answer goes to the transport now, under its flow control
+    def wake(self) -> None:
+        self._ready = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
-    def flush(self) -> None:
-        if self._pending:
-            data, self._pending, self._size = b"".join(self._pending), [], 0
-            if not self._transport.is_closing():
-                self._transport.write(data)
+    async def run(self, app: Callable[..., Awaitable[None]]) -> None:
+        try:
+            result = await app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
+        except BaseException as exc:
+            errors.error("Exception in ASGI application\n", exc_info=exc)
+            if not self.response_started:
+                await self._send_500()
+            else:
+                self._conn.transport.close()
+        else:
+            if result is not None:
+                errors.error("ASGI callable should return None, but returned '%s'.", result)
+                self._conn.transport.close()
+            elif not self.response_started and not self.disconnected:
+                errors.error("ASGI callable returned without starting response.")
+                await self._send_500()
+            elif not self.response_complete and not self.disconnected:
+                errors.error("ASGI callable returned without completing response.")
+                self._conn.transport.close()
+        finally:
+            self._returned = True
 
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
+    async def _send_500(self) -> None:
+        await self.send({"type": "http.response.start", "status": 500, "headers": _SERVER_ERROR})
+        await self.send({"type": "http.response.body", "body": b"Internal Server Error", "more_body": False})
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
+    async def receive(self) -> dict[str, Any]:
+        conn = self._conn
+        if self.waiting_for_100_continue and not conn.transport.is_closing():
+            conn.transport.write(_CONTINUE)
+            self.waiting_for_100_continue = False
+        if not self.disconnected and not self.response_complete:
+            conn.flow.resume_reading()
+            if not self._ready:
+                self._waiter = asyncio.get_running_loop().create_future()
+                await self._waiter
+                self._waiter = None
+            self._ready = False
+        if self.disconnected or self.response_complete:
+            return {"type": "http.disconnect"}
+        message = {"type": "http.request", "body": bytes(self.body), "more_body": self.more_body}
+        self.body = bytearray()
+        return message
+
+    async def send(self, message: dict[str, Any]) -> None:
+        conn = self._conn
+        if conn.flow.write_paused and not self.disconnected:
+            await conn.flow.drain()
+        if self.disconnected:
+            return
+        kind = message["type"]
+        if not self.response_started:
+            if kind != "http.response.start":
+                raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{kind}'.")
+            self.response_started = True
+            self.waiting_for_100_continue = False
+            self._head = self._render_head(message["status"], [*conn.server_state.default_headers,
+                                                               *message.get("headers", ())])
+        elif not self.response_complete:
+            if kind != "http.response.body":
+                raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{kind}'.")
+            body = message.get("body", b"")
+            more_body = message.get("more_body", False)
+            if self.scope["method"] == "HEAD":
+                self._remaining = 0
+                out = b""
+            elif self._chunked:
+                out = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
+                if not more_body:
+                    out += b"0\r\n\r\n"
+            else:
+                if len(body) > self._remaining:
+                    raise RuntimeError("Response content longer than Content-Length")
+                self._remaining -= len(body)
+                out = body
+            if self._head:
+                out, self._head = self._head + out, b""
+            if out:
+                conn.transport.write(out)
+            if not more_body:
+                if self._remaining != 0:
+                    raise RuntimeError("Response content shorter than Content-Length")
+                self.response_complete = True
+                self.wake()
+                if not self.keep_alive:
+                    conn.transport.close()
+                if not self._returned:
+                    conn.response_complete()
+        else:
+            raise RuntimeError(f"Unexpected ASGI message '{kind}' sent, after response already completed.")
+
+    def _render_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+        # One search over all the names, one over all the values: the patterns match a single
+        # character, so the joined bytes hold a bad one exactly when some header does.
+        if HEADER_RE.search(b"".join([name for name, _ in headers])):
+            raise RuntimeError("Invalid HTTP header name.")
+        if HEADER_VALUE_RE.search(b"".join([value for _, value in headers])):
+            raise RuntimeError("Invalid HTTP header value.")
+        content = [STATUS_LINE[status]]
+        connection_close = False
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-length" and self._chunked is None:
+                self._remaining = int(value.decode())
+                self._chunked = False
+            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                self._remaining = 0
+                self._chunked = True
+            elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
+                self.keep_alive = False
+                connection_close = True
+            content += (name, b": ", value, b"\r\n")
+        if not self.keep_alive and not connection_close:
+            content.append(b"connection: close\r\n")
+        if self._chunked is None and self.scope["method"] != "HEAD" and status not in (204, 304):
+            self._chunked = True  # neither a length nor a transfer coding: chunked
+            content.append(b"transfer-encoding: chunked\r\n")
+        content.append(b"\r\n")
+        return b"".join(content)
 
 
-class LimitedHttpToolsProtocol(HttpToolsProtocol):
+class HttpProtocol(asyncio.Protocol):
+    """One HTTP/1.1 connection (see the module's docstring). uvicorn builds one per connection
+    from its class name (``issuer serve`` passes ``http="issuer.http.server:HttpProtocol"``)."""
+
     limits: Limits | None = None  # tests may set this; otherwise read from the environment
 
     def __init__(
@@ -116,130 +254,268 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+        if not config.loaded:
+            config.load()
+        self.app = config.loaded_app
+        self.loop = _loop or asyncio.get_event_loop()
+        self.server_state = server_state
+        self.connections: set[Any] = server_state.connections
+        self.tasks: set[asyncio.Task[None]] = server_state.tasks
+        self.app_state = app_state
+        self.root_path = config.root_path
+        self.asgi = {"version": config.asgi_version, "spec_version": "2.3"}
+        self.keep_alive_timeout = float(config.timeout_keep_alive)
         self._limits = self.limits or _process_limits()
+        self.parser = httptools.HttpRequestParser(self)
+        with contextlib.suppress(AttributeError):  # httptools < 0.6.3
+            # Answer the first of pipelined requests even when the data after it cannot be parsed.
+            self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.flow: FlowControl = None  # type: ignore[assignment]
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+        self.scheme = "http"
+        self.pipeline: deque[_Exchange] = deque()
+        self.exchange: _Exchange | None = None
+        # The request being parsed
+        self.scope: dict[str, Any] = {}
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.expect_100_continue = False
         self._in_head = True
-        self._head_bytes = 0
+        self._head_bytes = 0  # raw bytes of an unterminated head
         self._head_size = 0  # request line + headers as parsed, for heads that arrive whole
-        self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
+        # The one deadline: what it waits for ("" = none), when (loop time), and the timer
+        self._waiting_for = ""
+        self._due = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    # Connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        self.client = _peer(transport)
         if len(self.connections) >= self._limits.max_connections:
             # Not added to the server's connections: the graceful drain does not wait for it.
-            self.transport = transport
-            self.client = _peer(transport)
             self._linger("too many connections", _BUSY)
             return
-        super().connection_made(transport)
-        self._writes = _BatchedWrites(transport, self.loop)
-        self._arm("request head", self._limits.header_timeout)
+        self.connections.add(self)
+        self.flow = FlowControl(transport)
+        sock = transport.get_extra_info("sockname")
+        self.server = (str(sock[0]), int(sock[1])) if isinstance(sock, tuple) and len(sock) >= 2 else None
+        if transport.get_extra_info("sslcontext"):
+            self.scheme = "https"
+        self._wait_for("request head", self._limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
+        self.connections.discard(self)
+        self._waiting_for = ""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        exchange = self.exchange
+        if exchange is not None:
+            if not exchange.response_complete:
+                exchange.disconnected = True
+            exchange.wake()
+        if self.flow is not None:
+            self.flow.resume_writing()
+        if exc is None:
+            self.transport.close()
+        self.parser = None  # type: ignore[assignment]
+
+    def eof_received(self) -> None:
+        pass  # the client half-closed: the transport closes after this returns, as with uvicorn
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown: close idle connections, finish the answer in flight."""
+        if self.exchange is None or self.exchange.response_complete:
+            self.transport.close()
+        else:
+            self.exchange.keep_alive = False
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # lingering so the client can read our answer; its bytes are dropped unparsed
-        self._writes.flush()  # answers already given go out before anything this input causes
         if self._in_head:
-            if self._deadline is None:  # the first bytes of the next request on a kept-alive connection
-                self._arm("request head", self._limits.header_timeout)
+            if self._waiting_for != "request head":  # the first bytes of the next request
+                self._wait_for("request head", self._limits.header_timeout)
             self._head_bytes += len(data)
-        # uvicorn's data_received, with one more outcome: a head over the limit (see _count_head).
-        self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            if self._should_upgrade():
-                self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
+            # No protocol but HTTP/1.1 here: the request is answered, then the connection closed
+            # (the parser reads nothing after an upgrade request).
+            errors.warning("Unsupported upgrade request.")
+            if self.exchange is not None and not self.exchange.response_complete:
+                self.exchange.keep_alive = False
+                self.exchange.more_body = False
+                self.exchange.wake()
         except httptools.HttpParserError:
             if self._head_size > self._limits.max_header_bytes:
                 self._refuse_head()
             else:
-                self.logger.warning("Invalid HTTP request received.")
-                self.send_400_response("Invalid HTTP request received.")
+                errors.warning("Invalid HTTP request received.")
+                self._bad_request("Invalid HTTP request received.")
             return
         # A head still unterminated: httptools buffers it without calling back, so count raw bytes.
         if self._in_head and self._head_bytes > self._limits.max_header_bytes and not self.transport.is_closing():
             self._refuse_head()
 
+    # Parser callbacks
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+        self.scope = {
+            "type": "http",
+            "asgi": self.asgi,
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "root_path": self.root_path,
+            "headers": self.headers,
+            "state": self.app_state.copy(),
+        }
+
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        if self._head_size > self._limits.max_header_bytes:
+            raise _HeadTooLarge  # stops the parser; data_received answers 431
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self._limits.max_header_bytes:
+            raise _HeadTooLarge
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = self._head_size = 0
+        self._wait_for("request body", self._limits.body_timeout)
+        parser, scope = self.parser, self.scope
+        http_version = parser.get_http_version()
+        scope["method"] = parser.get_method().decode("ascii")
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        url = httptools.parse_url(self.url)
+        path = url.path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        scope["path"] = self.root_path + path
+        scope["raw_path"] = self.root_path.encode("ascii") + url.path
+        scope["query_string"] = url.query or b""
+        keep_alive = http_version != "1.0" and parser.should_keep_alive()
+        exchange = _Exchange(scope, self, keep_alive, self.expect_100_continue)
+        current, self.exchange = self.exchange, exchange
+        if current is None or current.response_complete:
+            self._start(exchange)
+        else:  # pipelined: answered after the ones before it
+            self.flow.pause_reading()
+            self.pipeline.appendleft(exchange)
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.exchange
+        if exchange is None or exchange.response_complete:
+            return
+        exchange.body += body
+        if len(exchange.body) > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        exchange.wake()
+
+    def on_message_complete(self) -> None:
+        self._in_head = True
+        if self._waiting_for == "request body":
+            self._wait_for("", 0.0)  # the app's turn: no deadline until the answer is out
+        exchange = self.exchange
+        if exchange is None or exchange.response_complete:
+            return
+        exchange.more_body = False
+        exchange.wake()
+
+    # Exchanges
+
+    def _start(self, exchange: _Exchange) -> None:
+        task = self.loop.create_task(exchange.run(self.app))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    def response_complete(self) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            self._start(self.pipeline.pop())
+        elif self._in_head and self._waiting_for == "":
+            self._wait_for("keep-alive", self.keep_alive_timeout)
+
+    # The deadline: a number per connection; its one timer fires at most once per period.
+
+    def _wait_for(self, what: str, seconds: float) -> None:
+        self._waiting_for = what
+        if not what:
+            return
+        self._due = due = self.loop.time() + seconds
+        timer = self._timer
+        if timer is None or timer.when() > due:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(due, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        what = self._waiting_for
+        if not what or self.transport.is_closing():
+            return
+        if self.loop.time() < self._due:
+            self._timer = self.loop.call_at(self._due, self._check_deadline)
+        elif what == "keep-alive":
+            self.transport.close()
+        else:
+            seconds = self._limits.header_timeout if what == "request head" else self._limits.body_timeout
+            self._close(f"{what} not received within {seconds:g}s")
+
+    # Refusals
+
     def _refuse_head(self) -> None:
-        if self.cycle is None or self.cycle.response_complete:
+        if self.exchange is None or self.exchange.response_complete:
             self._linger("request head too large", _TOO_LARGE)
         else:  # a pipelined head while an answer is still due: no room for ours
             self._close("request head too large")
 
-    def _count_head(self, size: int) -> None:
-        self._head_size += size
-        if self._head_size > self._limits.max_header_bytes:
-            raise _HeadTooLarge  # stops the parser; data_received answers 431
-
-    def on_url(self, url: bytes) -> None:
-        self._count_head(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value) + 4)
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._head_bytes = 0
-        self._head_size = 0
-        self._disarm()
-        self._arm("request body", self._limits.body_timeout)
-        super().on_headers_complete()
-        if self.cycle is not None:
-            self.cycle.transport = self._writes  # type: ignore[assignment]
-
-    def shutdown(self) -> None:
-        if hasattr(self, "_writes"):
-            self._writes.flush()
-        super().shutdown()
-
-    def eof_received(self) -> None:
-        if hasattr(self, "_writes"):
-            self._writes.flush()  # the client half-closed: the transport closes after this returns
-        super().eof_received()
-
-    def timeout_keep_alive_handler(self) -> None:
-        self._writes.flush()
-        super().timeout_keep_alive_handler()
-
-    def on_message_complete(self) -> None:
-        self._disarm()
-        self._in_head = True
-        super().on_message_complete()
-
-    def _arm(self, what: str, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expired, what, seconds)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expired(self, what: str, seconds: float) -> None:
-        self._deadline = None
-        if not self.transport.is_closing():
-            self._close(f"{what} not received within {seconds:g}s")
+    def _bad_request(self, message: str) -> None:
+        content = [STATUS_LINE[400]]
+        for name, value in self.server_state.default_headers:
+            content += (name, b": ", value, b"\r\n")
+        body = message.encode("ascii")
+        content += (b"content-type: text/plain; charset=utf-8\r\ncontent-length: ",
+                    str(len(body)).encode("ascii"), b"\r\nconnection: close\r\n\r\n", body)
+        self.transport.write(b"".join(content))
+        self.transport.close()
 
     def _close(self, reason: str) -> None:
-        self._disarm()
+        self._wait_for("", 0.0)
         log.info("connection closed", extra={"reason": reason, "client": _host(self.client)})
-        if hasattr(self, "_writes"):
-            self._writes.flush()
         self.transport.close()
 
     def _linger(self, reason: str, response: bytes) -> None:
         """Answer, stop reading requests, and close a moment later: closing with unread input
         would reset the connection and lose the answer."""
-        self._disarm()
+        self._wait_for("", 0.0)
         self._refused = True
         log.info("connection refused", extra={"reason": reason, "client": _host(self.client)})
         self.transport.write(response)
