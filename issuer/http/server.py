@@ -438,9 +438,13 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._in_head = True
-        if self._waiting_for == "request body":
-            self._wait_for("", 0.0)  # the app's turn: no deadline until the answer is out
         exchange = self.exchange
+        if self._waiting_for == "request body":
+            if exchange is not None and exchange.response_complete and not self.pipeline:
+                # answered before its body was in (413, say): idle from now on
+                self._wait_for("keep-alive", self.keep_alive_timeout)
+            else:
+                self._wait_for("", 0.0)  # the app's turn: no deadline until the answer is out
         if exchange is None or exchange.response_complete:
             return
         exchange.more_body = False
