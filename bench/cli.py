@@ -32,8 +32,9 @@ def _load_options() -> argparse.ArgumentParser:
                    help="pin servers and raw signing to cpu0 and the load generator to cpu1 (taskset)")
     g.add_argument("--alg", choices=("RS256", "ES256"), default="RS256",
                    help="signing algorithm of the server's key (ISSUER_SIGNING_ALG; default RS256)")
-    g.add_argument("--log-level", choices=("WARNING", "INFO"), default="WARNING",
-                   help="the server's ISSUER_LOG_LEVEL (INFO writes one access-log line per request; default WARNING)")
+    g.add_argument("--log-level", choices=("WARNING", "INFO"), default="INFO",
+                   help="the server's ISSUER_LOG_LEVEL (default INFO, the product's default, which writes one "
+                        "access-log line per request; WARNING leaves them out)")
     g.add_argument("--token-rate-limit", type=int, default=0, metavar="N",
                    help="ISSUER_RATE_LIMIT_TOKEN_PER_CLIENT (default 0: off, and every report says so)")
     g.add_argument("--redis-url", default="", help="ISSUER_REDIS_URL of the servers (default: none, in-process state)")

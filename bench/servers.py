@@ -99,7 +99,7 @@ def issuer_instance(args: argparse.Namespace, database_url: str | None = None, *
             # Off by default: the default 1,000 tokens/s per client would answer most of a benchmark's
             # load with 429, which looks fast. Every report says which (rate_limit_note).
             "ISSUER_RATE_LIMIT_TOKEN_PER_CLIENT": str(getattr(args, "token_rate_limit", 0)),
-            "ISSUER_LOG_LEVEL": getattr(args, "log_level", "WARNING"),
+            "ISSUER_LOG_LEVEL": getattr(args, "log_level", "INFO"),  # the product's default
         })
         if getattr(args, "redis_url", ""):
             env.update(ISSUER_REDIS_URL=args.redis_url, ISSUER_REDIS_PREFIX=f"bench-{secrets.token_hex(4)}:")

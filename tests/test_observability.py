@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -447,3 +448,24 @@ async def test_access_lines_of_bearer_calls_name_the_tokens_client(
         assert response.status_code == status, response.text
         line = [r for r in caplog.records if r.name == "issuer.access" and r.__dict__.get("path") == "/admin/clients"]
         assert line[-1].__dict__["status"] == status and line[-1].__dict__["client_id"] == client_id
+
+
+def test_json_log_lines_hold_any_extra_value() -> None:
+    """orjson writes the line; what it cannot hold (an integer beyond 64 bits, a non-str key) falls
+    back to the json module, and anything else not JSON becomes its str(): never a lost line."""
+    import datetime
+    import json
+
+    def line(**extra: object) -> dict[str, Any]:
+        record = logging.getLogger("issuer.test").makeRecord(
+            "issuer.test", logging.INFO, __file__, 0, "event %s", ("x",), None, extra=extra)
+        return json.loads(JsonFormatter().format(record))  # type: ignore[no-any-return]
+
+    plain = line(status=200, ratio=0.5, client="127.0.0.1", tags=("a", "b"))
+    assert plain["msg"] == "event x" and plain["level"] == "info" and plain["logger"] == "issuer.test"
+    assert (plain["status"], plain["ratio"], plain["client"], plain["tags"]) == (200, 0.5, "127.0.0.1", ["a", "b"])
+    assert plain["ts"].endswith("+00:00") and len(plain["ts"]) == len("2026-11-30T22:27:20.288+00:00")
+    assert line(big=2**70)["big"] == 2**70
+    assert line(keys={1: "one"})["keys"] == {"1": "one"}
+    assert line(obj=Path("/tmp/x"))["obj"] == "/tmp/x"
+    assert line(when=datetime.date(2026, 11, 30))["when"] == "2026-11-30"
