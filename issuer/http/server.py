@@ -94,7 +94,7 @@ class _Exchange:
     task running it (uvicorn's RequestResponseCycle, same semantics, fewer objects)."""
 
     __slots__ = (
-        "scope", "_conn", "_returned", "body", "more_body", "_ready", "_waiter", "disconnected", "keep_alive",
+        "scope", "_conn", "_returned", "body", "more_body", "_ready", "_waiters", "disconnected", "keep_alive",
         "waiting_for_100_continue", "response_started", "response_complete", "_chunked", "_remaining", "_head",
     )
 
@@ -105,7 +105,7 @@ class _Exchange:
         self.body = bytearray()
         self.more_body = True
         self._ready = False  # something for receive(): body, its end, the end of the exchange
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []  # every receive() waiting (usually one)
         self.disconnected = False
         self.keep_alive = keep_alive
         self.waiting_for_100_continue = expect_100_continue
@@ -117,8 +117,9 @@ class _Exchange:
 
     def wake(self) -> None:
         self._ready = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def run(self, app: Callable[..., Awaitable[None]]) -> None:
         try:
@@ -154,9 +155,14 @@ class _Exchange:
         if not self.disconnected and not self.response_complete:
             conn.flow.resume_reading()
             if not self._ready:
-                self._waiter = asyncio.get_running_loop().create_future()
-                await self._waiter
-                self._waiter = None
+                # Each caller its own future, all woken (uvicorn's asyncio.Event): a second
+                # concurrent receive() must not orphan the first, nor a cancelled one the others.
+                waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._waiters.append(waiter)
+                try:
+                    await waiter
+                finally:
+                    self._waiters.remove(waiter)
             self._ready = False
         if self.disconnected or self.response_complete:
             return {"type": "http.disconnect"}
@@ -397,6 +403,8 @@ class HttpProtocol(asyncio.Protocol):
         self._head_size += len(name) + len(value) + 4
         if self._head_size > self._limits.max_header_bytes:
             raise _HeadTooLarge
+        if not self._in_head:
+            return  # a trailer of a chunked body (counted above): never one of the running request's headers
         name = name.lower()
         if name == b"expect" and value.lower() == b"100-continue":
             self.expect_100_continue = True
@@ -426,6 +434,9 @@ class HttpProtocol(asyncio.Protocol):
         else:  # pipelined: answered after the ones before it
             self.flow.pause_reading()
             self.pipeline.appendleft(exchange)
+            # Reading is paused until the answer before it is out: its body is due from then on
+            # (response_complete), not while the app before it works.
+            self._wait_for("", 0.0)
 
     def on_body(self, body: bytes) -> None:
         exchange = self.exchange
@@ -438,9 +449,13 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._in_head = True
-        if self._waiting_for == "request body":
-            self._wait_for("", 0.0)  # the app's turn: no deadline until the answer is out
         exchange = self.exchange
+        if self._waiting_for == "request body":
+            if exchange is not None and exchange.response_complete:
+                # Answered before its body was in (a refusal): idle now, the answer is out.
+                self._wait_for("keep-alive", self.keep_alive_timeout)
+            else:
+                self._wait_for("", 0.0)  # the app's turn: no deadline until the answer is out
         if exchange is None or exchange.response_complete:
             return
         exchange.more_body = False
@@ -460,6 +475,8 @@ class HttpProtocol(asyncio.Protocol):
         self.flow.resume_reading()
         if self.pipeline:
             self._start(self.pipeline.pop())
+            if not self._in_head and self._waiting_for == "":  # a pipelined body still to come
+                self._wait_for("request body", self._limits.body_timeout)
         elif self._in_head and self._waiting_for == "":
             self._wait_for("keep-alive", self.keep_alive_timeout)
 

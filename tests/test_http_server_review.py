@@ -1,0 +1,91 @@
+"""Review of issuer.http.server.HttpProtocol against uvicorn's httptools protocol: cases where a
+connection was held without a deadline, closed while it was our turn, a trailer reached the
+scope, or a second ``receive()`` was never woken. Small ASGI apps under uvicorn's own Server, raw
+sockets (helpers from tests/test_http_server.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.test_http_server import closed, connect, echo, read_response, serving
+
+
+async def early_answer(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers at once without reading the request body (as a 413 or 404 refusal does)."""
+    await send({"type": "http.response.start", "status": 413, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"no"})
+
+
+async def test_an_answer_before_the_body_still_leaves_a_deadline_once_the_body_is_in() -> None:
+    # The answer comes while the body is still due; once the body is in, the connection is idle and
+    # must close at the keep-alive timeout, not stay open for ever.
+    async with serving(early_answer, keep_alive=0.3, header_timeout=0.5, body_timeout=0.5) as port:
+        reader, writer = await connect(port)
+        writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        assert (await read_response(reader))[::2] == (413, b"no")
+        await asyncio.sleep(0.1)
+        writer.write(b"defghij")  # the rest of the body: the request is complete, nothing else comes
+        assert await closed(reader, within=3)
+        writer.close()
+
+
+async def test_a_pipelined_body_is_not_due_while_an_earlier_answer_is_being_worked_on() -> None:
+    # Reading is paused while the first app works; the second request's body cannot be read, so
+    # its deadline must not run out meanwhile.
+    async def slow_then_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/slow":
+            await asyncio.sleep(0.8)  # longer than the body deadline
+        await echo(scope, receive, send)
+
+    async with serving(slow_then_echo, body_timeout=0.4) as port:
+        reader, writer = await connect(port)
+        writer.write(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"
+                     b"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nabc")
+        await asyncio.sleep(0.1)
+        writer.write(b"def")
+        assert (await read_response(reader))[::2] == (200, b"GET /slow? ")
+        assert (await read_response(reader))[::2] == (200, b"POST /p? abcdef")
+        writer.close()
+
+
+async def test_trailers_of_a_chunked_body_do_not_become_request_headers() -> None:
+    # uvicorn's httptools protocol appends them to the running request's scope["headers"] (its h11
+    # protocol drops them): a header a proxy in front never saw as one, e.g. Authorization.
+    seen: list[list[tuple[bytes, bytes]]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        seen.append(list(scope["headers"]))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with serving(app) as port:
+        reader, writer = await connect(port)
+        writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"3\r\nabc\r\n0\r\nAuthorization: Basic YTpi\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n")
+        assert (await read_response(reader))[0] == 204
+        writer.close()
+    assert seen == [[(b"host", b"t"), (b"transfer-encoding", b"chunked")]]
+
+
+async def test_two_concurrent_receives_both_see_the_disconnect() -> None:
+    # uvicorn's asyncio.Event wakes every waiter; a second waiter must not orphan the first.
+    results: list[dict[str, Any]] = []
+    done = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        got = await asyncio.wait_for(asyncio.gather(receive(), receive()), 3)
+        results.extend(got)
+        done.set()
+
+    async with serving(app) as port:
+        reader, writer = await connect(port)
+        writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx")
+        await asyncio.sleep(0.2)
+        writer.close()
+        await asyncio.wait_for(done.wait(), 5)
+    assert [message["type"] for message in results] == ["http.disconnect", "http.disconnect"]
