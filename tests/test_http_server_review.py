@@ -6,6 +6,8 @@ sockets (helpers from tests/test_http_server.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from typing import Any
 
 from tests.test_http_server import closed, connect, echo, read_response, serving
@@ -89,3 +91,39 @@ async def test_two_concurrent_receives_both_see_the_disconnect() -> None:
         writer.close()
         await asyncio.wait_for(done.wait(), 5)
     assert [message["type"] for message in results] == ["http.disconnect", "http.disconnect"]
+
+
+async def test_an_answer_the_client_does_not_read_is_cut_off() -> None:
+    # A client that never reads would otherwise hold the connection (and the app, waiting in
+    # send for the transport to drain) for ever: no deadline applies during the app's turn.
+    total = 256 * 65536  # 16 MiB: more than the kernel buffers on both sides of a loopback connection
+
+    async def big(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % total)]})
+        for _ in range(256):
+            await send({"type": "http.response.body", "body": bytes(65536), "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with serving(big, header_timeout=0.5, body_timeout=0.5, keep_alive=30) as port:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the server's writes pause
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
+        await asyncio.sleep(2.0)  # the client reads nothing for four times the body deadline
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        received, ended = 0, False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(3):
+                while True:
+                    try:
+                        chunk = await loop.sock_recv(sock, 65536)
+                    except ConnectionResetError:
+                        ended = True
+                        break
+                    if not chunk:
+                        ended = True
+                        break
+                    received += len(chunk)
+        sock.close()
+    assert ended and received < total  # cut off, not the whole answer followed by an open connection

@@ -129,17 +129,17 @@ class _Exchange:
             if not self.response_started:
                 await self._send_500()
             else:
-                self._conn.transport.close()
+                self._conn.shut()
         else:
             if result is not None:
                 errors.error("ASGI callable should return None, but returned '%s'.", result)
-                self._conn.transport.close()
+                self._conn.shut()
             elif not self.response_started and not self.disconnected:
                 errors.error("ASGI callable returned without starting response.")
                 await self._send_500()
             elif not self.response_complete and not self.disconnected:
                 errors.error("ASGI callable returned without completing response.")
-                self._conn.transport.close()
+                self._conn.shut()
         finally:
             self._returned = True
 
@@ -211,7 +211,7 @@ class _Exchange:
                 self.response_complete = True
                 self.wake()
                 if not self.keep_alive:
-                    conn.transport.close()
+                    conn.shut()
                 if not self._returned:
                     conn.response_complete()
         else:
@@ -296,6 +296,8 @@ class HttpProtocol(asyncio.Protocol):
         self._waiting_for = ""
         self._due = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        # While the client does not read what we wrote: writes paused, or a close waiting for them
+        self._stall: asyncio.TimerHandle | None = None
 
     # Connection
 
@@ -320,6 +322,9 @@ class HttpProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
         exchange = self.exchange
         if exchange is not None:
             if not exchange.response_complete:
@@ -336,14 +341,37 @@ class HttpProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
+        self._watch_writes()
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
+        if self._stall is not None and not self.transport.is_closing():
+            self._stall.cancel()
+            self._stall = None
+
+    # A client that does not read: the transport's buffer stays full, the app waits in send() and
+    # a close waits for the buffer; no request deadline applies, so this one does (uvicorn has none).
+
+    def _watch_writes(self) -> None:
+        if self._stall is None:
+            self._stall = self.loop.call_later(self._limits.body_timeout, self._write_stalled)
+
+    def _write_stalled(self) -> None:
+        self._stall = None
+        log.info("connection closed", extra={"reason": f"answer not read within {self._limits.body_timeout:g}s",
+                                             "client": _host(self.client)})
+        self.transport.abort()  # close() would wait for the buffer to drain
+
+    def shut(self) -> None:
+        """Close; what is still buffered has the write deadline to leave, then the connection is aborted."""
+        self.transport.close()
+        if self.transport.get_write_buffer_size():
+            self._watch_writes()
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: close idle connections, finish the answer in flight."""
         if self.exchange is None or self.exchange.response_complete:
-            self.transport.close()
+            self.shut()
         else:
             self.exchange.keep_alive = False
 
@@ -501,7 +529,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.loop.time() < self._due:
             self._timer = self.loop.call_at(self._due, self._check_deadline)
         elif what == "keep-alive":
-            self.transport.close()
+            self.shut()
         else:
             seconds = self._limits.header_timeout if what == "request head" else self._limits.body_timeout
             self._close(f"{what} not received within {seconds:g}s")
@@ -522,12 +550,12 @@ class HttpProtocol(asyncio.Protocol):
         content += (b"content-type: text/plain; charset=utf-8\r\ncontent-length: ",
                     str(len(body)).encode("ascii"), b"\r\nconnection: close\r\n\r\n", body)
         self.transport.write(b"".join(content))
-        self.transport.close()
+        self.shut()
 
     def _close(self, reason: str) -> None:
         self._wait_for("", 0.0)
         log.info("connection closed", extra={"reason": reason, "client": _host(self.client)})
-        self.transport.close()
+        self.shut()
 
     def _linger(self, reason: str, response: bytes) -> None:
         """Answer, stop reading requests, and close a moment later: closing with unread input
@@ -538,7 +566,7 @@ class HttpProtocol(asyncio.Protocol):
         self.transport.write(response)
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self.loop.call_later(_REFUSE_LINGER, self.transport.close)
+        self.loop.call_later(_REFUSE_LINGER, self.shut)
 
 
 def _peer(transport: asyncio.Transport) -> tuple[str, int] | None:
