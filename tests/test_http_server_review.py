@@ -127,3 +127,32 @@ async def test_an_answer_the_client_does_not_read_is_cut_off() -> None:
                     received += len(chunk)
         sock.close()
     assert ended and received < total  # cut off, not the whole answer followed by an open connection
+
+
+async def test_the_answer_in_progress_sees_the_disconnect_when_a_pipelined_request_waits() -> None:
+    # uvicorn marks only the last parsed request disconnected; the one being answered kept waiting
+    # in receive() (a task that never ends) or writing to a closed connection.
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/wait":
+            while (await receive()).get("more_body"):
+                pass
+            message = await asyncio.wait_for(receive(), 3)  # the client goes away meanwhile
+            seen.append(message["type"])
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            seen.append("send returned")
+            return
+        await echo(scope, receive, send)
+
+    async with serving(app) as port:
+        reader, writer = await connect(port)
+        writer.write(b"GET /wait HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\n\r\n")
+        await asyncio.sleep(0.2)
+        writer.close()
+        for _ in range(50):
+            if len(seen) == 2:
+                break
+            await asyncio.sleep(0.1)
+    assert seen == ["http.disconnect", "send returned"]

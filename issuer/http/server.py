@@ -282,7 +282,8 @@ class HttpProtocol(asyncio.Protocol):
         self.server: tuple[str, int] | None = None
         self.scheme = "http"
         self.pipeline: deque[_Exchange] = deque()
-        self.exchange: _Exchange | None = None
+        self.exchange: _Exchange | None = None  # the last request parsed
+        self.answering: _Exchange | None = None  # the one being answered (an earlier one when pipelined)
         # The request being parsed
         self.scope: dict[str, Any] = {}
         self.url = b""
@@ -325,11 +326,11 @@ class HttpProtocol(asyncio.Protocol):
         if self._stall is not None:
             self._stall.cancel()
             self._stall = None
-        exchange = self.exchange
-        if exchange is not None:
-            if not exchange.response_complete:
-                exchange.disconnected = True
-            exchange.wake()
+        for exchange in (self.answering, self.exchange):
+            if exchange is not None:
+                if not exchange.response_complete:
+                    exchange.disconnected = True
+                exchange.wake()
         if self.flow is not None:
             self.flow.resume_writing()
         if exc is None:
@@ -492,6 +493,7 @@ class HttpProtocol(asyncio.Protocol):
     # Exchanges
 
     def _start(self, exchange: _Exchange) -> None:
+        self.answering = exchange
         task = self.loop.create_task(exchange.run(self.app))
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
