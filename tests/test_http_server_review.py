@@ -156,3 +156,27 @@ async def test_the_answer_in_progress_sees_the_disconnect_when_a_pipelined_reque
                 break
             await asyncio.sleep(0.1)
     assert seen == ["http.disconnect", "send returned"]
+
+
+async def test_an_answer_before_a_body_never_asked_for_closes_the_connection() -> None:
+    # Expect: 100-continue, answered without reading: the client may skip its body (RFC 9110
+    # §10.1.1), and then its next request would be read as that body. Say so and close.
+    async with serving(early_answer) as port:
+        reader, writer = await connect(port)
+        writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 40\r\n\r\n")
+        status, headers, body = await read_response(reader)
+        assert (status, body, headers.get(b"connection")) == (413, b"no", b"close")
+        assert await closed(reader, within=2)
+        writer.close()
+
+
+async def test_an_expected_body_that_was_asked_for_keeps_the_connection() -> None:
+    async with serving(echo) as port:
+        reader, writer = await connect(port)
+        for _ in range(2):
+            writer.write(b"POST /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+            assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            writer.write(b"hi")
+            status, headers, body = await read_response(reader)
+            assert (status, body, headers.get(b"connection")) == (200, b"POST /e? hi", None)
+        writer.close()

@@ -181,6 +181,10 @@ class _Exchange:
             if kind != "http.response.start":
                 raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{kind}'.")
             self.response_started = True
+            if self.waiting_for_100_continue and self.more_body:
+                # Answered before asking for the body: the client may now skip it (RFC 9110 §10.1.1),
+                # and its next request would be read as that body. Close after this answer.
+                self.keep_alive = False
             self.waiting_for_100_continue = False
             self._head = self._render_head(message["status"], [*conn.server_state.default_headers,
                                                                *message.get("headers", ())])
