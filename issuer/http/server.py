@@ -398,8 +398,16 @@ class HttpProtocol(asyncio.Protocol):
                 self.exchange.more_body = False
                 self.exchange.wake()
         except httptools.HttpParserError:
+            exchange = self.exchange
             if self._head_size > self._limits.max_header_bytes:
                 self._refuse_head()
+            elif self._in_head and exchange is not None and not exchange.response_complete:
+                # A request after one still being answered: a 400 now would come before that
+                # answer and be read as its. The answer goes out, then the connection closes.
+                errors.warning("Invalid HTTP request received.")
+                exchange.keep_alive = False
+                self._refused = True  # what follows is dropped unparsed
+                self._wait_for("", 0.0)
             else:
                 errors.warning("Invalid HTTP request received.")
                 self._bad_request("Invalid HTTP request received.")
