@@ -20,8 +20,14 @@ its ``ServerState``), but each connection is served here, with httptools' parser
 What the app sees is uvicorn's: the same scope, the same ``receive``/``send`` semantics (a body
 read as it arrives, ``Expect: 100-continue``, keep-alive, pipelining in order, chunked answers
 without a length, HEAD, flow control both ways), the same 400 and 500 answers, and the same
-``uvicorn.error`` log lines. tests/test_http_server.py runs it under uvicorn's server with small
-apps, tests/test_http_limits.py in a real ``issuer serve`` process.
+``uvicorn.error`` log lines. Where uvicorn's falls short it departs on purpose: trailers never
+join the request's headers; an answer the client does not read is cut off after the body
+deadline; a lost connection reaches the answer in progress, not only the last request parsed; a
+request with ``Expect: 100-continue`` answered before its body was asked for closes the
+connection; a malformed request pipelined behind an answer in progress gets no 400 ahead of it;
+a response head is not written when the app fails before its first body message.
+tests/test_http_server.py and tests/test_http_server_review.py run it under uvicorn's server with
+small apps, tests/test_http_limits.py in a real ``issuer serve`` process.
 """
 
 from __future__ import annotations
