@@ -252,17 +252,3 @@ async def test_the_body_deadline_does_not_apply_while_the_app_works() -> None:
             assert (await read_response(reader))[::2] == (200, b"ok")
         writer.close()
 
-
-async def test_a_connection_answered_before_its_body_arrived_is_closed_when_idle() -> None:
-    async def early(scope: dict[str, Any], receive: Any, send: Any) -> None:  # answers without reading (413, say)
-        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-length", b"0")]})
-        await send({"type": "http.response.body", "body": b""})
-
-    async with serving(early, keep_alive=0.3, body_timeout=5.0) as port:
-        reader, writer = await connect(port)
-        writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\n")
-        assert (await read_response(reader))[0] == 413
-        await asyncio.sleep(0.1)
-        writer.write(b"body")  # the rest of the request, after the answer
-        assert await closed(reader, within=3)  # then idle: the keep-alive timeout, not never
-        writer.close()

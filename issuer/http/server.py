@@ -20,8 +20,14 @@ its ``ServerState``), but each connection is served here, with httptools' parser
 What the app sees is uvicorn's: the same scope, the same ``receive``/``send`` semantics (a body
 read as it arrives, ``Expect: 100-continue``, keep-alive, pipelining in order, chunked answers
 without a length, HEAD, flow control both ways), the same 400 and 500 answers, and the same
-``uvicorn.error`` log lines. tests/test_http_server.py runs it under uvicorn's server with small
-apps, tests/test_http_limits.py in a real ``issuer serve`` process.
+``uvicorn.error`` log lines. Where uvicorn's falls short it departs on purpose: trailers never
+join the request's headers; an answer the client does not read is cut off after the body
+deadline; a lost connection reaches the answer in progress, not only the last request parsed; a
+request with ``Expect: 100-continue`` answered before its body was asked for closes the
+connection; a malformed request pipelined behind an answer in progress gets no 400 ahead of it;
+a response head is not written when the app fails before its first body message.
+tests/test_http_server.py and tests/test_http_server_review.py run it under uvicorn's server with
+small apps, tests/test_http_limits.py in a real ``issuer serve`` process.
 """
 
 from __future__ import annotations
@@ -94,7 +100,7 @@ class _Exchange:
     task running it (uvicorn's RequestResponseCycle, same semantics, fewer objects)."""
 
     __slots__ = (
-        "scope", "_conn", "_returned", "body", "more_body", "_ready", "_waiter", "disconnected", "keep_alive",
+        "scope", "_conn", "_returned", "body", "more_body", "_ready", "_waiters", "disconnected", "keep_alive",
         "waiting_for_100_continue", "response_started", "response_complete", "_chunked", "_remaining", "_head",
     )
 
@@ -105,7 +111,7 @@ class _Exchange:
         self.body = bytearray()
         self.more_body = True
         self._ready = False  # something for receive(): body, its end, the end of the exchange
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []  # every receive() waiting (usually one)
         self.disconnected = False
         self.keep_alive = keep_alive
         self.waiting_for_100_continue = expect_100_continue
@@ -117,8 +123,9 @@ class _Exchange:
 
     def wake(self) -> None:
         self._ready = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def run(self, app: Callable[..., Awaitable[None]]) -> None:
         try:
@@ -128,17 +135,17 @@ class _Exchange:
             if not self.response_started:
                 await self._send_500()
             else:
-                self._conn.transport.close()
+                self._conn.shut()
         else:
             if result is not None:
                 errors.error("ASGI callable should return None, but returned '%s'.", result)
-                self._conn.transport.close()
+                self._conn.shut()
             elif not self.response_started and not self.disconnected:
                 errors.error("ASGI callable returned without starting response.")
                 await self._send_500()
             elif not self.response_complete and not self.disconnected:
                 errors.error("ASGI callable returned without completing response.")
-                self._conn.transport.close()
+                self._conn.shut()
         finally:
             self._returned = True
 
@@ -154,9 +161,14 @@ class _Exchange:
         if not self.disconnected and not self.response_complete:
             conn.flow.resume_reading()
             if not self._ready:
-                self._waiter = asyncio.get_running_loop().create_future()
-                await self._waiter
-                self._waiter = None
+                # Each caller its own future, all woken (uvicorn's asyncio.Event): a second
+                # concurrent receive() must not orphan the first, nor a cancelled one the others.
+                waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._waiters.append(waiter)
+                try:
+                    await waiter
+                finally:
+                    self._waiters.remove(waiter)
             self._ready = False
         if self.disconnected or self.response_complete:
             return {"type": "http.disconnect"}
@@ -175,6 +187,10 @@ class _Exchange:
             if kind != "http.response.start":
                 raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{kind}'.")
             self.response_started = True
+            if self.waiting_for_100_continue and self.more_body:
+                # Answered before asking for the body: the client may now skip it (RFC 9110 §10.1.1),
+                # and its next request would be read as that body. Close after this answer.
+                self.keep_alive = False
             self.waiting_for_100_continue = False
             self._head = self._render_head(message["status"], [*conn.server_state.default_headers,
                                                                *message.get("headers", ())])
@@ -205,7 +221,7 @@ class _Exchange:
                 self.response_complete = True
                 self.wake()
                 if not self.keep_alive:
-                    conn.transport.close()
+                    conn.shut()
                 if not self._returned:
                     conn.response_complete()
         else:
@@ -276,7 +292,8 @@ class HttpProtocol(asyncio.Protocol):
         self.server: tuple[str, int] | None = None
         self.scheme = "http"
         self.pipeline: deque[_Exchange] = deque()
-        self.exchange: _Exchange | None = None
+        self.exchange: _Exchange | None = None  # the last request parsed
+        self.answering: _Exchange | None = None  # the one being answered (an earlier one when pipelined)
         # The request being parsed
         self.scope: dict[str, Any] = {}
         self.url = b""
@@ -290,6 +307,8 @@ class HttpProtocol(asyncio.Protocol):
         self._waiting_for = ""
         self._due = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        # While the client does not read what we wrote: writes paused, or a close waiting for them
+        self._stall: asyncio.TimerHandle | None = None
 
     # Connection
 
@@ -314,11 +333,14 @@ class HttpProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        exchange = self.exchange
-        if exchange is not None:
-            if not exchange.response_complete:
-                exchange.disconnected = True
-            exchange.wake()
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+        for exchange in (self.answering, self.exchange):
+            if exchange is not None:
+                if not exchange.response_complete:
+                    exchange.disconnected = True
+                exchange.wake()
         if self.flow is not None:
             self.flow.resume_writing()
         if exc is None:
@@ -330,14 +352,37 @@ class HttpProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
+        self._watch_writes()
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
+        if self._stall is not None and not self.transport.is_closing():
+            self._stall.cancel()
+            self._stall = None
+
+    # A client that does not read: the transport's buffer stays full, the app waits in send() and
+    # a close waits for the buffer; no request deadline applies, so this one does (uvicorn has none).
+
+    def _watch_writes(self) -> None:
+        if self._stall is None:
+            self._stall = self.loop.call_later(self._limits.body_timeout, self._write_stalled)
+
+    def _write_stalled(self) -> None:
+        self._stall = None
+        log.info("connection closed", extra={"reason": f"answer not read within {self._limits.body_timeout:g}s",
+                                             "client": _host(self.client)})
+        self.transport.abort()  # close() would wait for the buffer to drain
+
+    def shut(self) -> None:
+        """Close; what is still buffered has the write deadline to leave, then the connection is aborted."""
+        self.transport.close()
+        if self.transport.get_write_buffer_size():
+            self._watch_writes()
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: close idle connections, finish the answer in flight."""
         if self.exchange is None or self.exchange.response_complete:
-            self.transport.close()
+            self.shut()
         else:
             self.exchange.keep_alive = False
 
@@ -359,8 +404,16 @@ class HttpProtocol(asyncio.Protocol):
                 self.exchange.more_body = False
                 self.exchange.wake()
         except httptools.HttpParserError:
+            exchange = self.exchange
             if self._head_size > self._limits.max_header_bytes:
                 self._refuse_head()
+            elif self._in_head and exchange is not None and not exchange.response_complete:
+                # A request after one still being answered: a 400 now would come before that
+                # answer and be read as its. The answer goes out, then the connection closes.
+                errors.warning("Invalid HTTP request received.")
+                exchange.keep_alive = False
+                self._refused = True  # what follows is dropped unparsed
+                self._wait_for("", 0.0)
             else:
                 errors.warning("Invalid HTTP request received.")
                 self._bad_request("Invalid HTTP request received.")
@@ -397,6 +450,8 @@ class HttpProtocol(asyncio.Protocol):
         self._head_size += len(name) + len(value) + 4
         if self._head_size > self._limits.max_header_bytes:
             raise _HeadTooLarge
+        if not self._in_head:
+            return  # a trailer of a chunked body (counted above): never one of the running request's headers
         name = name.lower()
         if name == b"expect" and value.lower() == b"100-continue":
             self.expect_100_continue = True
@@ -426,6 +481,9 @@ class HttpProtocol(asyncio.Protocol):
         else:  # pipelined: answered after the ones before it
             self.flow.pause_reading()
             self.pipeline.appendleft(exchange)
+            # Reading is paused until the answer before it is out: its body is due from then on
+            # (response_complete), not while the app before it works.
+            self._wait_for("", 0.0)
 
     def on_body(self, body: bytes) -> None:
         exchange = self.exchange
@@ -440,8 +498,8 @@ class HttpProtocol(asyncio.Protocol):
         self._in_head = True
         exchange = self.exchange
         if self._waiting_for == "request body":
-            if exchange is not None and exchange.response_complete and not self.pipeline:
-                # answered before its body was in (413, say): idle from now on
+            if exchange is not None and exchange.response_complete:
+                # Answered before its body was in (a refusal): idle now, the answer is out.
                 self._wait_for("keep-alive", self.keep_alive_timeout)
             else:
                 self._wait_for("", 0.0)  # the app's turn: no deadline until the answer is out
@@ -453,6 +511,7 @@ class HttpProtocol(asyncio.Protocol):
     # Exchanges
 
     def _start(self, exchange: _Exchange) -> None:
+        self.answering = exchange
         task = self.loop.create_task(exchange.run(self.app))
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
@@ -464,6 +523,8 @@ class HttpProtocol(asyncio.Protocol):
         self.flow.resume_reading()
         if self.pipeline:
             self._start(self.pipeline.pop())
+            if not self._in_head and self._waiting_for == "":  # a pipelined body still to come
+                self._wait_for("request body", self._limits.body_timeout)
         elif self._in_head and self._waiting_for == "":
             self._wait_for("keep-alive", self.keep_alive_timeout)
 
@@ -488,7 +549,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.loop.time() < self._due:
             self._timer = self.loop.call_at(self._due, self._check_deadline)
         elif what == "keep-alive":
-            self.transport.close()
+            self.shut()
         else:
             seconds = self._limits.header_timeout if what == "request head" else self._limits.body_timeout
             self._close(f"{what} not received within {seconds:g}s")
@@ -509,12 +570,12 @@ class HttpProtocol(asyncio.Protocol):
         content += (b"content-type: text/plain; charset=utf-8\r\ncontent-length: ",
                     str(len(body)).encode("ascii"), b"\r\nconnection: close\r\n\r\n", body)
         self.transport.write(b"".join(content))
-        self.transport.close()
+        self.shut()
 
     def _close(self, reason: str) -> None:
         self._wait_for("", 0.0)
         log.info("connection closed", extra={"reason": reason, "client": _host(self.client)})
-        self.transport.close()
+        self.shut()
 
     def _linger(self, reason: str, response: bytes) -> None:
         """Answer, stop reading requests, and close a moment later: closing with unread input
@@ -525,7 +586,7 @@ class HttpProtocol(asyncio.Protocol):
         self.transport.write(response)
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self.loop.call_later(_REFUSE_LINGER, self.transport.close)
+        self.loop.call_later(_REFUSE_LINGER, self.shut)
 
 
 def _peer(transport: asyncio.Transport) -> tuple[str, int] | None:
