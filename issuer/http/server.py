@@ -26,7 +26,7 @@ deadline; a lost connection reaches the answer in progress, not only the last re
 request with ``Expect: 100-continue`` answered before its body was asked for closes the
 connection; a malformed request pipelined behind an answer in progress gets no 400 ahead of it;
 a response head is not written when the app fails before its first body message.
-tests/test_http_server.py and tests/test_http_server_review.py run it under uvicorn's server with
+tests/test_http_server.py and tests/test_http_server_edges.py run it under uvicorn's server with
 small apps, tests/test_http_limits.py in a real ``issuer serve`` process.
 """
 

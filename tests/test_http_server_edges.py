@@ -1,7 +1,8 @@
-"""Review of issuer.http.server.HttpProtocol against uvicorn's httptools protocol: cases where a
-connection was held without a deadline, closed while it was our turn, a trailer reached the
-scope, or a second ``receive()`` was never woken. Small ASGI apps under uvicorn's own Server, raw
-sockets (helpers from tests/test_http_server.py)."""
+"""issuer.http.server.HttpProtocol where it departs from uvicorn's httptools protocol on purpose
+(found by a review against it): no connection is held without a deadline nor closed while it is
+our turn, a trailer never reaches the scope, every ``receive()`` is woken, an answer the client
+does not read is cut off, and pipelined requests cannot take each other's answers. Small ASGI
+apps under uvicorn's own Server, raw sockets (helpers from tests/test_http_server.py)."""
 
 from __future__ import annotations
 
