@@ -16,6 +16,7 @@ from bench.scenarios import (
     flood,
     goals,
     http_attacks,
+    instructions,
     logins,
     memory,
     reads,
@@ -30,7 +31,7 @@ SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m
     for m in (
         client_credentials, reads, scaling, memory, refresh, logins, flood, register_flood, http_attacks, verifier,
-        signin, goals,
+        signin, goals, instructions,
     )
 }
 
