@@ -106,6 +106,21 @@ def parse_response(raw: bytes) -> tuple[int, dict[str, Any]]:
     return status, json.loads(body) if body else {}
 
 
+async def wait_until_accepted(port: int, within: float = 20.0) -> None:
+    """Until the listener on ``port`` has no connection waiting to be accepted (Linux: a listening
+    socket's rx_queue in /proc/net/tcp is its accept backlog)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        waiting = 0
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                waiting += int(fields[4].split(":")[1], 16)
+        if waiting == 0:
+            return
+        await asyncio.sleep(0.02)
+
+
 async def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
     setup = await provision(
         sqlite_file_url(tmp_path),
@@ -140,7 +155,10 @@ async def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
             return raw
 
         answers = [asyncio.create_task(answer(r)) for r, _ in streams]
-        await asyncio.sleep(0.05)  # let the server read them
+        # SIGTERM closes the listener, which resets connections not yet accepted: wait until the
+        # server has accepted every one (a busy machine may take longer than a moment), then let it read.
+        await wait_until_accepted(server.port)
+        await asyncio.sleep(0.05)
         server.process.send_signal(signal.SIGTERM)
         terminated_at = time.monotonic()
 
