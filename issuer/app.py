@@ -195,7 +195,7 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
         )
     middleware.append(Middleware(AllowedMethods, routes=route_list))
     lean = {"/oauth2/token": token.LEAN, "/oauth2/introspect": oauth.LEAN}
-    middleware.append(Middleware(LeanJSON, endpoints=lean))
+    middleware.append(Middleware(LeanJSON, endpoints=lean, gets=discovery.LEAN_GETS))
     app = Starlette(
         routes=route_list,
         middleware=middleware,

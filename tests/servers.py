@@ -1,4 +1,5 @@
-"""Run a real issuer as a uvicorn subprocess for tests that need separate processes.
+"""Run a real issuer (``issuer serve``, as in production: our HTTP protocol, uvicorn's process
+management) as a subprocess for tests that need separate processes.
 
     with IssuerServer({"ISSUER_DATABASE_URL": url, "ISSUER_KEY_ENCRYPTION_KEYS": kek}) as server:
         httpx.get(server.url + "/healthz")
@@ -48,7 +49,7 @@ class ServerFailed(RuntimeError):
 
 
 class IssuerServer:
-    """One uvicorn process serving ``issuer.asgi:build``."""
+    """One ``issuer serve`` process (uvicorn serving ``issuer.asgi:build`` over issuer.http.server)."""
 
     def __init__(
         self,
@@ -81,7 +82,7 @@ class IssuerServer:
 
     def command(self, port: int) -> list[str]:
         return [
-            sys.executable, "-m", "uvicorn", "--factory", "issuer.asgi:build",
+            sys.executable, "-m", "issuer.cli", "serve",
             "--host", self.host, "--port", str(port), *self.extra_args,
         ]
 

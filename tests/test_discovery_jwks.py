@@ -269,3 +269,53 @@ async def test_health_probes(client: httpx.AsyncClient) -> None:
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "checks": {"database": "ok"}}
     assert ready.headers["cache-control"] == "no-store"
+
+
+# -- lean GETs ---------------------------------------------------------------------------------
+
+
+async def _routed(http: httpx.AsyncClient, path: str, headers: dict[str, str]) -> tuple[int, list[Any], bytes]:
+    """What the route's own handler answers (the path LeanJSON skips), as raw ASGI messages."""
+    from starlette.requests import Request
+
+    from issuer.http.discovery import LEAN_GETS
+
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    scope = {"type": "http", "method": "GET", "path": path, "headers": raw, "query_string": b"",
+             "state": {"services": services_of(http)}}
+    response = await LEAN_GETS[path].route(Request(scope))
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "http.request"}
+
+    await response(scope, receive, send)
+    return sent[0]["status"], sorted(sent[0]["headers"]), sent[1]["body"]
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/.well-known/jwks.json", "/.well-known/jwks.json 304"])
+async def test_lean_gets_answer_exactly_as_their_routes(client: httpx.AsyncClient, path: str) -> None:
+    # GET /healthz and the JWKS skip the router (issuer.http.lean.LeanJSON): same status, headers
+    # and body as the route handler, and the middleware's headers and access log still apply.
+    path, _, conditional = path.partition(" ")
+    headers = {}
+    if conditional:
+        headers["If-None-Match"] = (await client.get(path)).headers["etag"]
+    served = await client.get(path, headers=headers)
+    status, routed_headers, body = await _routed(client, path, headers)
+    assert served.status_code == status == (304 if conditional else 200)
+    assert served.content == body
+    middleware = {b"x-content-type-options", b"x-frame-options", b"referrer-policy", b"content-security-policy",
+                  b"cross-origin-resource-policy"}
+    lean_headers = sorted((k, v) for k, v in served.headers.raw if k.lower() not in middleware)
+    assert lean_headers == routed_headers
+    assert served.headers["x-content-type-options"] == "nosniff"
+    if not conditional:
+        assert int(served.headers["content-length"]) == len(served.content)
+    else:
+        assert "content-length" not in served.headers and "content-type" not in served.headers
+    head = await client.head(path, headers=headers)  # HEAD is routed (Starlette adds it to GET routes)
+    assert head.status_code == served.status_code and head.headers["etag" if "jwks" in path else "cache-control"]

@@ -469,3 +469,85 @@ def test_json_log_lines_hold_any_extra_value() -> None:
     assert line(keys={1: "one"})["keys"] == {"1": "one"}
     assert line(obj=Path("/tmp/x"))["obj"] == "/tmp/x"
     assert line(when=datetime.date(2026, 11, 30))["when"] == "2026-11-30"
+
+
+@pytest.fixture
+def own_logging() -> Iterator[None]:
+    """configure_logging changes the root logger: put back what pytest had."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def test_access_lines_written_directly_equal_formatted_records(
+    own_logging: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``info_line`` skips the LogRecord when the JSON handler is the line's only destination; the
+    line is the one JsonFormatter writes for the same record, timestamp aside."""
+    import io
+    import json
+
+    from issuer.observability.logs import configure_logging, info_line
+
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    access = logging.getLogger("issuer.access")
+    fields = {"method": "POST", "path": "/oauth2/token", "route": "token", "status": 401, "duration_ms": 1.25,
+              "client": "127.0.0.1", "error": "invalid_client", "client_id": "c-1", "big": 2**70}
+    with monkeypatch.context() as patch:
+        patch.setattr(access, "makeRecord", lambda *a, **k: pytest.fail("the direct path made a LogRecord"))
+        info_line(access, "request", dict(fields))
+    record = access.makeRecord(access.name, logging.INFO, "", 0, "request", (), None, extra=dict(fields))
+    direct, formatted = json.loads(stream.getvalue()), json.loads(JsonFormatter().format(record))
+    assert stream.getvalue().count("\n") == 1
+    assert abs(datetime_of(direct["ts"]) - datetime_of(formatted["ts"])) < 5
+    del direct["ts"], formatted["ts"]
+    assert list(direct.items()) == list(formatted.items())
+
+    # Anyone else listening (pytest's caplog, an embedding application's handler, a filter) gets an
+    # ordinary record, and the JSON line is still written once.
+    seen: list[logging.LogRecord] = []
+    extra = logging.Handler()
+    extra.emit = seen.append  # type: ignore[method-assign,assignment]
+    logging.getLogger("issuer").addHandler(extra)
+    try:
+        info_line(access, "request", dict(fields))
+    finally:
+        logging.getLogger("issuer").removeHandler(extra)
+    assert len(seen) == 1 and seen[0].__dict__["client_id"] == "c-1" and seen[0].getMessage() == "request"
+    assert stream.getvalue().count("\n") == 2
+
+    dropped = logging.Filter("nothing-matches")
+    access.addFilter(dropped)
+    try:
+        info_line(access, "request", dict(fields))
+    finally:
+        access.removeFilter(dropped)
+    assert stream.getvalue().count("\n") == 2
+
+
+def test_a_failed_access_line_write_is_reported_not_raised(
+    own_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from issuer.observability.logs import configure_logging, info_line
+
+    class Closed:
+        def write(self, text: str) -> int:
+            raise OSError("stdout closed")
+
+        def flush(self) -> None:
+            pass
+
+    configure_logging("INFO", "json", stream=Closed())  # type: ignore[arg-type]
+    info_line(logging.getLogger("issuer.access"), "request", {"status": 200})  # no exception: as StreamHandler.emit
+    assert "stdout closed" in capsys.readouterr().err
+
+
+def datetime_of(ts: str) -> float:
+    import datetime
+
+    return datetime.datetime.fromisoformat(ts).timestamp()

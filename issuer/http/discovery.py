@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from issuer.authorize.request import OIDC_SCOPES, PROMPTS
 from issuer.grants import GRANTS
 from issuer.http.apidoc import OPERATIONS_API, PUBLIC_API, Reply, documented, ok, problem
 from issuer.http.clientauth import AUTH_METHODS
+from issuer.http.lean import Answer, LeanGet, header
 from issuer.http.protocol_schemas import AuthorizationServerMetadata, Health, JsonWebKeySet, Readiness
 from issuer.http.responses import json_response
 from issuer.http.responses import problem as problem_response
@@ -75,23 +78,39 @@ async def oauth_metadata(request: Request) -> Response:
     query=("If-None-Match",),
 )
 async def jwks(request: Request) -> Response:
-    services: Services = request.state.services
+    return jwks_answer(request.scope, request.state.services).response()
+
+
+def jwks_answer(scope: Scope, services: Services) -> Answer:
     keyring = services.keyring
     document = keyring.jwks
     max_age = keyring.max_age()
-    headers = {
-        "Cache-Control": f"public, max-age={max_age}, stale-if-error={max(max_age, 60)}",
-        "ETag": document.etag,
-        "Vary": "Accept-Encoding",
-    }
-    if etag_matches(request.headers.get("if-none-match"), document.etag):
-        return Response(status_code=304, headers=headers)
-    return Response(document.body, 200, headers, "application/jwk-set+json")
+    headers = [
+        (b"cache-control", f"public, max-age={max_age}, stale-if-error={max(max_age, 60)}".encode()),
+        (b"etag", document.etag.encode()),
+        (b"vary", b"Accept-Encoding"),
+    ]
+    if etag_matches(header(scope, b"if-none-match"), document.etag):
+        return Answer(304, headers)
+    headers.append((b"content-type", b"application/jwk-set+json"))
+    return Answer(200, headers, document.body)
 
 
 @documented("Process is up", OPERATIONS_API, ok(Health, "Up"))
 async def healthz(request: Request) -> Response:
-    return json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
+    return healthz_answer(request.scope, request.state.services).response()
+
+
+_UP = Answer(
+    200, [(b"cache-control", b"no-store"), (b"content-type", b"application/json")], orjson.dumps({"status": "ok"})
+)
+
+
+def healthz_answer(scope: Scope, services: Services) -> Answer:
+    return _UP
+
+
+LEAN_GETS = {"/.well-known/jwks.json": LeanGet(jwks, jwks_answer), "/healthz": LeanGet(healthz, healthz_answer)}
 
 
 @documented(

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from issuer.errors import BodyTooLarge, OAuthError, UnsupportedTransferCoding
 from issuer.http.forwarded import TrustedProxies
 from issuer.http.responses import LOG_FIELDS, no_store_json, oauth_error, problem
+from issuer.observability.logs import info_line
 from issuer.observability.metrics import Metrics
 
 log = logging.getLogger("issuer.access")
@@ -143,8 +144,7 @@ def _access_log(scope: Scope, route: str, status: int, elapsed: float, outcome: 
     # The OAuth error code and the client id, noted by the error handler and the token
     # endpoint (issuer.http.responses.note): identifiers only, never a credential.
     fields.update(scope.get(LOG_FIELDS, ()))
-    # log.info without the caller lookup (a stack walk per request; no formatter prints it).
-    log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "request", (), None, "_access_log", fields))
+    info_line(log, "request", fields)
 
 
 class BrowserCORS:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -36,7 +37,7 @@ class JsonFormatter(logging.Formatter):
     _second = -1
     _prefix = ""
 
-    def _timestamp(self, created: float) -> str:
+    def timestamp(self, created: float) -> str:
         # Rounded to microseconds, then truncated to milliseconds: what datetime.isoformat gives.
         second = int(created)
         micros = round((created - second) * 1_000_000)
@@ -49,7 +50,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": self._timestamp(record.created),
+            "ts": self.timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -87,6 +88,57 @@ class OneLineStartupFailure(logging.Filter):
         return True
 
 
+class JsonLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The stream handler ``configure_logging`` installs for JSON lines: ``info_line`` writes to
+    it directly while it is the only place an INFO line would go."""
+
+    formatter: JsonFormatter
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.setFormatter(JsonFormatter())
+
+
+def _sole_json_handler(logger: logging.Logger) -> JsonLineHandler | None:
+    """The handler of an INFO record of ``logger`` when that is one ``JsonLineHandler`` and no
+    filter or level could drop or change the record on its way; else None (say pytest's caplog
+    or an embedding application added a handler: the record path serves them as before)."""
+    found: JsonLineHandler | None = None
+    node: logging.Logger | None = logger
+    while node is not None:
+        if node.filters or node.disabled:
+            return None
+        for handler in node.handlers:
+            if found is not None or type(handler) is not JsonLineHandler or handler.filters:
+                return None
+            if handler.level > logging.INFO or type(handler.formatter) is not JsonFormatter:
+                return None
+            found = handler
+        node = node.parent if node.propagate else None
+    return found
+
+
+def info_line(logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:
+    """What ``logger.info(msg, extra=fields)`` writes, for a caller that has checked
+    ``logger.isEnabledFor(logging.INFO)``. The access log writes one per request: when the line's
+    only destination is the JSON handler, it is encoded and written without a LogRecord, its
+    handler chain or the caller lookup (about 2 µs a line against 12). Other set-ups (the
+    console format, added handlers or filters) get an ordinary record."""
+    handler = _sole_json_handler(logger)
+    if handler is None:
+        logger.handle(logger.makeRecord(logger.name, logging.INFO, "", 0, msg, (), None, "info_line", fields))
+        return
+    entry = {"ts": handler.formatter.timestamp(time.time()), "level": "info", "logger": logger.name, "msg": msg}
+    entry.update(fields)
+    line = _encode(entry) + "\n"
+    with handler.lock:  # type: ignore[union-attr]  # set by Handler.__init__
+        try:
+            handler.stream.write(line)
+            handler.flush()
+        except Exception:  # noqa: BLE001 - what StreamHandler.emit does with a failed write
+            handler.handleError(logger.makeRecord(logger.name, logging.INFO, "", 0, msg, (), None, "info_line", fields))
+
+
 def choose_format(fmt: str | None, env: str, stream: TextIO) -> str:
     if fmt:
         return fmt
@@ -101,8 +153,12 @@ def configure_logging(
     out = stream if stream is not None else sys.stdout
     # Neither format prints the thread or process of a record: not looked up for each one.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(ConsoleFormatter() if choose_format(fmt, env, out) == "console" else JsonFormatter())
+    handler: logging.Handler
+    if choose_format(fmt, env, out) == "console":
+        handler = logging.StreamHandler(out)
+        handler.setFormatter(ConsoleFormatter())
+    else:
+        handler = JsonLineHandler(out)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
