@@ -41,6 +41,10 @@ def _load_options() -> argparse.ArgumentParser:
     g.add_argument("--baseline-src", type=Path, metavar="DIR",
                    help="also load a server whose issuer code comes from DIR (e.g. `git archive main | "
                         "tar -x -C DIR`), same data, key, client and pinning, in the same run: an A/B of a change")
+    g.add_argument("--rounds", type=int, default=None, metavar="N",
+                   help="client_credentials and scaling: measure N times, interleaved (with --peer, the peer's load "
+                        "right after ours in each round); every round is printed, the goal lines use the median "
+                        "round (default 1; goals: 3)")
     g.add_argument("--wait-idle", type=float, default=30.0, metavar="S",
                    help="before measuring, wait up to S seconds for other processes to go quiet (default 30; 0: off)")
     return p
@@ -85,6 +89,8 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--token-rate-limit must be 0..10000000")
     if args.baseline_src is not None and not (args.baseline_src / "issuer" / "__init__.py").is_file():
         parser.error("--baseline-src must be a directory holding issuer/ (a checkout or `git archive` of it)")
+    if args.rounds is not None and not 1 <= args.rounds <= 50:
+        parser.error("--rounds must be 1..50")
     if not 0 <= args.wait_idle <= 600:
         parser.error("--wait-idle must be 0..600")
     if not 1 <= args.login_connections <= 1000:

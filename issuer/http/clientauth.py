@@ -14,6 +14,7 @@ from starlette.requests import Request
 from issuer.errors import InvalidClient, InvalidRequest
 from issuer.http.forms import form_decode
 from issuer.http.responses import note
+from issuer.http.scope import header
 from issuer.models import Client
 from issuer.oauth.clients import ClientRegistry
 from issuer.oauth.params import Params
@@ -34,10 +35,10 @@ def _challenge(realm: str) -> dict[str, str]:
 
 
 def read_credentials(request: Request, params: Params, realm: str) -> Credentials:
-    header = request.headers.get("authorization")
+    authorization = header(request.scope, b"authorization")
     body_id, body_secret = params.get("client_id"), params.get("client_secret")
-    if header is not None:
-        scheme, _, encoded = header.partition(" ")
+    if authorization is not None:
+        scheme, _, encoded = authorization.partition(" ")
         if scheme.lower() != "basic":
             raise InvalidClient("only HTTP Basic client authentication is accepted here", headers=_challenge(realm))
         try:

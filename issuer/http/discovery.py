@@ -14,10 +14,11 @@ from issuer.authorize.request import OIDC_SCOPES, PROMPTS
 from issuer.grants import GRANTS
 from issuer.http.apidoc import OPERATIONS_API, PUBLIC_API, Reply, documented, ok, problem
 from issuer.http.clientauth import AUTH_METHODS
-from issuer.http.lean import Answer, LeanGet, header
+from issuer.http.lean import Answer, LeanGet
 from issuer.http.protocol_schemas import AuthorizationServerMetadata, Health, JsonWebKeySet, Readiness
 from issuer.http.responses import json_response
 from issuer.http.responses import problem as problem_response
+from issuer.http.scope import header
 from issuer.oauth.scopes import advertised_scopes
 from issuer.services import Services
 from keys.jwks import etag_matches

@@ -13,6 +13,7 @@ from starlette.types import Receive
 
 from issuer.errors import BodyTooLarge as BodyTooLargeError
 from issuer.errors import InvalidRequest, ProblemError
+from issuer.http.scope import header
 from issuer.oauth.params import Params
 
 _MAX_FIELDS = 64
@@ -28,7 +29,7 @@ class BodyTooLarge(Exception):
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    return await receive_body(request.headers.get("content-length"), request.receive, limit)
+    return await receive_body(header(request.scope, b"content-length"), request.receive, limit)
 
 
 async def receive_body(declared: str | None, receive: Receive, limit: int) -> bytes:
@@ -52,7 +53,7 @@ async def receive_body(declared: str | None, receive: Receive, limit: int) -> by
 
 
 def _media_type(request: Request) -> tuple[str, dict[str, str]]:
-    return media_type(request.headers.get("content-type", ""))
+    return media_type(header(request.scope, b"content-type") or "")
 
 
 def media_type(raw: str) -> tuple[str, dict[str, str]]:
@@ -66,8 +67,9 @@ def media_type(raw: str) -> tuple[str, dict[str, str]]:
 
 
 async def read_form(request: Request, limit: int) -> Params:
-    headers = request.headers
-    return await receive_form(headers.get("content-type", ""), headers.get("content-length"), request.receive, limit)
+    scope = request.scope
+    content_type, length = header(scope, b"content-type"), header(scope, b"content-length")
+    return await receive_form(content_type or "", length, request.receive, limit)
 
 
 async def receive_form(content_type: str, declared: str | None, receive: Receive, limit: int) -> Params:

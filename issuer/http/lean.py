@@ -46,14 +46,6 @@ class Answer(NamedTuple):
         return response
 
 
-def header(scope: Scope, name: bytes) -> str | None:
-    """The first value of the (lower-case) header ``name``, as ``request.headers.get`` gives it."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")  # type: ignore[no-any-return]
-    return None
-
-
 @dataclass(frozen=True)
 class LeanGet:
     route: Callable[..., Any]

@@ -25,13 +25,14 @@ from issuer.http.forms import read_form
 from issuer.http.lean import LeanEndpoint
 from issuer.http.protocol_schemas import TokenRequest, TokenResponse
 from issuer.http.responses import no_store_json
+from issuer.http.scope import client_host
 from issuer.services import Services
 
 
 def client_ip(request: Request, services: Services) -> str:
     """The client's address; behind trusted proxies RequestMiddleware has already put the
     forwarded one in the scope (ISSUER_FORWARDED_ALLOW_IPS)."""
-    return request.client.host if request.client else "unknown"
+    return client_host(request.scope)
 
 
 @documented(
