@@ -30,5 +30,7 @@ def build_jwks(keys: list[SigningKey]) -> JwksDocument:
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
     if not if_none_match:
         return False
+    if if_none_match == etag:  # what a cache sends back: no list to split
+        return True
     candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
     return "*" in candidates or etag in candidates

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -85,16 +86,19 @@ async def jwks(request: Request) -> Response:
 def jwks_answer(scope: Scope, services: Services) -> Answer:
     keyring = services.keyring
     document = keyring.jwks
-    max_age = keyring.max_age()
-    headers = [
-        (b"cache-control", f"public, max-age={max_age}, stale-if-error={max(max_age, 60)}".encode()),
-        (b"etag", document.etag.encode()),
-        (b"vary", b"Accept-Encoding"),
-    ]
+    headers = _jwks_headers(document.etag, keyring.max_age())
     if etag_matches(header(scope, b"if-none-match"), document.etag):
-        return Answer(304, headers)
-    headers.append((b"content-type", b"application/jwk-set+json"))
-    return Answer(200, headers, document.body)
+        return Answer(304, list(headers))
+    return Answer(200, [*headers, (b"content-type", b"application/jwk-set+json")], document.body)
+
+
+@functools.lru_cache(maxsize=16)
+def _jwks_headers(etag: str, max_age: int) -> tuple[tuple[bytes, bytes], ...]:
+    return (
+        (b"cache-control", f"public, max-age={max_age}, stale-if-error={max(max_age, 60)}".encode()),
+        (b"etag", etag.encode()),
+        (b"vary", b"Accept-Encoding"),
+    )
 
 
 @documented("Process is up", OPERATIONS_API, ok(Health, "Up"))
