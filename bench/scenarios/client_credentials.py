@@ -199,10 +199,10 @@ def round_rows(rounds: list[Round]) -> Rows:
     for number, r in enumerate(rounds, 1):
         cpu = r.load.get("server_cpu_ms_per_req")
         text = (f"{r.load['ok_per_s']:,.0f} tokens/s, {fmt_us(cpu)} per token, {errors(r.load)} errors; "
-                f"raw {r.raw_mean:,.0f} signs/s; ratio {r.ratio:.3f}")
+                f"raw {r.raw_mean:,.0f} signs/s; ratio {fmt_ratio(r.ratio)}")
         if r.peer_ratio is not None and r.peer is not None:
             text += (f"; peer {r.peer['ok_per_s']:,.0f} tokens/s, {fmt_us(r.peer.get('server_cpu_ms_per_req'))}, "
-                     f"{errors(r.peer)} errors: ours ÷ peer {r.peer_ratio:.3f}")
+                     f"{errors(r.peer)} errors: ours ÷ peer {fmt_ratio(r.peer_ratio)}")
         rows.append((f"round {number}", text))
     return rows
 

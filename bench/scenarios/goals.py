@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.common import log
-from bench.report import Rows, print_block
+from bench.report import Rows, fmt_ratio, print_block
 from bench.scenarios import client_credentials, memory, reads, refresh, scaling
 
 NAME = "goals"
@@ -73,9 +73,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     intro, jwks = get(rd, "introspect", "ok_per_s"), get(rd, "jwks_304", "ok_per_s")
     peer_ratio = get(rs, "ratio_vs_peer")
     rows: Rows = [
-        ("RS256 tokens/s ÷ raw signs/s ≥ 0.75 (median round)", f"{num(get(rs, 'ratio'), '{:.3f}')}   "
-         f"(CPU ratio {num(get(rs, 'cpu_ratio'), '{:.3f}')})   {_mark(get(rs, 'passed'))}"),
-        ("RS256 ours ÷ node-oidc-provider ≥ 1.5 (median round)", f"{num(peer_ratio, '{:.2f}')}   "
+        ("RS256 tokens/s ÷ raw signs/s ≥ 0.75 (median round)", f"{fmt_ratio(get(rs, 'ratio'))}   "
+         f"(CPU ratio {fmt_ratio(get(rs, 'cpu_ratio'))})   {_mark(get(rs, 'passed'))}"),
+        ("RS256 ours ÷ node-oidc-provider ≥ 1.5 (median round)", f"{fmt_ratio(peer_ratio)}   "
          f"{_mark(None if peer_ratio is None else peer_ratio >= 1.5)}"),
         ("RS256 / peer / ES256 non-2xx = 0",
          f"{num(get(rs, 'non2xx'))} / {num(get(rs, 'peer_non2xx'))} / {num(get(es, 'non2xx'))}"),
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ("refresh ≥ 1,500/s per worker (PostgreSQL)", f"{num(get(rf, 'rotations_per_s'))}/s; "
          f"{num(per_core(rf))}/s per fully used core   {_mark(get(rf, 'passed'))}"),
         ("2 workers ÷ 1 pinned worker ≥ 1.8 (median round)",
-         f"{num(get(sc, 'ratio'), '{:.2f}')}   {_mark(get(sc, 'passed'))}"),
+         f"{fmt_ratio(get(sc, 'ratio'))}   {_mark(get(sc, 'passed'))}"),
         (f"RSS ≤ 80 MB after {args.memory_tokens:,} {args.memory_alg} tokens",
          f"{num(get(mem, 'rss_mb'), '{:.1f} MB')}   {_mark(get(mem, 'passed'))}"),
     ]

@@ -64,8 +64,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ]
     if len(pairs) > 1:
         rows.insert(1, ("rounds", f"{len(pairs)}; below, the median round, then each round"))
-        rows += [(f"round {n}", f"{a['ok_per_s']:,.0f} → {b['ok_per_s']:,.0f} tokens/s, {errors(a) + errors(b)} "
-                                f"errors: {r:.3f}") for n, ((a, b), r) in enumerate(zip(pairs, scales, strict=True), 1)]
+        for n, ((a, b), r) in enumerate(zip(pairs, scales, strict=True), 1):
+            rows.append((f"round {n}", f"{a['ok_per_s']:,.0f} → {b['ok_per_s']:,.0f} tokens/s, "
+                                       f"{errors(a) + errors(b)} errors: {fmt_ratio(r)}"))
     label = f"{args.workers} workers ÷ 1 pinned worker" + (f" (median of {len(pairs)})" if len(pairs) > 1 else "")
     rows.append((label, fmt_ratio(scale, f"≥ {GOAL}", passed)))
     print_block(f"scaling: client_credentials, 1 pinned worker vs {args.workers} workers", rows)
