@@ -62,7 +62,8 @@ class LeanEndpoint:
 
 
 class LeanJSON:
-    """POST of the paths in ``endpoints`` without the router (see the module's docstring)."""
+    """POST of the paths in ``endpoints`` and GET of those in ``gets`` without the router (see the
+    module's docstring)."""
 
     def __init__(
         self, app: ASGIApp, endpoints: Mapping[str, LeanEndpoint], gets: Mapping[str, LeanGet] | None = None

@@ -65,7 +65,7 @@ class ClaimChecks:
         if "aud" in claims:
             self._check_aud(claims["aud"])
         if self._timed:
-            self._check_times(get("exp"), get("iat"), get("nbf"), "exp" in claims, "nbf" in claims)
+            self._check_times(get("exp"), get("iat"), get("nbf"), "nbf" in claims)
 
     def _check_aud(self, aud: object) -> None:
         if not (isinstance(aud, str) or (isinstance(aud, list) and all(isinstance(a, str) for a in aud))):
@@ -78,7 +78,7 @@ class ClaimChecks:
         if (audience not in aud) if isinstance(aud, list) else aud != audience:
             raise InvalidAccessToken("InvalidClaimError")
 
-    def _check_times(self, exp: object, iat: object, nbf: object, has_exp: bool, has_nbf: bool) -> None:
+    def _check_times(self, exp: object, iat: object, nbf: object, has_nbf: bool) -> None:
         # exp and iat are essential here (present, not null); nbf is optional, and null when given is refused.
         if not _numeric_date(exp) or not _numeric_date(iat) or (has_nbf and not _numeric_date(nbf)):
             raise InvalidAccessToken("InvalidClaimError")
