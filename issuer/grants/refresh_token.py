@@ -19,18 +19,14 @@ async def refresh_token(services: GrantContext, request: GrantRequest) -> dict[s
     requested = parse_scope(params.get("scope"))
     resources = params.all("resource")
 
-    settled: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
-
-    def check(token: RefreshToken, user: User | None) -> None:
-        nonlocal settled
+    def settle(token: RefreshToken, user: User | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
         if requested is not None and not set(requested) <= set(token.scope.split()):
             raise InvalidScope("scope may not exceed the scope originally granted")
         if not set(resources) <= set(token.audience.split()):
             raise InvalidTarget("resource was not part of the original grant")
         scope = requested if requested is not None else tuple(token.scope.split())
         audience = tuple(dict.fromkeys(resources)) or tuple(token.audience.split())
-        # Refused here, before the token is consumed, so a refusal costs the client nothing.
-        settled = settle_admin_scope(
+        return settle_admin_scope(
             scope,
             audience,
             issuer=services.issuer,
@@ -39,12 +35,16 @@ async def refresh_token(services: GrantContext, request: GrantRequest) -> dict[s
             may_administer=user is not None and services.users.roles.may_administer(user.roles),
         )
 
-    rotation = await services.refresh_tokens.rotate(presented, client.client_id, check)
+    # Only an explicit scope or resource can be refused, and then before the token is consumed
+    # (a refusal costs the client nothing); without either, nothing can be refused, and the token
+    # is found and consumed in one round trip. The successor keeps the token's scope and audience.
+    asked = requested is not None or bool(resources)
+    rotation = await services.refresh_tokens.rotate(presented, client.client_id, settle if asked else None)
     user = rotation.user
     if user is None or user.disabled:
         await services.refresh_tokens.revoke_family(rotation.family.family_id, "user disabled")
         raise InvalidGrant("the user is not active")
-    scope, audience = settled
+    scope, audience = settle(rotation.token, user)
     issued = await user_access_token(services, user, client.client_id, scope, audience)
     extra: dict[str, Any] = {"refresh_token": rotation.refresh_token}
     family = rotation.family

@@ -70,6 +70,24 @@ class RefreshStore(Protocol):
         copy. Returns False, changing nothing, if another caller consumed it first."""
         ...
 
+    async def rotate(
+        self,
+        token_hash: bytes,
+        client_id: str,
+        now: float,
+        successor_hash: bytes,
+        sealed_successor: bytes,
+        idle_ttl: float,
+    ) -> tuple[RefreshToken, RefreshFamily, User | None, RefreshToken | None] | None:
+        """The usual refresh in one round trip: find the token (with its family and user, as
+        find_token_with_user) and, if it is live for ``client_id`` at ``now`` (not consumed,
+        neither it nor its family expired, the family neither revoked nor another client's),
+        consume it as ``consume`` does, with a successor of the next generation, the same scope
+        and audience, issued at ``now`` and expiring ``idle_ttl`` later or with its family,
+        whichever comes first. Returns the token as it was before, its family, its user and the
+        successor (None if this call consumed nothing); None for an unknown token."""
+        ...
+
     async def revoke_family(self, family_id: str, now: float, reason: str) -> bool: ...
     async def revoke_user_families(self, user_id: str, now: float, reason: str) -> int: ...
     async def forget_successors(self, consumed_before: float, limit: int = 1000) -> int:

@@ -105,16 +105,32 @@ class RefreshTokens:
         return plain, family
 
     async def rotate(
-        self, presented: str, client_id: str, check: Callable[[RefreshToken, User | None], None] | None = None
+        self, presented: str, client_id: str, check: Callable[[RefreshToken, User | None], object] | None = None
     ) -> Rotation:
         """``check`` may refuse the request (e.g. a widened scope, or a scope the user may no
-        longer hold) before anything is consumed."""
-        token_hash = hash_refresh_token(presented)
-        found = await self._store.find_token_with_user(token_hash) if len(presented) <= 512 else None
-        if found is None:
+        longer hold) before anything is consumed. Without one (nothing the request asks for can
+        be refused), a live token is consumed in the same round trip that finds it."""
+        if len(presented) > 512:
             raise InvalidGrant("refresh token is invalid")
-        token, family, user = found
+        token_hash = hash_refresh_token(presented)
         now = self._clock()
+        if check is None:
+            plain = secrets.token_urlsafe(32)
+            sealed = self._envelope.encrypt(plain.encode(), _aad(token_hash))
+            rotated = await self._store.rotate(
+                token_hash, client_id, now, hash_refresh_token(plain), sealed, self._policy.idle_ttl
+            )
+            if rotated is None:
+                raise InvalidGrant("refresh token is invalid")
+            token, family, user, successor = rotated
+            if successor is not None:
+                return Rotation(plain, family, successor, user)
+            # Not consumed: the checks below say why (or it was consumed meanwhile: a lost race).
+        else:
+            found = await self._store.find_token_with_user(token_hash)
+            if found is None:
+                raise InvalidGrant("refresh token is invalid")
+            token, family, user = found
         if family.client_id != client_id:
             # RFC 6749 §10.4: a token is bound to its client; another client presenting it is not reuse.
             raise InvalidGrant("refresh token is invalid")
@@ -125,10 +141,11 @@ class RefreshTokens:
         if check is not None:
             check(token, user)
         if token.consumed_at is None:
-            plain, successor = self._new(family, token.generation + 1, token.scope, token.audience, now)
-            sealed = self._envelope.encrypt(plain.encode(), _aad(token_hash))
-            if await self._store.consume(token_hash, now, successor, sealed):
-                return Rotation(plain, family, successor, user)
+            if check is not None:
+                plain, successor = self._new(family, token.generation + 1, token.scope, token.audience, now)
+                sealed = self._envelope.encrypt(plain.encode(), _aad(token_hash))
+                if await self._store.consume(token_hash, now, successor, sealed):
+                    return Rotation(plain, family, successor, user)
             refreshed = await self._store.find_token(token_hash)  # lost the race: look again
             if refreshed is None:
                 raise InvalidGrant("refresh token is invalid")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 
-from issuer.models import RefreshFamily, RefreshToken
+from issuer.models import RefreshFamily, RefreshToken, User
 from issuer.storage import SqlStorage
 from tests.contract.conftest import new_family, new_token, new_user
 
@@ -171,3 +171,124 @@ async def test_purge_expired_drops_families_with_their_tokens(storage: SqlStorag
     assert await storage.get_token(expired.family_id, 0) is None
     assert await storage.find_token(live_first.token_hash) is not None
     assert await storage.purge_expired(NOW + 200) == 0
+
+
+# rotate: the usual refresh in one round trip (find, check liveness, consume, insert the successor)
+
+IDLE = 600.0
+
+
+async def rotate(
+    storage: SqlStorage,
+    token: RefreshToken,
+    *,
+    client_id: str = "client-1",
+    now: float = NOW + 10,
+    sealed: bytes = b"sealed",
+    successor_hash: bytes | None = None,
+) -> tuple[RefreshToken, RefreshFamily, User | None, RefreshToken | None] | None:
+    return await storage.rotate(
+        token.token_hash, client_id, now, successor_hash or secrets.token_bytes(32), sealed, IDLE
+    )
+
+
+async def test_rotate_consumes_a_live_token_and_inserts_its_successor(storage: SqlStorage) -> None:
+    user = new_user("dora", "dora@example.com", roles=("manager",))
+    await storage.create_user(user)
+    family, first = await started(storage, user_id=user.user_id)
+    successor_hash = secrets.token_bytes(32)
+    rotated = await rotate(storage, first, successor_hash=successor_hash, sealed=b"sealed-1")
+    assert rotated is not None
+    before, found_family, found_user, successor = rotated
+    assert (before, found_family, found_user) == (first, family, user)  # the token as it was
+    expected = RefreshToken(
+        token_hash=successor_hash, family_id=family.family_id, generation=1, scope=first.scope,
+        audience=first.audience, issued_at=NOW + 10, expires_at=NOW + 10 + IDLE,
+    )
+    assert successor == expected
+    assert await storage.find_token(successor_hash) == (expected, family)
+    consumed = await storage.get_token(family.family_id, 0)
+    assert consumed is not None and consumed.consumed_at == NOW + 10 and consumed.successor_ciphertext == b"sealed-1"
+
+
+async def test_rotate_successor_expires_with_its_family(storage: SqlStorage) -> None:
+    family, first = await started(storage, ttl=IDLE / 2 + 20)
+    rotated = await rotate(storage, first)
+    assert rotated is not None and rotated[3] is not None
+    assert rotated[3].expires_at == family.expires_at
+
+
+async def test_rotate_clears_the_grandparents_sealed_successor(storage: SqlStorage) -> None:
+    family, gen0 = await started(storage)
+    one = await rotate(storage, gen0, sealed=b"sealed-gen1")
+    assert one is not None and one[3] is not None
+    two = await rotate(storage, one[3], now=NOW + 20, sealed=b"sealed-gen2")
+    assert two is not None and two[3] is not None and two[3].generation == 2
+    t0 = await storage.get_token(family.family_id, 0)
+    t1 = await storage.get_token(family.family_id, 1)
+    assert t0 is not None and t0.successor_ciphertext is None and t0.consumed_at == NOW + 10
+    assert t1 is not None and t1.successor_ciphertext == b"sealed-gen2" and t1.consumed_at == NOW + 20
+
+
+async def _refused(
+    storage: SqlStorage,
+    family: RefreshFamily,
+    token: RefreshToken,
+    *,
+    client_id: str = "client-1",
+    now: float = NOW + 10,
+) -> RefreshToken:
+    """rotate refused: the row comes back as it is, nothing is consumed or inserted."""
+    successor_hash = secrets.token_bytes(32)
+    before = await storage.get_token(family.family_id, token.generation)
+    rotated = await rotate(storage, token, client_id=client_id, now=now, successor_hash=successor_hash)
+    assert rotated is not None
+    assert rotated[3] is None
+    assert rotated[0] == before
+    assert await storage.get_token(family.family_id, token.generation) == before
+    assert await storage.find_token(successor_hash) is None
+    return rotated[0]
+
+
+async def test_rotate_refuses_another_clients_token(storage: SqlStorage) -> None:
+    family, first = await started(storage)
+    await _refused(storage, family, first, client_id="client-2")
+
+
+async def test_rotate_refuses_in_a_revoked_family(storage: SqlStorage) -> None:
+    family, first = await started(storage)
+    assert await storage.revoke_family(family.family_id, NOW + 5, "test")
+    await _refused(storage, family, first)
+
+
+async def test_rotate_refuses_an_expired_token_or_family(storage: SqlStorage) -> None:
+    family, first = await started(storage)
+    await _refused(storage, family, first, now=first.expires_at)  # the token's idle end
+    short, short_first = await started(storage, ttl=100.0)
+    await _refused(storage, short, short_first, now=short.expires_at)  # the family's end
+    assert (await rotate(storage, short_first, now=short.expires_at - 1)) is not None
+
+
+async def test_rotate_refuses_a_consumed_token(storage: SqlStorage) -> None:
+    family, first = await started(storage)
+    assert (await rotate(storage, first)) is not None
+    consumed = await _refused(storage, family, first, now=NOW + 20)
+    assert consumed.consumed_at == NOW + 10
+
+
+async def test_rotate_of_an_unknown_token_is_none(storage: SqlStorage) -> None:
+    family, _ = await started(storage)
+    assert await rotate(storage, new_token(family, 5)) is None
+
+
+async def test_concurrent_rotates_exactly_one_wins(storage: SqlStorage) -> None:
+    family, first = await started(storage)
+    hashes = [secrets.token_bytes(32) for _ in range(10)]
+    results = await asyncio.gather(*(rotate(storage, first, successor_hash=h, sealed=bytes([n]))
+                                     for n, h in enumerate(hashes)))
+    won = [r is not None and r[3] is not None for r in results]
+    assert won.count(True) == 1
+    winner = won.index(True)
+    assert [await storage.find_token(h) is not None for h in hashes] == [n == winner for n in range(10)]
+    consumed = await storage.get_token(family.family_id, 0)
+    assert consumed is not None and consumed.successor_ciphertext == bytes([winner])

@@ -64,6 +64,38 @@ _FIND_TOKEN_WITH_USER = (
 )
 
 
+# The usual refresh in one statement (RefreshStore.rotate): the token as it was, and the successor
+# if the compare-and-swap won. The conditions are those RefreshTokens.rotate checks in Python.
+_LIVE = """
+    UPDATE refresh_tokens SET consumed_at = $3, successor_ciphertext = $5
+    WHERE token_hash = $1 AND consumed_at IS NULL AND expires_at > $3 AND EXISTS (
+        SELECT 1 FROM refresh_families f WHERE f.family_id = refresh_tokens.family_id AND f.revoked_at IS NULL
+        AND f.client_id = $2 AND f.expires_at > $3
+    )
+"""
+_SUCCESSOR_OF = """
+    INSERT INTO refresh_tokens (token_hash, family_id, generation, scope, audience, issued_at, expires_at)
+    SELECT $4, w.family_id, w.generation + 1, w.scope, w.audience, $3, {least}($3 + $6, f.expires_at)
+    FROM {won} w JOIN refresh_families f ON f.family_id = w.family_id
+"""
+_SUCCESSOR_COLUMNS = "s.token_hash AS s_token_hash, s.generation AS s_generation, s.expires_at AS s_expires_at"
+_ROTATE_ONE_STATEMENT = f"""
+    WITH cur AS ({_FIND_TOKEN_WITH_USER}),
+    won AS ({_LIVE} RETURNING family_id, generation, scope, audience),
+    successor AS ({_SUCCESSOR_OF.format(least="LEAST", won="won")}
+        RETURNING token_hash, generation, expires_at),
+    forgotten AS (
+        UPDATE refresh_tokens SET successor_ciphertext = NULL
+        WHERE (family_id, generation) IN (SELECT family_id, generation - 1 FROM won)
+    )
+    SELECT cur.*, {_SUCCESSOR_COLUMNS} FROM cur LEFT JOIN successor s ON true
+"""
+# SQLite has no data-modifying CTEs: the same steps, one transaction.
+_SQLITE_SUCCESSOR = _SUCCESSOR_OF.format(
+    least="MIN", won="(SELECT family_id, generation, scope, audience FROM refresh_tokens WHERE token_hash = $1)"
+)
+
+
 def _token_args(t: RefreshToken) -> tuple[Any, ...]:
     return (t.token_hash, t.family_id, t.generation, t.scope, t.audience, t.issued_at, t.expires_at)
 
@@ -121,6 +153,49 @@ class RefreshSql(SqlStore):
         except unique_violations(_Lost):
             return False
         return True
+
+    async def rotate(
+        self,
+        token_hash: bytes,
+        client_id: str,
+        now: float,
+        successor_hash: bytes,
+        sealed_successor: bytes,
+        idle_ttl: float,
+    ) -> tuple[RefreshToken, RefreshFamily, User | None, RefreshToken | None] | None:
+        args = (token_hash, client_id, now, successor_hash, sealed_successor, float(idle_ttl))
+        if self.db.dialect == "postgres":
+            row = await self.db.fetchrow(_ROTATE_ONE_STATEMENT, *args)
+            if row is None:
+                return None
+            successor = row if row["s_token_hash"] is not None else None
+        else:
+            async with self.db.transaction() as tx:
+                row = await tx.fetchrow(_FIND_TOKEN_WITH_USER, token_hash)
+                if row is None:
+                    return None
+                successor = None
+                if await tx.execute(_LIVE, *args[:3], None, sealed_successor) == 1:
+                    await tx.execute(_SQLITE_SUCCESSOR, token_hash, None, now, successor_hash, None, args[5])
+                    await tx.execute(_FORGET_GRANDPARENT, row["family_id"], row["generation"] - 1)
+                    successor = await tx.fetchrow(
+                        "SELECT token_hash AS s_token_hash, generation AS s_generation,"
+                        " expires_at AS s_expires_at FROM refresh_tokens WHERE token_hash = $1",
+                        successor_hash,
+                    )
+        token, family = _refresh(row), _family(row)
+        user = _user(row, "u_") if row["u_user_id"] is not None else None
+        if successor is None:
+            return token, family, user, None
+        return token, family, user, RefreshToken(
+            token_hash=bytes(successor["s_token_hash"]),
+            family_id=family.family_id,
+            generation=successor["s_generation"],
+            scope=token.scope,
+            audience=token.audience,
+            issued_at=now,
+            expires_at=successor["s_expires_at"],
+        )
 
     async def revoke_family(self, family_id: str, now: float, reason: str) -> bool:
         async with self.db.transaction() as tx:
