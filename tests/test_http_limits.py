@@ -177,7 +177,8 @@ def test_a_client_hanging_up_mid_body_is_no_server_error(server: ServeCommand) -
     assert all(e["level"] == "info" for e in hung_up)
     metrics = httpx.get(server.url + "/metrics", timeout=5).text
     statuses = set(re.findall(r'issuer_http_request_duration_seconds_count\{[^}]*status="(\d+)"', metrics))
-    assert "499" in statuses and not any(s.startswith("5") for s in statuses), statuses
+    # (the server is shared with the other tests here: the transfer-coding test's 501 may be counted)
+    assert "499" in statuses and "500" not in statuses, statuses
 
 
 # We answer 501 (RFC 9112 §6.1); the parser itself already refuses codings that do not end in chunked.

@@ -16,6 +16,15 @@ its ``ServerState``), but each connection is served here, with httptools' parser
   (``_wait_for``); a response head is checked with one search over all names and one over all
   values; and the head is held until the first body message, so a whole answer leaves in one
   write (uvicorn writes them apart: two system calls and two TCP segments for a small JSON answer).
+- **Answers leave once per turn of the event loop.** What the app sends is held by its connection
+  and written when the loop has run every request that was ready (one ``call_soon`` per
+  connection and turn; at once when it reaches 64 KiB, or before anything else the connection
+  writes or its close). Under load, a turn answers tens of requests, and their writes then reach
+  the kernel back to back: the client (a load balancer, a proxy, a load generator) is woken once
+  for many answers instead of once for each. Waking a sleeping reader on another CPU was the
+  largest kernel cost of a request here (about 18 µs of an ES256 token's 180 on a 2-core VM, in
+  ``sock_def_readable``); batching cut a token's server CPU by a quarter and its p99 latency too
+  (the README's Performance section). An idle server answers in the same turn as before.
 
 What the app sees is uvicorn's: the same scope, the same ``receive``/``send`` semantics (a body
 read as it arrives, ``Expect: 100-continue``, keep-alive, pipelining in order, chunked answers
@@ -55,6 +64,9 @@ errors = logging.getLogger("uvicorn.error")  # where uvicorn logs an app's excep
 
 # How long a refused connection may still read our 503 before we close it.
 _REFUSE_LINGER = 1.0
+# Held answers of one connection are written at once from this size on: a streamed answer keeps
+# the transport's flow control (pause_writing) instead of piling up in memory within one turn.
+WRITE_THROUGH = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -156,7 +168,7 @@ class _Exchange:
     async def receive(self) -> dict[str, Any]:
         conn = self._conn
         if self.waiting_for_100_continue and not conn.transport.is_closing():
-            conn.transport.write(_CONTINUE)
+            conn.write(_CONTINUE)
             self.waiting_for_100_continue = False
         if not self.disconnected and not self.response_complete:
             conn.flow.resume_reading()
@@ -214,7 +226,7 @@ class _Exchange:
             if self._head:
                 out, self._head = self._head + out, b""
             if out:
-                conn.transport.write(out)
+                conn.write(out)
             if not more_body:
                 if self._remaining != 0:
                     raise RuntimeError("Response content shorter than Content-Length")
@@ -309,6 +321,10 @@ class HttpProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         # While the client does not read what we wrote: writes paused, or a close waiting for them
         self._stall: asyncio.TimerHandle | None = None
+        # What is held for the end of this turn of the loop (see the module's docstring)
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._flush_due = False
 
     # Connection
 
@@ -348,7 +364,9 @@ class HttpProtocol(asyncio.Protocol):
         self.parser = None  # type: ignore[assignment]
 
     def eof_received(self) -> None:
-        pass  # the client half-closed: the transport closes after this returns, as with uvicorn
+        # The client half-closed: the transport closes after this returns, as with uvicorn; an
+        # answer held for the end of this turn leaves first.
+        self.flush()
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
@@ -373,8 +391,33 @@ class HttpProtocol(asyncio.Protocol):
                                              "client": _host(self.client)})
         self.transport.abort()  # close() would wait for the buffer to drain
 
+    # Writes: held until the end of this turn of the loop, in order, and flushed before a close
+
+    def write(self, data: bytes) -> None:
+        self._out.append(data)
+        self._out_size += len(data)
+        if self._out_size >= WRITE_THROUGH:
+            self.flush()
+        elif not self._flush_due:
+            self._flush_due = True
+            self.loop.call_soon(self._end_of_turn)
+
+    def _end_of_turn(self) -> None:
+        self._flush_due = False
+        self.flush()
+
+    def flush(self) -> None:
+        if not self._out:
+            return
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
+        self._out_size = 0
+        if not self.transport.is_closing():  # lost or aborted: nowhere to go (a close flushes first)
+            self.transport.write(data)
+
     def shut(self) -> None:
         """Close; what is still buffered has the write deadline to leave, then the connection is aborted."""
+        self.flush()
         self.transport.close()
         if self.transport.get_write_buffer_size():
             self._watch_writes()
@@ -569,7 +612,7 @@ class HttpProtocol(asyncio.Protocol):
         body = message.encode("ascii")
         content += (b"content-type: text/plain; charset=utf-8\r\ncontent-length: ",
                     str(len(body)).encode("ascii"), b"\r\nconnection: close\r\n\r\n", body)
-        self.transport.write(b"".join(content))
+        self.write(b"".join(content))
         self.shut()
 
     def _close(self, reason: str) -> None:
@@ -583,7 +626,8 @@ class HttpProtocol(asyncio.Protocol):
         self._wait_for("", 0.0)
         self._refused = True
         log.info("connection refused", extra={"reason": reason, "client": _host(self.client)})
-        self.transport.write(response)
+        self.write(response)
+        self.flush()
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(_REFUSE_LINGER, self.shut)
