@@ -551,3 +551,31 @@ def datetime_of(ts: str) -> float:
     import datetime
 
     return datetime.datetime.fromisoformat(ts).timestamp()
+
+
+async def test_access_lines_are_held_for_the_end_of_the_turn_in_order(own_logging: None) -> None:
+    """Inside a running loop, ``info_line``'s lines are written together when the loop's turn ends;
+    a record of another kind (or a flush) writes what is held first, so the order is kept."""
+    import asyncio
+    import io
+    import json
+
+    from issuer.observability.logs import configure_logging, info_line
+
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    access, other = logging.getLogger("issuer.access"), logging.getLogger("issuer.keys")
+    info_line(access, "request", {"n": 1})
+    info_line(access, "request", {"n": 2})
+    assert stream.getvalue() == ""  # held
+    await asyncio.sleep(0)
+    assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == [1, 2]
+
+    info_line(access, "request", {"n": 3})
+    other.warning("rotated")  # an ordinary record: the held line goes first
+    info_line(access, "request", {"n": 4})
+    logging.getLogger().handlers[0].flush()  # what logging.shutdown does at exit
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(e["msg"], e.get("n")) for e in lines[2:]] == [("request", 3), ("rotated", None), ("request", 4)]
+    await asyncio.sleep(0)
+    assert len(stream.getvalue().splitlines()) == 5  # nothing written twice
