@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -106,19 +107,21 @@ class JsonLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.setFormatter(JsonFormatter())
         self._held: list[str] = []
         self._due_on: asyncio.AbstractEventLoop | None = None  # the loop whose turn ends with a write
+        self._due_thread = 0  # and its thread
 
     def hold(self, line: str) -> None:
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
         with self.lock:  # type: ignore[union-attr]  # set by Handler.__init__
             self._held.append(line)
-            if loop is None:
+            due = self._due_on
+            if due is not None and self._due_thread == threading.get_ident() and due.is_running():
+                return  # this turn's write is already due (and get_running_loop costs a getpid on 3.11)
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
                 self._write_held()
-            elif self._due_on is not loop:  # (a loop that ended before its turn did is replaced)
-                self._due_on = loop
-                loop.call_soon(self._end_of_turn)
+                return
+            self._due_on, self._due_thread = loop, threading.get_ident()
+            loop.call_soon(self._end_of_turn)
 
     def _end_of_turn(self) -> None:
         with self.lock:  # type: ignore[union-attr]
