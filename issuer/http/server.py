@@ -24,7 +24,8 @@ its ``ServerState``), but each connection is served here, with httptools' parser
   for many answers instead of once for each. Waking a sleeping reader on another CPU was the
   largest kernel cost of a request here (about 18 µs of an ES256 token's 180 on a 2-core VM, in
   ``sock_def_readable``); batching cut a token's server CPU by a quarter and its p99 latency too
-  (the README's Performance section). An idle server answers in the same turn as before.
+  (the README's Performance section). An idle server's answer leaves one turn later, after an
+  ``epoll_wait`` that does not wait.
 
 What the app sees is uvicorn's: the same scope, the same ``receive``/``send`` semantics (a body
 read as it arrives, ``Expect: 100-continue``, keep-alive, pipelining in order, chunked answers
@@ -36,7 +37,8 @@ request with ``Expect: 100-continue`` answered before its body was asked for clo
 connection; a malformed request pipelined behind an answer in progress gets no 400 ahead of it;
 a response head is not written when the app fails before its first body message.
 tests/test_http_server.py and tests/test_http_server_edges.py run it under uvicorn's server with
-small apps, tests/test_http_limits.py in a real ``issuer serve`` process.
+small apps, tests/test_http_server_writes.py against a recording transport (the held writes),
+tests/test_http_limits.py in a real ``issuer serve`` process.
 """
 
 from __future__ import annotations

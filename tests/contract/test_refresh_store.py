@@ -292,3 +292,24 @@ async def test_concurrent_rotates_exactly_one_wins(storage: SqlStorage) -> None:
     assert [await storage.find_token(h) is not None for h in hashes] == [n == winner for n in range(10)]
     consumed = await storage.get_token(family.family_id, 0)
     assert consumed is not None and consumed.successor_ciphertext == bytes([winner])
+
+
+async def test_a_rotation_waiting_on_a_revocation_of_its_family_consumes_nothing(storage: SqlStorage) -> None:
+    """A revocation committed while a rotation (or a consume) of the same family waits for it wins:
+    the family row is where both queue (PostgreSQL: the rotation locks it first, as the revocation
+    does), so the rotation sees it revoked and no successor is born in a revoked family."""
+    family, first = await started(storage)
+    other, other_first = await started(storage)
+    async with storage.transaction() as tx:
+        assert await tx.revoke_family(family.family_id, NOW + 5, "logout")
+        assert await tx.revoke_family(other.family_id, NOW + 5, "logout")
+        rotating = asyncio.create_task(rotate(storage, first))
+        consuming = asyncio.create_task(storage.consume(other_first.token_hash, NOW + 10, new_token(other, 1), b"s"))
+        await asyncio.sleep(0.3)  # both wait for the revoking transaction
+    rotated = await rotating
+    assert rotated is not None and rotated[3] is None
+    assert await consuming is False
+    for fam, token in ((family, first), (other, other_first)):
+        stored = await storage.get_token(fam.family_id, token.generation)
+        assert stored is not None and stored.consumed_at is None
+        assert await storage.get_token(fam.family_id, 1) is None

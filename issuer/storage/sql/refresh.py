@@ -21,10 +21,26 @@ _CONSUME = """
     )
 """
 _FORGET_GRANDPARENT = "UPDATE refresh_tokens SET successor_ciphertext = NULL WHERE family_id = $1 AND generation = $2"
+# PostgreSQL: a rotation locks its family's row (FOR SHARE) before any token row, as a revocation
+# does (its UPDATE of the family comes before its tokens'). So a rotation and a revocation of one
+# family queue on that row, never deadlock on the tokens, and a rotation that waited reads the
+# family as committed (READ COMMITTED re-reads a row it locked): revoked, it consumes nothing.
+# (A subquery would read the statement's snapshot, from before the revocation.)
+_LOCKED_FAMILY = """
+    SELECT family_id FROM refresh_families
+    WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL{also}
+    FOR SHARE
+"""
+_CONSUME_LOCKED = """
+    UPDATE refresh_tokens t SET consumed_at = {now}, successor_ciphertext = {sealed} FROM fam
+    WHERE t.token_hash = $1 AND t.family_id = fam.family_id AND t.consumed_at IS NULL{also}
+    RETURNING t.family_id, t.generation, t.scope, t.audience
+"""
 # The same three steps as data-modifying CTEs: the successor is inserted only if the
 # compare-and-swap won, and the grandparent's sealed successor is dropped in the same statement.
 _CONSUME_ONE_STATEMENT = f"""
-    WITH won AS ({_CONSUME} RETURNING family_id),
+    WITH fam AS ({_LOCKED_FAMILY.format(also="")}),
+    won AS ({_CONSUME_LOCKED.format(now="$2", sealed="$3", also="")}),
     successor AS (
         INSERT INTO refresh_tokens (token_hash, family_id, generation, scope, audience, issued_at, expires_at)
         SELECT $4, $5, $6, $7, $8, $9, $10 FROM won RETURNING 1
@@ -65,7 +81,8 @@ _FIND_TOKEN_WITH_USER = (
 
 
 # The usual refresh in one statement (RefreshStore.rotate): the token as it was, and the successor
-# if the compare-and-swap won. The conditions are those RefreshTokens.rotate checks in Python.
+# if the compare-and-swap won. The conditions are those RefreshTokens.rotate checks in Python
+# (_LIVE on SQLite; on PostgreSQL the same, the family's locked first as above).
 _LIVE = """
     UPDATE refresh_tokens SET consumed_at = $3, successor_ciphertext = $5
     WHERE token_hash = $1 AND consumed_at IS NULL AND expires_at > $3 AND EXISTS (
@@ -81,7 +98,8 @@ _SUCCESSOR_OF = """
 _SUCCESSOR_COLUMNS = "s.token_hash AS s_token_hash, s.generation AS s_generation, s.expires_at AS s_expires_at"
 _ROTATE_ONE_STATEMENT = f"""
     WITH cur AS ({_FIND_TOKEN_WITH_USER}),
-    won AS ({_LIVE} RETURNING family_id, generation, scope, audience),
+    fam AS ({_LOCKED_FAMILY.format(also=" AND client_id = $2 AND expires_at > $3")}),
+    won AS ({_CONSUME_LOCKED.format(now="$3", sealed="$5", also=" AND t.expires_at > $3")}),
     successor AS ({_SUCCESSOR_OF.format(least="LEAST", won="won")}
         RETURNING token_hash, generation, expires_at),
     forgotten AS (
@@ -164,25 +182,28 @@ class RefreshSql(SqlStore):
         idle_ttl: float,
     ) -> tuple[RefreshToken, RefreshFamily, User | None, RefreshToken | None] | None:
         args = (token_hash, client_id, now, successor_hash, sealed_successor, float(idle_ttl))
-        if self.db.dialect == "postgres":
-            row = await self.db.fetchrow(_ROTATE_ONE_STATEMENT, *args)
-            if row is None:
-                return None
-            successor = row if row["s_token_hash"] is not None else None
-        else:
-            async with self.db.transaction() as tx:
-                row = await tx.fetchrow(_FIND_TOKEN_WITH_USER, token_hash)
+        try:
+            if self.db.dialect == "postgres":
+                row = await self.db.fetchrow(_ROTATE_ONE_STATEMENT, *args)
                 if row is None:
                     return None
-                successor = None
-                if await tx.execute(_LIVE, *args[:3], None, sealed_successor) == 1:
-                    await tx.execute(_SQLITE_SUCCESSOR, token_hash, None, now, successor_hash, None, args[5])
-                    await tx.execute(_FORGET_GRANDPARENT, row["family_id"], row["generation"] - 1)
-                    successor = await tx.fetchrow(
-                        "SELECT token_hash AS s_token_hash, generation AS s_generation,"
-                        " expires_at AS s_expires_at FROM refresh_tokens WHERE token_hash = $1",
-                        successor_hash,
-                    )
+                successor = row if row["s_token_hash"] is not None else None
+            else:
+                async with self.db.transaction() as tx:
+                    row = await tx.fetchrow(_FIND_TOKEN_WITH_USER, token_hash)
+                    if row is None:
+                        return None
+                    successor = None
+                    if await tx.execute(_LIVE, *args[:3], None, sealed_successor) == 1:
+                        await tx.execute(_SQLITE_SUCCESSOR, token_hash, None, now, successor_hash, None, args[5])
+                        await tx.execute(_FORGET_GRANDPARENT, row["family_id"], row["generation"] - 1)
+                        successor = await tx.fetchrow(
+                            "SELECT token_hash AS s_token_hash, generation AS s_generation,"
+                            " expires_at AS s_expires_at FROM refresh_tokens WHERE token_hash = $1",
+                            successor_hash,
+                        )
+        except unique_violations():
+            return None  # a successor that exists already (a drawn hash taken): nothing changed, as consume
         token, family = _refresh(row), _family(row)
         user = _user(row, "u_") if row["u_user_id"] is not None else None
         if successor is None:
