@@ -122,7 +122,7 @@ async def test_the_cli_lists_and_ends_sessions(
     assert one.session_id in listed.stdout and "Safari" in listed.stdout
     ended = run_cli(env, "users", "end-sessions", "alice", "--session", one.session_id)
     assert ended.returncode == 0, ended.stderr
-    assert run_cli(env, "users", "end-sessions", "alice", "--session", one.session_id).returncode == 4
+    assert run_cli(env, "users", "end-sessions", "alice", f"--session={one.session_id}").returncode == 4
     assert "ended 1 browser session(s)" in run_cli(env, "users", "end-sessions", "alice").stdout
     assert run_cli(env, "users", "sessions", "alice", "--json").stdout.strip() == "[]"
     async with running_app(settings) as http:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -13,6 +12,7 @@ from issuer.accounts.hashbudget import Kind
 from issuer.accounts.names import display_username, has_unsafe_characters
 from issuer.accounts.passwords import Passwords
 from issuer.accounts.policy import PASSWORD_MAX, PASSWORD_MIN, check_password
+from issuer.ids import new_id
 from issuer.models import User
 from issuer.storage.base import Conflict, UserStore
 
@@ -227,7 +227,7 @@ class Users:
         """A validated new user (its password hashed), not yet stored."""
         now = self._clock()
         return User(
-            user_id=secrets.token_urlsafe(16),
+            user_id=new_id(),
             username=new.username,
             email=new.email,
             password_hash=password_hash or await self.passwords.hash(new.password),

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from issuer.accounts.users import UserStates
+from issuer.ids import new_id
 from issuer.models import BrowserSession
 from issuer.storage import SqlStorage
 
@@ -45,7 +46,7 @@ class BrowserSessions:
         now = self._clock()
         cookie = secrets.token_urlsafe(32)
         session = BrowserSession(
-            session_id=secrets.token_urlsafe(16),
+            session_id=new_id(),
             user_id=user_id,
             auth_time=now,
             created_at=now,

@@ -212,5 +212,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "end-sessions", help="end a user's browser sessions (all, or --session ID) and the refresh tokens they started"
     )
     uend.add_argument("username")
-    uend.add_argument("--session", metavar="SESSION_ID")
+    uend.add_argument(
+        "--session", metavar="SESSION_ID", help="only this session (an id beginning with '-' goes as --session=ID)"
+    )
     uend.set_defaults(func=users_end_sessions)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from issuer.errors import InvalidClient
+from issuer.ids import new_id
 from issuer.models import Client
 from issuer.oauth.scopes import is_scope_token
 from issuer.oauth.uris import uri_problem
@@ -145,7 +146,7 @@ class ClientRegistry:
         secret = None if public else secrets.token_urlsafe(32)
         now = self._clock()
         client = Client(
-            client_id=secrets.token_urlsafe(16),
+            client_id=new_id(),
             name=name,
             secret_hash=None if secret is None else self.hash_secret(secret),
             grant_types=grant_types,

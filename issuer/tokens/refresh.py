@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from issuer.errors import InvalidGrant
+from issuer.ids import new_id
 from issuer.models import RefreshFamily, RefreshToken, User
 from issuer.storage.base import RefreshStore
 from keys.envelope import Envelope, EnvelopeError
@@ -92,7 +93,7 @@ class RefreshTokens:
         """A new family (tied to the browser session that signed in, if any) and its first token."""
         now = self._clock()
         family = RefreshFamily(
-            family_id=secrets.token_urlsafe(16),
+            family_id=new_id(),
             client_id=client_id,
             user_id=user_id,
             created_at=now,
