@@ -29,7 +29,7 @@ from issuer.grants.base import GrantContext
 from issuer.models import RefreshFamily
 from issuer.oauth.clients import ClientRegistry
 from issuer.observability.metrics import Metrics
-from issuer.operations import AuditLog, ClientOps, KeyOps, Operations, SessionOps, UserOps
+from issuer.operations import AuditLog, ClientOps, ConsentOps, KeyOps, Operations, SessionOps, UserOps
 from issuer.operations.audit import RefusalLog, revoke_for_reuse
 from issuer.settings import Settings
 from issuer.startup import check_production, connect_database, key_policy, resolve_keks
@@ -241,6 +241,7 @@ async def open_services(
                 keys=KeyOps(manager, envelope, metrics),
                 audit=AuditLog(store),
                 sessions=SessionOps(store, sessions, clock),
+                consents=ConsentOps(store, clock),
             ),
             refusals=RefusalLog(store, clock),
             grants=GrantContext(
@@ -269,7 +270,7 @@ async def open_services(
                 issuer=settings.url,
                 settings=settings,
                 sessions=sessions,
-                consents=Consents(store, clock),
+                consents=Consents(store),
                 codes=codes,
                 clients=clients,
                 users=users,

@@ -11,7 +11,8 @@ import httpx
 import jwt
 import pytest
 
-from tests.authorize_helpers import REDIRECT, authorize, context, exchange, pkce, user, web_client
+from issuer.operations import Actor
+from tests.authorize_helpers import REDIRECT, authorize, exchange, pkce, user, web_client
 from tests.conftest import FakeClock, services_of
 from tests.users_helpers import refresh
 
@@ -155,7 +156,7 @@ async def test_an_expired_code_or_ended_session_is_refused(http: httpx.AsyncClie
     clock.advance(61)
     assert (await exchange(http, client, late)).json()["error"] == "invalid_grant"
     flow = await authorize(http, client[0])
-    await context(http).sessions.end(flow.session.session_id, reason="logout")
+    await services_of(http).ops.sessions.sign_out(Actor.user(flow.session.user_id), flow.session, "logout")
     assert (await exchange(http, client, flow)).json()["error"] == "invalid_grant"
 
 
@@ -188,7 +189,7 @@ async def test_ending_the_session_revokes_its_refresh_families_if_configured(sta
         client = await web_client(http)
         flow = await authorize(http, client[0])
         body = tokens(await exchange(http, client, flow))
-        assert await context(http).sessions.end(flow.session.session_id, reason="logout")
+        assert await services_of(http).ops.sessions.sign_out(Actor.user(flow.session.user_id), flow.session, "logout")
         after = await refresh(http, client, body["refresh_token"])
         assert (after.status_code == 400) is revokes, after.text
 

@@ -9,6 +9,7 @@ import pytest
 
 from issuer.authorize import ShowError, logout_redirect, parse_end_session
 from issuer.errors import InvalidGrant
+from issuer.operations import Actor
 from tests.authorize_helpers import authorize, context, pkce, user, web_client
 from tests.conftest import OPERATOR, FakeClock, services_of
 
@@ -76,8 +77,13 @@ async def test_ending_sessions(http: httpx.AsyncClient) -> None:
     assert {s.session_id for s in await sessions.list_for_user(alice.user_id)} == {
         first.session_id, second.session_id
     }
-    assert await sessions.end(first.session_id, reason="logout") is True
-    assert await sessions.end(first.session_id, reason="logout") is False
+    sign_out = services_of(http).ops.sessions.sign_out
+    assert await sign_out(Actor.user(alice.user_id, "192.0.2.1"), first, "logout") is True
+    assert await sign_out(Actor.user(alice.user_id, "192.0.2.1"), first, "logout") is False  # nothing recorded
+    entries = [e for e in await services_of(http).ops.audit.recent(limit=10) if e.action == "sessions.sign_out"]
+    assert [(e.actor, e.target, e.detail, e.remote_addr) for e in entries] == [
+        (f"user:{alice.user_id}", alice.user_id, {"session_id": first.session_id, "reason": "logout"}, "192.0.2.1")
+    ]
     assert await sessions.resume(c1) is None and await sessions.resume(c2) is not None
     assert await sessions.end_all_for_user(alice.user_id) == [second.session_id]
     assert await sessions.resume(c2) is None and await sessions.list_for_user(alice.user_id) == []
@@ -91,10 +97,16 @@ async def test_consent_is_remembered_per_client_and_scope_set(http: httpx.AsyncC
     assert client is not None
     alice = await user(http)
     assert await consents.needs_consent(alice.user_id, client, ("openid", "profile"))
-    await consents.grant(alice.user_id, client_id, ("openid", "profile"))
+    grant = services_of(http).ops.consents.grant
+    await grant(Actor.user(alice.user_id), alice.user_id, client_id, ("openid", "profile"))
     assert not await consents.needs_consent(alice.user_id, client, ("openid",))
     assert await consents.needs_consent(alice.user_id, client, ("openid", "email"))
-    await consents.grant(alice.user_id, client_id, ("email",))
+    await grant(Actor.user(alice.user_id), alice.user_id, client_id, ("email",))
+    entries = [e for e in await services_of(http).ops.audit.recent(limit=10) if e.action == "consents.grant"]
+    assert [(e.actor, e.target, e.detail) for e in entries] == [
+        (f"user:{alice.user_id}", alice.user_id, {"client_id": client_id, "scopes": ["email"]}),
+        (f"user:{alice.user_id}", alice.user_id, {"client_id": client_id, "scopes": ["openid", "profile"]}),
+    ]
     assert await consents.covers(alice.user_id, client_id, ("openid", "profile", "email"))
     assert await consents.revoke(alice.user_id, client_id)
     assert not await consents.covers(alice.user_id, client_id, ("openid",))

@@ -236,3 +236,55 @@ async def test_logout_to_an_unregistered_uri_is_refused_on_the_page(http: httpx.
     client_id = await web_client(http)
     response = await http.get(f"/oauth2/logout?client_id={client_id}&post_logout_redirect_uri=https://evil.example/")
     assert response.status_code == 400 and "location" not in response.headers
+
+
+async def test_consents_and_sign_outs_on_the_pages_are_audited(http: httpx.AsyncClient) -> None:
+    """The pages change state through the operations layer: each consent given and each session
+    ended from the browser (a logout, or another user signing in on it) leaves an audit entry."""
+    services = services_of(http)
+    client_id = await web_client(http, first_party=False)
+    alice, bob = await add_user(services, "alice"), await add_user(services, "bob")
+    _, challenge = pkce()
+    start = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge))
+    page = await http.get((await sign_in(http, start.headers["location"], "alice")).headers["location"])
+    form = {"csrf": hidden(page.text, "csrf"), "ticket": hidden(page.text, "ticket"), "decision": "allow"}
+    assert "code" in query_of((await http.post("/consent", data=form)).headers["location"])
+    alices = (await services.ops.sessions.list_for_user(alice.user_id))[0]
+    # Bob signs in on the same browser: Alice's session ends.
+    again = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge, prompt="login"))
+    assert (await sign_in(http, again.headers["location"], "bob")).status_code == 303
+    bobs = (await services.ops.sessions.list_for_user(bob.user_id))[0]
+    ask = await http.get("/oauth2/logout")
+    done = await http.post(
+        "/oauth2/logout", data={"csrf": hidden(ask.text, "csrf"), "ticket": hidden(ask.text, "ticket")}
+    )
+    assert done.status_code == 200 and "signed out" in done.text
+    entries = [
+        (e.actor, e.action, e.target, e.detail, e.remote_addr)
+        for e in reversed(await services.ops.audit.recent(limit=20))
+        if e.action in ("consents.grant", "sessions.sign_out")
+    ]
+    granted = ["openid", "profile"]  # what authorize_query asks
+    assert entries == [
+        (
+            f"user:{alice.user_id}",
+            "consents.grant",
+            alice.user_id,
+            {"client_id": client_id, "scopes": granted},
+            "127.0.0.1",
+        ),
+        (
+            f"user:{bob.user_id}",
+            "sessions.sign_out",
+            alice.user_id,
+            {"session_id": alices.session_id, "reason": "another user signed in"},
+            "127.0.0.1",
+        ),
+        (
+            f"user:{bob.user_id}",
+            "sessions.sign_out",
+            bob.user_id,
+            {"session_id": bobs.session_id, "reason": "logout"},
+            "127.0.0.1",
+        ),
+    ]

@@ -1,18 +1,16 @@
-"""What a user allowed each client. A grant adds to the earlier ones; the consent page is shown
-again only for scopes not granted yet. First-party clients never ask (see ``needs_consent``)."""
+"""What a user allowed each client. A grant (issuer.operations.consents, audited) adds to the
+earlier ones; the consent page is shown again only for scopes not granted yet. First-party clients
+never ask (see ``needs_consent``)."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from issuer.models import Client
 from issuer.storage.base import ConsentStore
 
 
 class Consents:
-    def __init__(self, store: ConsentStore, clock: Callable[[], float]) -> None:
+    def __init__(self, store: ConsentStore) -> None:
         self._store = store
-        self._clock = clock
 
     async def covers(self, user_id: str, client_id: str, scopes: tuple[str, ...]) -> bool:
         if not scopes:
@@ -25,9 +23,6 @@ class Consents:
 
     async def granted(self, user_id: str, client_id: str) -> list[str]:
         return await self._store.consented_scopes(user_id, client_id)
-
-    async def grant(self, user_id: str, client_id: str, scopes: tuple[str, ...]) -> None:
-        await self._store.add_consent(user_id, client_id, scopes, self._clock())
 
     async def revoke(self, user_id: str, client_id: str) -> bool:
         return await self._store.revoke_consent(user_id, client_id)

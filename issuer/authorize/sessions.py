@@ -104,12 +104,6 @@ class BrowserSessions:
             await tx.revoke_session_families(session_id, now, f"session ended: {reason}")
         return True
 
-    async def end(self, session_id: str, *, reason: str) -> bool:
-        """RP-initiated or page logout. Changes made by the user or an admin through the APIs go
-        through issuer.operations.sessions, which audits them."""
-        async with self._store.transaction() as tx:
-            return await self.end_in(tx, session_id, reason)
-
     async def end_all_in(self, tx: SqlStorage, user_id: str, reason: str) -> list[str]:
         ended = await tx.end_user_sessions(user_id, self._clock(), reason)
         for session_id in ended:

@@ -2,8 +2,9 @@
 the CLI and the scheduler. Each writes its audit entry in the same database transaction as the
 change (issuer.storage.sql.SqlStorage.transaction), naming the Actor who made it.
 
-Each area takes only the collaborators it uses (ClientOps, UserOps, KeyOps, SessionOps); ``Operations``
-bundles them for callers that hold all three.
+Each area takes only the collaborators it uses (ClientOps, UserOps, KeyOps, SessionOps, ConsentOps);
+``Operations`` bundles them for callers that hold them all. The hosted pages' changes (consent,
+sign-out) go through them too.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from dataclasses import dataclass
 from issuer.operations.actor import SCHEDULER, Actor
 from issuer.operations.audit import AuditLog
 from issuer.operations.clients import ClientOps
+from issuer.operations.consents import ConsentOps
 from issuer.operations.keys import KeyOps
 from issuer.operations.sessions import SessionOps
 from issuer.operations.users import UserOps
 
-__all__ = ["SCHEDULER", "Actor", "AuditLog", "ClientOps", "KeyOps", "Operations", "SessionOps", "UserOps"]
+__all__ = ["SCHEDULER", "Actor", "AuditLog", "ClientOps", "ConsentOps", "KeyOps", "Operations", "SessionOps", "UserOps"]
 
 
 @dataclass(frozen=True)
@@ -27,3 +29,4 @@ class Operations:
     keys: KeyOps
     audit: AuditLog
     sessions: SessionOps
+    consents: ConsentOps

@@ -42,6 +42,23 @@ class SessionOps:
                 raise NoSuchSession(session_id)
             await record(tx, self.clock, actor, "sessions.end", user_id, session_id=session_id)
 
+    async def sign_out(self, actor: Actor, session: BrowserSession, reason: str) -> bool:
+        """End ``session`` from its browser: a logout (RP-initiated or on the page), or another
+        user signing in on it. False if it had already ended (nothing recorded)."""
+        async with self.store.transaction() as tx:
+            if not await self.sessions.end_in(tx, session.session_id, reason):
+                return False
+            await record(
+                tx,
+                self.clock,
+                actor,
+                "sessions.sign_out",
+                session.user_id,
+                session_id=session.session_id,
+                reason=reason,
+            )
+        return True
+
     async def end_all(self, actor: Actor, user_id: str) -> list[str]:
         """End every session of the user; returns the ids ended."""
         async with self.store.transaction() as tx:

@@ -16,7 +16,8 @@ from issuer.authorize import BrowserSession, LogoutRequest, ShowError, logout_re
 from issuer.errors import OAuthError
 from issuer.http.forms import read_form
 from issuer.oauth.params import Params
-from issuer.pages.flow import csrf_refused, current_session, expired, services_of
+from issuer.operations import Actor
+from issuer.pages.flow import csrf_refused, current_session, expired, remote, services_of
 from issuer.pages.render import redirect
 
 
@@ -75,7 +76,8 @@ async def _parse(request: Request, pairs: list[tuple[str, str]]) -> LogoutReques
 async def _end(request: Request, session: BrowserSession | None, ask: LogoutRequest) -> Response:
     pages, services = services_of(request)
     if session is not None:
-        await services.authorize.sessions.end(session.session_id, reason="logout")
+        actor = Actor.user(session.user_id, remote(request, services)[0])
+        await services.ops.sessions.sign_out(actor, session, "logout")
     location = logout_redirect(ask)
     if location is not None:
         response = redirect(location)

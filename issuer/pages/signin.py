@@ -11,6 +11,7 @@ from issuer.authorize import BrowserSession, error_redirect
 from issuer.errors import OAuthError, PasswordsBusy, RateLimited
 from issuer.grants.password import limit_login_attempts
 from issuer.http.forms import read_form
+from issuer.operations import Actor
 from issuer.pages.flow import (
     Flight,
     current_session,
@@ -99,7 +100,7 @@ async def signed_in(request: Request, user_id: str, ip: str, agent: str) -> tupl
     if previous is not None:
         if previous.user_id == user_id:
             return await sessions.reauthenticated(previous)
-        await sessions.end(previous.session_id, reason="another user signed in")
+        await services.ops.sessions.sign_out(Actor.user(user_id, ip), previous, "another user signed in")
     return await sessions.start(user_id, ip, agent)
 
 
@@ -134,7 +135,8 @@ async def consent(request: Request) -> Response:
     if form.get("decision") != "allow":
         issuer = services.settings.url
         return redirect(error_redirect(req.redirect_uri, "access_denied", "the user declined", req.state, issuer))
-    await services.authorize.consents.grant(session.user_id, req.client.client_id, req.scope)
+    actor = Actor.user(session.user_id, remote(request, services)[0])
+    await services.ops.consents.grant(actor, session.user_id, req.client.client_id, req.scope)
     return await proceed(request, Flight(req, flight.pairs, flight.browser, flight.signed_in, True), session)
 
 
