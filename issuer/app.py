@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from issuer.errors import OAuthError, ProblemError, ServiceUnavailable
-from issuer.http import admin, discovery, oauth, openapi, sessions, swagger, token, users
+from issuer.http import admin, consents, discovery, oauth, openapi, sessions, swagger, token, users
 from issuer.http.forwarded import TrustedProxies
 from issuer.http.lean import LeanJSON
 from issuer.http.middleware import AllowedMethods, BrowserCORS, RequestMiddleware
@@ -68,6 +68,8 @@ def routes() -> list[Route]:
         Route("/account/deactivate", users.deactivate, methods=["POST"]),
         Route("/account/sessions", sessions.list_my_sessions, methods=["GET"]),
         Route("/account/sessions/{session_id}", sessions.end_my_session, methods=["DELETE"]),
+        Route("/account/consents", consents.list_my_consents, methods=["GET"]),
+        Route("/account/consents/{client_id}", consents.withdraw_my_consent, methods=["DELETE"]),
         Route("/admin/keys", admin.list_keys, methods=["GET"]),
         Route("/admin/keys/rotate", admin.rotate_keys, methods=["POST"]),
         Route("/admin/keys/{kid}/revoke", admin.revoke_key, methods=["POST"]),

@@ -95,6 +95,15 @@ class BrowserSession:
 
 
 @dataclass(frozen=True)
+class ConsentGrant:
+    """What a user allowed one client on the consent page (a union over her grants)."""
+
+    client_id: str
+    scopes: tuple[str, ...]
+    granted_at: float  # the latest grant
+
+
+@dataclass(frozen=True)
 class AuthorizationCode:
     """An issued authorization code (stored by its hash) and what it is bound to. After the first
     exchange: ``consumed_at``, and what that exchange issued (so a replay can revoke it)."""

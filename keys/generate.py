@@ -11,14 +11,16 @@ SUPPORTED_ALGS = ("RS256", "ES256")
 
 
 def generate_key(alg: str) -> tuple[str, dict[str, str], bytes]:
-    """Return (kid, public JWK, private key as PKCS#8 DER)."""
-    if alg == "RS256":
-        key: RSAKey | ECKey = RSAKey.generate_key(2048, private=True)
-    elif alg == "ES256":
-        key = ECKey.generate_key("P-256", private=True)
-    else:
+    """Return (kid, public JWK, private key as PKCS#8 DER). A key whose kid would begin with ``-``
+    (one in 64) is drawn again: operators type kids on command lines (``issuer keys revoke KID``),
+    where such a kid reads as an option."""
+    if alg not in SUPPORTED_ALGS:
         raise ValueError(f"unsupported signing algorithm {alg!r}")
-    kid = key.thumbprint()
+    while True:
+        key = RSAKey.generate_key(2048, private=True) if alg == "RS256" else ECKey.generate_key("P-256", private=True)
+        kid = key.thumbprint()
+        if not kid.startswith("-"):
+            break
     members = {name: value for name, value in key.as_dict(private=False).items() if isinstance(value, str)}
     public = {**members, "kid": kid, "use": "sig", "alg": alg}
     der = key.private_key.private_bytes(  # type: ignore[union-attr]

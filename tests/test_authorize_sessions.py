@@ -85,7 +85,7 @@ async def test_ending_sessions(http: httpx.AsyncClient) -> None:
         (f"user:{alice.user_id}", alice.user_id, {"session_id": first.session_id, "reason": "logout"}, "192.0.2.1")
     ]
     assert await sessions.resume(c1) is None and await sessions.resume(c2) is not None
-    assert await sessions.end_all_for_user(alice.user_id) == [second.session_id]
+    assert await services_of(http).ops.sessions.end_all(OPERATOR, alice.user_id) == [second.session_id]
     assert await sessions.resume(c2) is None and await sessions.list_for_user(alice.user_id) == []
     assert await sessions.resume(c3) is not None
 
@@ -108,7 +108,7 @@ async def test_consent_is_remembered_per_client_and_scope_set(http: httpx.AsyncC
         (f"user:{alice.user_id}", alice.user_id, {"client_id": client_id, "scopes": ["openid", "profile"]}),
     ]
     assert await consents.covers(alice.user_id, client_id, ("openid", "profile", "email"))
-    assert await consents.revoke(alice.user_id, client_id)
+    assert await services_of(http).ops.consents.withdraw(Actor.user(alice.user_id), alice.user_id, client_id) == 0
     assert not await consents.covers(alice.user_id, client_id, ("openid",))
     first_id, _ = await web_client(http, name="own app", first_party=True)
     first = await context(http).clients.get(first_id)

@@ -22,6 +22,7 @@ from issuer.grants import GRANTS
 from issuer.http.openapi import Undocumented, document
 from issuer.http.schemas import ClientCreate, GrantType, Registration
 from issuer.oauth.clients import GRANT_TYPES
+from issuer.operations import Actor
 from tests.conftest import make_client, services_of
 from tests.test_admin_api import client_token
 from tests.users_helpers import PASSWORD, first_party, login
@@ -115,6 +116,13 @@ async def test_every_operation_answers_as_documented_on_success_and_on_error(htt
     own = "/account/sessions/{session_id}"
     await c.call("DELETE", own, 204, f"/account/sessions/{signed_in.session_id}", headers=user)
     await c.call("DELETE", own, 404, f"/account/sessions/{signed_in.session_id}", headers=user)
+    allowed = service_id
+    await services_of(http).ops.consents.grant(Actor.user(conformer.user_id), conformer.user_id, allowed, ("read",))
+    await c.call("GET", "/account/consents", 200, headers=user)
+    await c.call("GET", "/account/consents", 401)
+    consent = "/account/consents/{client_id}"
+    await c.call("DELETE", consent, 204, f"/account/consents/{allowed}", headers=user)
+    await c.call("DELETE", consent, 404, f"/account/consents/{allowed}", headers=user)
     new_password = "another-password-1"
     change = {"current_password": PASSWORD, "new_password": new_password}
     await c.call("POST", "/account/password", 422, json={**change, "new_password": "conformer"}, headers=user)

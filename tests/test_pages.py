@@ -247,8 +247,11 @@ async def test_consents_and_sign_outs_on_the_pages_are_audited(http: httpx.Async
     _, challenge = pkce()
     start = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge))
     page = await http.get((await sign_in(http, start.headers["location"], "alice")).headers["location"])
-    form = {"csrf": hidden(page.text, "csrf"), "ticket": hidden(page.text, "ticket"), "decision": "allow"}
+    form = {"csrf": hidden(page.text, "csrf"), "ticket": hidden(page.text, "ticket"), "decision": "deny"}
+    assert query_of((await http.post("/consent", data=form)).headers["location"])["error"] == "access_denied"
+    form["decision"] = "allow"
     assert "code" in query_of((await http.post("/consent", data=form)).headers["location"])
+    await http.post("/consent", data=form)  # posted again (a second tab): nothing new, nothing recorded
     alices = (await services.ops.sessions.list_for_user(alice.user_id))[0]
     # Bob signs in on the same browser: Alice's session ends.
     again = await http.get("/oauth2/authorize?" + authorize_query(client_id, challenge, prompt="login"))

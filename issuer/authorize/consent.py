@@ -1,6 +1,6 @@
-"""What a user allowed each client. A grant (issuer.operations.consents, audited) adds to the
-earlier ones; the consent page is shown again only for scopes not granted yet. First-party clients
-never ask (see ``needs_consent``)."""
+"""What a user allowed each client, read by the sign-in flow. A grant adds to the earlier ones and
+a withdrawal forgets them (both through issuer.operations.consents, audited); the consent page is
+shown again only for scopes not granted yet. First-party clients never ask (see ``needs_consent``)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,3 @@ class Consents:
 
     async def granted(self, user_id: str, client_id: str) -> list[str]:
         return await self._store.consented_scopes(user_id, client_id)
-
-    async def revoke(self, user_id: str, client_id: str) -> bool:
-        return await self._store.revoke_consent(user_id, client_id)

@@ -111,10 +111,6 @@ class BrowserSessions:
                 await tx.revoke_session_families(session_id, self._clock(), f"session ended: {reason}")
         return ended
 
-    async def end_all_for_user(self, user_id: str, *, reason: str = "ended") -> list[str]:
-        async with self._store.transaction() as tx:
-            return await self.end_all_in(tx, user_id, reason)
-
     async def list_for_user(self, user_id: str) -> list[BrowserSession]:
         """The user's live sessions, newest first."""
         return [s for s in await self._store.list_user_sessions(user_id, self._clock()) if self.is_live(s)]

@@ -98,7 +98,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     rotate.add_argument("--force", action="store_true", help="emergency: rotate even before caches have the key")
     rotate.set_defaults(func=keys_rotate)
     revoke = keys.add_parser("revoke", help="unpublish a compromised key at once")
-    revoke.add_argument("kid")
+    revoke.add_argument("kid", help="the key's kid (one that begins with '-' goes after --: keys revoke -- -AbC…)")
     revoke.set_defaults(func=keys_revoke)
     keys.add_parser("rewrap", help="re-encrypt stored keys under the first key-encryption key").set_defaults(
         func=keys_rewrap

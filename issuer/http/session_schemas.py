@@ -1,4 +1,5 @@
-"""Response bodies of the browser-session endpoints (/account/sessions, /admin/users/{id}/sessions)."""
+"""Response bodies of the browser-session and consent endpoints (/account/sessions, /account/consents,
+/admin/users/{id}/sessions)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,16 @@ class BrowserSessionList(BaseModel):
 
 class SessionsEnded(BaseModel):
     ended: list[str] = Field(description="The session_id of each session ended")
+
+
+class ConsentView(BaseModel):
+    """What the user allowed one client on the consent page."""
+
+    client_id: str
+    client_name: str = Field(description="Empty if the client has since been deleted")
+    scopes: list[str]
+    granted_at: int = Field(description="The latest grant")
+
+
+class ConsentList(BaseModel):
+    items: list[ConsentView] = Field(description="One per client, by client_id")

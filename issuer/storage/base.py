@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from issuer.models import AuditEntry, AuthorizationCode, BrowserSession, Client, RefreshFamily, RefreshToken, User
+from issuer.models import (
+    AuditEntry,
+    AuthorizationCode,
+    BrowserSession,
+    Client,
+    ConsentGrant,
+    RefreshFamily,
+    RefreshToken,
+    User,
+)
 from keys.store import KeyStore, SecretStore
 
 __all__ = [
@@ -89,7 +98,9 @@ class RefreshStore(Protocol):
         ...
 
     async def revoke_family(self, family_id: str, now: float, reason: str) -> bool: ...
-    async def revoke_user_families(self, user_id: str, now: float, reason: str) -> int: ...
+    async def revoke_user_families(self, user_id: str, now: float, reason: str, client_id: str | None = None) -> int:
+        """Revoke the user's unrevoked families (only ``client_id``'s, if given); their count."""
+        ...
     async def forget_successors(self, consumed_before: float, limit: int = 1000) -> int:
         """Drop up to ``limit`` sealed successors of tokens consumed before ``consumed_before``."""
         ...
@@ -167,11 +178,15 @@ class SessionStore(Protocol):
 
 class ConsentStore(Protocol):
     async def consented_scopes(self, user_id: str, client_id: str) -> list[str]: ...
-    async def add_consent(self, user_id: str, client_id: str, scopes: tuple[str, ...], now: float) -> None:
-        """Add to what the user granted the client (a union; granting again changes nothing)."""
+    async def add_consent(self, user_id: str, client_id: str, scopes: tuple[str, ...], now: float) -> tuple[str, ...]:
+        """Add to what the user granted the client (a union; granting again changes nothing);
+        returns the scopes this call added, in the order given."""
         ...
 
     async def revoke_consent(self, user_id: str, client_id: str) -> bool: ...
+    async def list_consents(self, user_id: str) -> list[ConsentGrant]:
+        """What the user allowed each client, by client_id."""
+        ...
 
 
 class CodeStore(Protocol):

@@ -147,6 +147,30 @@ async def test_revoke_user_families(storage: SqlStorage) -> None:
     assert await storage.revoke_user_families("nobody", NOW + 6, "x") == 0
 
 
+async def test_revoke_user_families_of_one_client(storage: SqlStorage) -> None:
+    mine, mine_first = await started(storage, user_id="alice", client_id="client-1")
+    other_app, other_app_first = await started(storage, user_id="alice", client_id="client-2")
+    bobs, bobs_first = await started(storage, user_id="bob", client_id="client-1")
+    for family, first in ((mine, mine_first), (other_app, other_app_first), (bobs, bobs_first)):
+        assert await storage.consume(first.token_hash, NOW + 1, new_token(family, 1), b"sealed")
+    assert await storage.revoke_user_families("alice", NOW + 5, "consent withdrawn", client_id="client-1") == 1
+    found = {}
+    for first in (mine_first, other_app_first, bobs_first):
+        token, family = await _found(storage, first.token_hash)
+        found[family.family_id] = (family, token)
+    assert found[mine.family_id][0].revoked_at == NOW + 5 and found[mine.family_id][1].successor_ciphertext is None
+    for untouched in (other_app, bobs):
+        assert found[untouched.family_id][0].revoked_at is None
+        assert found[untouched.family_id][1].successor_ciphertext == b"sealed"
+    assert await storage.revoke_user_families("alice", NOW + 6, "again", client_id="client-1") == 0
+
+
+async def _found(storage: SqlStorage, token_hash: bytes) -> tuple[RefreshToken, RefreshFamily]:
+    found = await storage.find_token(token_hash)
+    assert found is not None
+    return found
+
+
 async def test_forget_successors_clears_only_older_consumptions(storage: SqlStorage) -> None:
     early, early_first = await started(storage)
     late, late_first = await started(storage)

@@ -6,7 +6,7 @@ import asyncio
 import secrets
 from dataclasses import replace
 
-from issuer.models import AuthorizationCode, BrowserSession
+from issuer.models import AuthorizationCode, BrowserSession, ConsentGrant
 from issuer.storage import SqlStorage
 from tests.contract.conftest import new_family, new_token
 
@@ -117,8 +117,9 @@ async def test_purge_sessions_deletes_expired_ones_in_batches(storage: SqlStorag
 
 async def test_consent_is_a_union_per_user_and_client(storage: SqlStorage) -> None:
     assert await storage.consented_scopes("user-1", "client-1") == []
-    await storage.add_consent("user-1", "client-1", ("openid", "profile"), NOW)
-    await storage.add_consent("user-1", "client-1", ("profile", "email", "email"), NOW + 1)
+    assert await storage.add_consent("user-1", "client-1", ("openid", "profile"), NOW) == ("openid", "profile")
+    assert await storage.add_consent("user-1", "client-1", ("profile", "email", "email"), NOW + 1) == ("email",)
+    assert await storage.add_consent("user-1", "client-1", ("openid",), NOW + 2) == ()
     await storage.add_consent("user-1", "client-2", ("read",), NOW)
     assert await storage.consented_scopes("user-1", "client-1") == ["email", "openid", "profile"]
     assert await storage.consented_scopes("user-2", "client-1") == []
@@ -126,6 +127,20 @@ async def test_consent_is_a_union_per_user_and_client(storage: SqlStorage) -> No
     assert await storage.revoke_consent("user-1", "client-1") is False
     assert await storage.consented_scopes("user-1", "client-1") == []
     assert await storage.consented_scopes("user-1", "client-2") == ["read"]
+
+
+async def test_list_consents_gives_each_clients_union_and_latest_grant(storage: SqlStorage) -> None:
+    assert await storage.list_consents("user-1") == []
+    await storage.add_consent("user-1", "client-b", ("openid", "profile"), NOW)
+    await storage.add_consent("user-1", "client-b", ("email",), NOW + 5)
+    await storage.add_consent("user-1", "client-a", ("read",), NOW + 1)
+    await storage.add_consent("user-2", "client-a", ("write",), NOW + 2)
+    assert await storage.list_consents("user-1") == [
+        ConsentGrant("client-a", ("read",), NOW + 1),
+        ConsentGrant("client-b", ("email", "openid", "profile"), NOW + 5),
+    ]
+    assert await storage.revoke_consent("user-1", "client-b")
+    assert await storage.list_consents("user-1") == [ConsentGrant("client-a", ("read",), NOW + 1)]
 
 
 async def test_code_is_consumed_exactly_once_and_a_replay_is_marked(storage: SqlStorage) -> None:

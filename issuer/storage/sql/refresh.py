@@ -230,19 +230,23 @@ class RefreshSql(SqlStore):
             await tx.execute("UPDATE refresh_tokens SET successor_ciphertext = NULL WHERE family_id = $1", family_id)
         return changed == 1
 
-    async def revoke_user_families(self, user_id: str, now: float, reason: str) -> int:
+    async def revoke_user_families(self, user_id: str, now: float, reason: str, client_id: str | None = None) -> int:
+        # $4 NULL: every client's. The families' rows are locked first, as every revocation does.
         async with self.db.transaction() as tx:
             changed = await tx.execute(
                 "UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3"
-                " WHERE user_id = $1 AND revoked_at IS NULL",
+                " WHERE user_id = $1 AND revoked_at IS NULL AND (CAST($4 AS TEXT) IS NULL OR client_id = $4)",
                 user_id,
                 now,
                 reason,
+                client_id,
             )
             await tx.execute(
                 "UPDATE refresh_tokens SET successor_ciphertext = NULL WHERE family_id IN"
-                " (SELECT family_id FROM refresh_families WHERE user_id = $1)",
+                " (SELECT family_id FROM refresh_families"
+                " WHERE user_id = $1 AND (CAST($2 AS TEXT) IS NULL OR client_id = $2))",
                 user_id,
+                client_id,
             )
         return changed
 

@@ -1,0 +1,56 @@
+"""What a user allowed each client, through the account API: listed, withdrawn (audited), and a
+withdrawal revokes that client's refresh tokens for her and makes the next sign-in ask again."""
+
+from __future__ import annotations
+
+import httpx
+
+from issuer.operations import Actor
+from tests.authorize_helpers import authorize, exchange, user, web_client
+from tests.conftest import assert_problem, services_of
+from tests.test_session_apis import account_token, bearer
+from tests.users_helpers import refresh
+
+
+async def test_the_user_lists_and_withdraws_what_she_allowed(http: httpx.AsyncClient) -> None:
+    services = services_of(http)
+    alice, bob = await user(http), await user(http, "bob")
+    photos = await web_client(http, name="Photos")
+    other = await web_client(http, name="Calendar")
+    grant = services.ops.consents.grant
+    await grant(Actor.user(alice.user_id), alice.user_id, photos[0], ("openid", "read"))
+    await grant(Actor.user(alice.user_id), alice.user_id, other[0], ("openid",))
+    await grant(Actor.user(bob.user_id), bob.user_id, photos[0], ("openid",))
+    tokens = {}
+    for name, client in (("photos", photos), ("other", other)):
+        body = (await exchange(http, client, await authorize(http, client[0], scope="openid read"))).json()
+        tokens[name] = body["refresh_token"]
+    bobs = (await exchange(http, photos, await authorize(http, photos[0], username="bob", scope="openid"))).json()
+    token = await account_token(http, "alice")
+
+    listed = await http.get("/account/consents", headers=bearer(token))
+    assert listed.status_code == 200 and listed.headers["cache-control"] == "no-store"
+    items = {i["client_id"]: i for i in listed.json()["items"]}
+    assert items[photos[0]]["client_name"] == "Photos" and items[photos[0]]["scopes"] == ["openid", "read"]
+    assert items[other[0]]["scopes"] == ["openid"] and len(items) == 2
+
+    withdrawn = await http.delete(f"/account/consents/{photos[0]}", headers=bearer(token))
+    assert withdrawn.status_code == 204, withdrawn.text
+    assert [i["client_id"] for i in (await http.get("/account/consents", headers=bearer(token))).json()["items"]] == [
+        other[0]
+    ]
+    # That client's refresh token for her is revoked; her other client's and Bob's are not.
+    assert (await refresh(http, photos, tokens["photos"])).json()["error"] == "invalid_grant"
+    assert (await refresh(http, other, tokens["other"])).status_code == 200
+    assert (await refresh(http, photos, bobs["refresh_token"])).status_code == 200
+    client = await services.clients.get(photos[0])
+    assert client is not None and await services.authorize.consents.needs_consent(alice.user_id, client, ("openid",))
+    entries = [e for e in await services.ops.audit.recent(limit=20) if e.action == "consents.withdraw"]
+    assert [(e.actor, e.target, e.detail) for e in entries] == [
+        (f"user:{alice.user_id}", alice.user_id, {"client_id": photos[0], "families": 1})
+    ]
+
+    again = await http.delete(f"/account/consents/{photos[0]}", headers=bearer(token))
+    assert_problem(again, 404)
+    assert_problem(await http.delete("/account/consents/" + "x" * 300, headers=bearer(token)), 404)
+    assert (await http.get("/account/consents")).status_code == 401
