@@ -87,6 +87,8 @@ def routes() -> list[Route]:
         Route("/admin/users/{user_id}/sessions/revoke", admin.revoke_user_sessions, methods=["POST"]),
         Route("/admin/users/{user_id}/sessions", admin.list_user_browser_sessions, methods=["GET"]),
         Route("/admin/users/{user_id}/sessions", admin.end_user_browser_sessions, methods=["DELETE"]),
+        Route("/admin/users/{user_id}/consents", admin.list_user_consents, methods=["GET"]),
+        Route("/admin/users/{user_id}/consents/{client_id}", admin.withdraw_user_consent, methods=["DELETE"]),
         Route(
             "/admin/users/{user_id}/sessions/{session_id}", admin.end_user_browser_session, methods=["DELETE"]
         ),

@@ -189,6 +189,12 @@ async def test_every_operation_answers_as_documented_on_success_and_on_error(htt
     await c.call("DELETE", single, 404, f"{one}/sessions/{browser.session_id}", headers=admin)
     await c.call("DELETE", template + "/sessions", 200, one + "/sessions", headers=admin)
     await c.call("DELETE", template + "/sessions", 404, none + "/sessions", headers=admin)
+    await services_of(http).ops.consents.grant(Actor.user(target), target, service_id, ("read",))
+    await c.call("GET", template + "/consents", 200, one + "/consents", headers=admin)
+    await c.call("GET", template + "/consents", 404, none + "/consents", headers=admin)
+    allowed_one = template + "/consents/{client_id}"
+    await c.call("DELETE", allowed_one, 204, f"{one}/consents/{service_id}", headers=admin)
+    await c.call("DELETE", allowed_one, 404, f"{one}/consents/{service_id}", headers=admin)
     await c.call("GET", "/admin/audit", 200, headers=admin)
     await c.call("GET", "/admin/audit", 400, params={"before": "-1"}, headers=admin)
 

@@ -1,12 +1,13 @@
-"""The public JSON shape of clients and users, shared by the admin API and `issuer … --json`.
-Secrets and password hashes never appear here."""
+"""The public JSON shape of clients, users, browser sessions and consents, shared by the account
+and admin APIs and `issuer … --json`. Secrets and password hashes never appear here."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from issuer.accounts.users import RoleHierarchy
-from issuer.models import BrowserSession, Client, User
+from issuer.models import BrowserSession, Client, ConsentGrant, User
 
 
 def client_view(client: Client) -> dict[str, Any]:
@@ -49,3 +50,19 @@ def session_view(session: BrowserSession) -> dict[str, Any]:
         "remote_addr": session.remote_addr,
         "user_agent": session.user_agent,
     }
+
+
+async def consent_views(
+    grants: list[ConsentGrant], client: Callable[[str], Awaitable[Client | None]]
+) -> list[dict[str, Any]]:
+    """``client`` looks a client up by id (the registry's ``get``); a deleted one's name is empty."""
+    views = []
+    for grant in grants:
+        found = await client(grant.client_id)
+        views.append({
+            "client_id": grant.client_id,
+            "client_name": found.name if found else "",
+            "scopes": list(grant.scopes),
+            "granted_at": int(grant.granted_at),
+        })
+    return views

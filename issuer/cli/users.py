@@ -6,10 +6,11 @@ import argparse
 import sys
 
 from issuer.accounts.users import Conflict, UserInputError, parse_registration
-from issuer.accounts.views import session_view, user_view
+from issuer.accounts.views import consent_views, session_view, user_view
 from issuer.cli.output import flat, print_json, table, when
 from issuer.models import User
 from issuer.operations import Actor
+from issuer.operations.consents import NoSuchConsent
 from issuer.operations.sessions import NoSuchSession
 from issuer.operations.users import NoSuchUser
 from issuer.services import Services
@@ -160,6 +161,33 @@ async def users_end_sessions(services: Services, args: argparse.Namespace) -> in
     return 0
 
 
+async def users_consents(services: Services, args: argparse.Namespace) -> int:
+    user = await _user_or_fail(services, args.username)
+    if user is None:
+        return 4
+    views = await consent_views(await services.ops.consents.list_for_user(user.user_id), services.clients.get)
+    if args.json:
+        print_json(views)
+    else:
+        rows = [[v["client_id"], v["client_name"], " ".join(v["scopes"]), when(v["granted_at"])] for v in views]
+        table(rows, ["CLIENT_ID", "NAME", "SCOPES", "GRANTED"])
+    return 0
+
+
+async def users_withdraw_consent(services: Services, args: argparse.Namespace) -> int:
+    user = await _user_or_fail(services, args.username)
+    if user is None:
+        return 4
+    try:
+        families = await services.ops.consents.withdraw(Actor.cli(), user.user_id, args.client_id)
+    except NoSuchConsent:
+        print(f"{user.username} allowed client {args.client_id!r} nothing", file=sys.stderr)
+        return 4
+    print(f"withdrew what {user.username} allowed client {args.client_id}; revoked {families} refresh token famil"
+          f"{'y' if families == 1 else 'ies'}")
+    return 0
+
+
 async def users_import(services: Services, args: argparse.Namespace) -> int:
     report = await services.ops.users.import_file(Actor.cli(), args.file)
     print(f"imported {report.imported}, already present {report.conflicts}, invalid {len(report.errors)}")
@@ -216,3 +244,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--session", metavar="SESSION_ID", help="only this session (an id beginning with '-' goes as --session=ID)"
     )
     uend.set_defaults(func=users_end_sessions)
+    uconsents = users.add_parser("consents", help="list what a user allowed each client on the consent page")
+    uconsents.add_argument("username")
+    uconsents.add_argument("--json", action="store_true")
+    uconsents.set_defaults(func=users_consents)
+    uwithdraw = users.add_parser(
+        "withdraw-consent", help="withdraw what a user allowed a client, and revoke its refresh tokens for the user"
+    )
+    uwithdraw.add_argument("username")
+    uwithdraw.add_argument("client_id")
+    uwithdraw.set_defaults(func=users_withdraw_consent)

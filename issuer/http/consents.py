@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from issuer.accounts.views import consent_views
 from issuer.errors import ProblemError
 from issuer.http.apidoc import ACCOUNT_API, UNAVAILABLE, documented, no_content, not_found, ok
 from issuer.http.responses import no_store_json
@@ -16,23 +17,13 @@ from issuer.operations import Actor
 from issuer.operations.consents import NoSuchConsent
 from issuer.services import Services
 
-_MAX_CLIENT_ID = 256
-
 
 @documented("List what I allowed each client", ACCOUNT_API, ok(ConsentList), UNAVAILABLE)
 async def list_my_consents(request: Request) -> Response:
     services: Services = request.state.services
     user = await current_user(request, services)
-    items = []
-    for grant in await services.ops.consents.list_for_user(user.user_id):
-        client = await services.clients.get(grant.client_id)
-        items.append({
-            "client_id": grant.client_id,
-            "client_name": client.name if client else "",
-            "scopes": list(grant.scopes),
-            "granted_at": int(grant.granted_at),
-        })
-    return no_store_json({"items": items})
+    grants = await services.ops.consents.list_for_user(user.user_id)
+    return no_store_json({"items": await consent_views(grants, services.clients.get)})
 
 
 @documented(
@@ -48,8 +39,6 @@ async def withdraw_my_consent(request: Request) -> Response:
     client_id = request.path_params["client_id"]
     actor = Actor.user(user.user_id, client_ip(request, services))
     try:
-        if len(client_id) > _MAX_CLIENT_ID:
-            raise NoSuchConsent(client_id)
         await services.ops.consents.withdraw(actor, user.user_id, client_id)
     except NoSuchConsent:
         raise ProblemError(404, "Not Found", "this client was allowed nothing") from None

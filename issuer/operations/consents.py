@@ -13,6 +13,8 @@ from issuer.storage import SqlStorage
 
 __all__ = ["ConsentOps", "NoSuchConsent"]
 
+_MAX_CLIENT_ID = 256
+
 
 class NoSuchConsent(LookupError):
     """The user has allowed that client nothing."""
@@ -39,6 +41,8 @@ class ConsentOps:
         """Forget what ``user_id`` allowed ``client_id`` and revoke the client's refresh-token
         families for her (its access tokens run out within their lifetime); the next sign-in
         asks again. Returns the families revoked. Raises NoSuchConsent."""
+        if len(client_id) > _MAX_CLIENT_ID:  # request input: no lookup for what no client can be
+            raise NoSuchConsent(client_id[:64])
         async with self.store.transaction() as tx:
             if not await tx.revoke_consent(user_id, client_id):
                 raise NoSuchConsent(client_id)

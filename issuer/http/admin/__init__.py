@@ -18,7 +18,13 @@ from issuer.http.admin.clients import (
     update_client,
 )
 from issuer.http.admin.keys import list_keys, revoke_key, rotate_keys
-from issuer.http.admin.sessions import end_user_browser_session, end_user_browser_sessions, list_user_browser_sessions
+from issuer.http.admin.sessions import (
+    end_user_browser_session,
+    end_user_browser_sessions,
+    list_user_browser_sessions,
+    list_user_consents,
+    withdraw_user_consent,
+)
 from issuer.http.admin.users import (
     disable_user,
     enable_user,
@@ -32,6 +38,8 @@ __all__ = [
     "end_user_browser_session",
     "end_user_browser_sessions",
     "list_user_browser_sessions",
+    "list_user_consents",
+    "withdraw_user_consent",
     "create_client",
     "delete_client",
     "disable_user",
