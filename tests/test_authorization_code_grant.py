@@ -192,6 +192,8 @@ async def test_ending_the_session_revokes_its_refresh_families_if_configured(sta
         assert await services_of(http).ops.sessions.sign_out(Actor.user(flow.session.user_id), flow.session, "logout")
         after = await refresh(http, client, body["refresh_token"])
         assert (after.status_code == 400) is revokes, after.text
+        entry = (await services_of(http).ops.audit.recent(limit=1))[0]
+        assert entry.action == "sessions.sign_out" and entry.detail["families"] == (1 if revokes else 0)
 
 
 async def test_an_id_token_is_never_an_access_token(http: httpx.AsyncClient) -> None:

@@ -82,7 +82,12 @@ async def test_ending_sessions(http: httpx.AsyncClient) -> None:
     assert await sign_out(Actor.user(alice.user_id, "192.0.2.1"), first, "logout") is False  # nothing recorded
     entries = [e for e in await services_of(http).ops.audit.recent(limit=10) if e.action == "sessions.sign_out"]
     assert [(e.actor, e.target, e.detail, e.remote_addr) for e in entries] == [
-        (f"user:{alice.user_id}", alice.user_id, {"session_id": first.session_id, "reason": "logout"}, "192.0.2.1")
+        (
+            f"user:{alice.user_id}",
+            alice.user_id,
+            {"session_id": first.session_id, "reason": "logout", "families": 0},
+            "192.0.2.1",
+        )
     ]
     assert await sessions.resume(c1) is None and await sessions.resume(c2) is not None
     assert await services_of(http).ops.sessions.end_all(OPERATOR, alice.user_id) == [second.session_id]

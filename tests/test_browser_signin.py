@@ -197,6 +197,11 @@ def test_authlib_completes_the_code_flow_in_a_real_browser(
     hint = app.tokens(verifier)["id_token"]
     page.goto(f"{server.url}/oauth2/logout?id_token_hint={hint}&post_logout_redirect_uri={app.bye}&state=bye1")
     assert page.url == app.bye + "?state=bye1"
+    recent = server.run(lambda services: services.ops.audit.recent(limit=10))
+    ended = [e for e in recent if e.action == "sessions.sign_out"]
+    assert [(e.target, e.detail["session_id"], e.detail["reason"]) for e in ended] == [
+        (claims["sub"], claims["sid"], "logout")
+    ]
     app.open(page, prompt="none")
     assert wait_landed(page, app)["error"] == "login_required"
 

@@ -280,14 +280,14 @@ async def test_consents_and_sign_outs_on_the_pages_are_audited(http: httpx.Async
             f"user:{bob.user_id}",
             "sessions.sign_out",
             alice.user_id,
-            {"session_id": alices.session_id, "reason": "another user signed in"},
+            {"session_id": alices.session_id, "reason": "another user signed in", "families": 0},
             "127.0.0.1",
         ),
         (
             f"user:{bob.user_id}",
             "sessions.sign_out",
             bob.user_id,
-            {"session_id": bobs.session_id, "reason": "logout"},
+            {"session_id": bobs.session_id, "reason": "logout", "families": 0},
             "127.0.0.1",
         ),
     ]

@@ -58,7 +58,7 @@ async def test_the_user_lists_and_ends_her_own_sessions(http: httpx.AsyncClient)
     assert_problem(await http.delete(f"/account/sessions/{theirs.session_id}", headers=bearer(token)), 404)
     assert await sessions.resume(c3) is not None
     assert (await audit_actions(http))[0] == (
-        "sessions.end", f"user:{alice.user_id}", {"session_id": first.session_id}
+        "sessions.end", f"user:{alice.user_id}", {"session_id": first.session_id, "families": 0}
     )
     assert (await http.get("/account/sessions")).status_code == 401
 

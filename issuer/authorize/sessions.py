@@ -94,15 +94,16 @@ class BrowserSessions:
         await self._store.reauthenticate_session(session.session_id, now, hash_cookie(cookie))
         return replace(session, auth_time=now, last_seen_at=now), cookie
 
-    async def end_in(self, tx: SqlStorage, session_id: str, reason: str) -> bool:
-        """End the session within ``tx`` (and revoke the refresh-token families it started, if
-        ISSUER_SESSION_LOGOUT_REVOKES_REFRESH); False if unknown or already ended."""
+    async def end_in(self, tx: SqlStorage, session_id: str, reason: str) -> int | None:
+        """End the session within ``tx`` and revoke the refresh-token families it started, if
+        ISSUER_SESSION_LOGOUT_REVOKES_REFRESH; returns how many were revoked, or None if the
+        session was unknown or had already ended."""
         now = self._clock()
         if not await tx.end_session(session_id, now, reason):
-            return False
+            return None
         if self.policy.logout_revokes_refresh:
-            await tx.revoke_session_families(session_id, now, f"session ended: {reason}")
-        return True
+            return await tx.revoke_session_families(session_id, now, f"session ended: {reason}")
+        return 0
 
     async def end_all_in(self, tx: SqlStorage, user_id: str, reason: str) -> list[str]:
         ended = await tx.end_user_sessions(user_id, self._clock(), reason)

@@ -38,25 +38,20 @@ class SessionOps:
             raise NoSuchSession(session_id)
         reason = "ended by the user" if actor.kind == "user" and actor.id == user_id else "ended by an administrator"
         async with self.store.transaction() as tx:
-            if not await self.sessions.end_in(tx, session_id, reason):
+            families = await self.sessions.end_in(tx, session_id, reason)
+            if families is None:
                 raise NoSuchSession(session_id)
-            await record(tx, self.clock, actor, "sessions.end", user_id, session_id=session_id)
+            await record(tx, self.clock, actor, "sessions.end", user_id, session_id=session_id, families=families)
 
     async def sign_out(self, actor: Actor, session: BrowserSession, reason: str) -> bool:
         """End ``session`` from its browser: a logout (RP-initiated or on the page), or another
         user signing in on it. False if it had already ended (nothing recorded)."""
         async with self.store.transaction() as tx:
-            if not await self.sessions.end_in(tx, session.session_id, reason):
+            families = await self.sessions.end_in(tx, session.session_id, reason)
+            if families is None:
                 return False
-            await record(
-                tx,
-                self.clock,
-                actor,
-                "sessions.sign_out",
-                session.user_id,
-                session_id=session.session_id,
-                reason=reason,
-            )
+            detail = {"session_id": session.session_id, "reason": reason, "families": families}
+            await record(tx, self.clock, actor, "sessions.sign_out", session.user_id, **detail)
         return True
 
     async def end_all(self, actor: Actor, user_id: str) -> list[str]:
