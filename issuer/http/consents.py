@@ -9,7 +9,7 @@ from starlette.responses import Response
 from issuer.accounts.views import consent_views
 from issuer.errors import ProblemError
 from issuer.http.apidoc import ACCOUNT_API, UNAVAILABLE, documented, no_content, not_found, ok
-from issuer.http.responses import no_store_json
+from issuer.http.responses import done, no_store_json
 from issuer.http.session_schemas import ConsentList
 from issuer.http.token import client_ip
 from issuer.http.users import current_user
@@ -42,4 +42,4 @@ async def withdraw_my_consent(request: Request) -> Response:
         await services.ops.consents.withdraw(actor, user.user_id, client_id)
     except NoSuchConsent:
         raise ProblemError(404, "Not Found", "this client was allowed nothing") from None
-    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+    return done()

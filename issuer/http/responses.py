@@ -35,6 +35,11 @@ def no_store_json(body: Any, status: int = 200, headers: dict[str, str] | None =
     return json_response(body, status, {**NO_STORE, **(headers or {})})
 
 
+def done() -> Response:
+    """204 for a change that has nothing to return (an account or admin action)."""
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
+
 def oauth_error(exc: OAuthError) -> Response:
     body = {"error": exc.error}
     if exc.description:

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from issuer.accounts.views import session_view
 from issuer.errors import ProblemError
 from issuer.http.apidoc import ACCOUNT_API, UNAVAILABLE, documented, no_content, not_found, ok
-from issuer.http.responses import no_store_json
+from issuer.http.responses import done, no_store_json
 from issuer.http.session_schemas import BrowserSessionList
 from issuer.http.token import client_ip
 from issuer.http.users import current_user
@@ -41,4 +41,4 @@ async def end_my_session(request: Request) -> Response:
         await services.ops.sessions.end(actor, user.user_id, request.path_params["session_id"])
     except NoSuchSession:
         raise ProblemError(404, "Not Found", "no such session") from None
-    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+    return done()

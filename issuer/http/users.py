@@ -29,7 +29,7 @@ from issuer.http.apidoc import (
 )
 from issuer.http.bearer import bearer_principal
 from issuer.http.forms import parse_body
-from issuer.http.responses import no_store_json
+from issuer.http.responses import done, no_store_json
 from issuer.http.schemas import Deactivation, PasswordChange, Registration, UserInfo, UserView
 from issuer.http.token import client_ip
 from issuer.models import User
@@ -173,7 +173,7 @@ async def change_password(request: Request) -> Response:
     await _confirm_password(request, services, user, body.current_password, "current_password")
     actor = Actor.user(user.user_id, client_ip(request, services))
     await services.ops.users.change_password(actor, user, body.new_password)
-    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+    return done()
 
 
 @documented("Deactivate own account", ACCOUNT_API, *_account_action("password"), body=Deactivation)
@@ -183,4 +183,4 @@ async def deactivate(request: Request) -> Response:
     body = await parse_body(request, Deactivation)
     await _confirm_password(request, services, user, body.password, "password")
     await services.ops.users.set_disabled(Actor.user(user.user_id, client_ip(request, services)), user.user_id, True)
-    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+    return done()

@@ -9,7 +9,7 @@ from issuer.accounts.views import client_view
 from issuer.http.admin._common import _PAGE_ERRORS, _admin, _invalid, _not_found, _page
 from issuer.http.apidoc import ADMIN_API, JSON_BODY, documented, invalid, no_content, not_found, ok, problem
 from issuer.http.forms import parse_body
-from issuer.http.responses import no_store_json
+from issuer.http.responses import done, no_store_json
 from issuer.http.schemas import ClientCreate, ClientPage, ClientUpdate, ClientView, ClientWithSecret
 from issuer.operations.clients import ClientValidationError, NoSuchClient
 
@@ -114,4 +114,4 @@ async def delete_client(request: Request) -> Response:
         await admin.ops.clients.delete(admin.actor, request.path_params["client_id"])
     except NoSuchClient:
         raise _not_found("client") from None
-    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+    return done()

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from issuer.accounts.views import consent_views, session_view
 from issuer.http.admin._common import _Admin, _admin, _not_found
 from issuer.http.apidoc import ADMIN_API, documented, no_content, not_found, ok
-from issuer.http.responses import no_store_json
+from issuer.http.responses import done, no_store_json
 from issuer.http.session_schemas import BrowserSessionList, ConsentList, SessionsEnded
 from issuer.operations.consents import NoSuchConsent
 from issuer.operations.sessions import NoSuchSession
@@ -46,7 +46,7 @@ async def end_user_browser_session(request: Request) -> Response:
         await admin.ops.sessions.end(admin.actor, request.path_params["user_id"], request.path_params["session_id"])
     except NoSuchSession:
         raise _not_found("session") from None
-    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+    return done()
 
 
 @documented(
@@ -79,4 +79,4 @@ async def withdraw_user_consent(request: Request) -> Response:
         await admin.ops.consents.withdraw(admin.actor, request.path_params["user_id"], request.path_params["client_id"])
     except NoSuchConsent:
         raise _not_found("consent") from None
-    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+    return done()
