@@ -218,6 +218,7 @@ async def open_services(
             clock,
         )
         codes = AuthorizationCodes(store, refresh_tokens, revocations, clock)
+        consents = Consents(store)
         return Services(
             settings=settings,
             clock=clock,
@@ -254,6 +255,7 @@ async def open_services(
                 id_tokens=id_tokens,
                 codes=codes,
                 sessions=sessions,
+                consents=consents,
                 login_limit_per_user=settings.rate_limit_login_per_user,
                 login_limit_per_ip=settings.rate_limit_login_per_ip,
             ),
@@ -270,7 +272,7 @@ async def open_services(
                 issuer=settings.url,
                 settings=settings,
                 sessions=sessions,
-                consents=Consents(store),
+                consents=consents,
                 codes=codes,
                 clients=clients,
                 users=users,

@@ -15,6 +15,7 @@ from issuer.accounts.users import NewUser
 from issuer.authorize import AuthorizationRequest, AuthorizeContext, BrowserSession, parse_authorization_request
 from issuer.models import User
 from issuer.oauth.params import Params
+from issuer.operations import Actor
 from tests.conftest import OPERATOR, make_client, services_of
 
 REDIRECT = "https://app.example.com/callback"
@@ -82,6 +83,8 @@ async def authorize(
     ctx = context(http)
     who = await user(http, username)
     session, cookie = await ctx.sessions.start(who.user_id, "127.0.0.1", "test")
+    if not request.client.first_party:  # the consent page's Allow
+        await services_of(http).ops.consents.grant(Actor.user(who.user_id), who.user_id, client_id, request.scope)
     code = await ctx.codes.issue(request, session)
     return Flow(request, session, cookie, verifier, code)
 

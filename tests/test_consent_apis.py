@@ -22,11 +22,9 @@ async def test_the_user_lists_and_withdraws_what_she_allowed(http: httpx.AsyncCl
     alice, bob = await user(http), await user(http, "bob")
     photos = await web_client(http, name="Photos")
     other = await web_client(http, name="Calendar")
-    grant = services.ops.consents.grant
-    await grant(Actor.user(alice.user_id), alice.user_id, photos[0], ("openid", "read"))
-    await grant(Actor.user(alice.user_id), alice.user_id, other[0], ("openid",))
-    await grant(Actor.user(bob.user_id), bob.user_id, photos[0], ("openid",))
-    tokens = {}
+    bobs_only = await web_client(http, name="Bob's app")
+    await services.ops.consents.grant(Actor.user(bob.user_id), bob.user_id, bobs_only[0], ("read",))
+    tokens = {}  # authorize() allows what it asks, as the consent page would
     for name, client in (("photos", photos), ("other", other)):
         body = (await exchange(http, client, await authorize(http, client[0], scope="openid read"))).json()
         tokens[name] = body["refresh_token"]
@@ -37,7 +35,7 @@ async def test_the_user_lists_and_withdraws_what_she_allowed(http: httpx.AsyncCl
     assert listed.status_code == 200 and listed.headers["cache-control"] == "no-store"
     items = {i["client_id"]: i for i in listed.json()["items"]}
     assert items[photos[0]]["client_name"] == "Photos" and items[photos[0]]["scopes"] == ["openid", "read"]
-    assert items[other[0]]["scopes"] == ["openid"] and len(items) == 2
+    assert items[other[0]]["scopes"] == ["openid", "read"] and len(items) == 2
 
     withdrawn = await http.delete(f"/account/consents/{photos[0]}", headers=bearer(token))
     assert withdrawn.status_code == 204, withdrawn.text
@@ -55,6 +53,15 @@ async def test_the_user_lists_and_withdraws_what_she_allowed(http: httpx.AsyncCl
         (f"user:{alice.user_id}", alice.user_id, {"client_id": photos[0], "families": 1})
     ]
 
+    # A code issued before the withdrawal is worth nothing after it.
+    pending = await authorize(http, photos[0], scope="openid read")
+    await services.ops.consents.withdraw(Actor.user(alice.user_id), alice.user_id, photos[0])
+    refused = await exchange(http, photos, pending)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant", refused.text
+    assert "withdrawn consent" in refused.json()["error_description"]
+    # A client only Bob allowed: nothing to withdraw for her (404), and Bob's consent stays.
+    assert_problem(await http.delete(f"/account/consents/{bobs_only[0]}", headers=bearer(token)), 404)
+    assert {g.client_id for g in await services.ops.consents.list_for_user(bob.user_id)} == {photos[0], bobs_only[0]}
     again = await http.delete(f"/account/consents/{photos[0]}", headers=bearer(token))
     assert_problem(again, 404)
     assert_problem(await http.delete("/account/consents/" + "x" * 300, headers=bearer(token)), 404)

@@ -8,7 +8,7 @@ from typing import Any
 
 from issuer.authorize.request import ShowError, append_query
 from issuer.models import Client
-from issuer.oauth.clients import ClientRegistry
+from issuer.oauth.clients import MAX_CLIENT_ID, ClientRegistry
 from issuer.oauth.params import Params
 from keys.keyring import ID_TOKEN_TYP, Keyring
 
@@ -54,7 +54,7 @@ async def parse_end_session(params: Params, clients: ClientRegistry, keyring: Ke
         raise ShowError("invalid_request", "client_id is not the audience of id_token_hint")
     if client_id is None and len(audiences) == 1:
         client_id = audiences[0]
-    client = await clients.get(client_id) if client_id is not None and len(client_id) <= 256 else None
+    client = await clients.get(client_id) if client_id is not None and len(client_id) <= MAX_CLIENT_ID else None
     if client_id is not None and (client is None or client.disabled):
         raise ShowError("invalid_client", "unknown client")
     redirect = params.get("post_logout_redirect_uri")

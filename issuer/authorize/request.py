@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from issuer.errors import InvalidRequest, InvalidScope, InvalidTarget
 from issuer.models import Client
-from issuer.oauth.clients import ClientRegistry
+from issuer.oauth.clients import MAX_CLIENT_ID, ClientRegistry
 from issuer.oauth.params import Params
 from issuer.oauth.scopes import grant_audience, parse_scope
 
@@ -133,7 +133,7 @@ async def _phase_one(params: Params, clients: ClientRegistry) -> tuple[Client, s
     client_id = params.get("client_id")
     if client_id is None:
         raise ShowError("invalid_request", "missing parameter: client_id")
-    client = await clients.get(client_id) if len(client_id) <= 256 else None
+    client = await clients.get(client_id) if len(client_id) <= MAX_CLIENT_ID else None
     if client is None or client.disabled:
         raise ShowError("invalid_client", "unknown client")
     redirect_uri = params.get("redirect_uri")

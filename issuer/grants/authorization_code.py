@@ -1,7 +1,9 @@
 """RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6): exchange an authorization code for tokens.
 
 The code is consumed first (compare-and-swap); a replay is ``invalid_grant`` and revokes what the
-first exchange issued (issuer.authorize.codes). A refresh token comes only to a client with the
+first exchange issued (issuer.authorize.codes). The user, her sign-in session and (for a client
+that is not first-party) her consent must still stand: a withdrawal makes codes already issued
+worthless. A refresh token comes only to a client with the
 refresh_token grant, in a new family tied to the browser session; an ID token only for ``openid``."""
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ async def authorization_code(services: GrantContext, request: GrantRequest) -> d
     session = await services.sessions.get(stored.session_id)
     if session is None or session.ended_at is not None:
         raise InvalidGrant("the sign-in session has ended")
+    if not client.first_party and not await services.consents.covers(
+        user.user_id, client.client_id, tuple(stored.scope.split())
+    ):
+        raise InvalidGrant("the user has withdrawn consent for this client")
     granted = tuple(stored.audience.split())
     if not set(resources) <= set(granted):
         raise InvalidTarget("resource was not part of the authorization request")

@@ -6,6 +6,7 @@ from typing import Any
 
 from issuer.accounts.users import Users
 from issuer.authorize.codes import AuthorizationCodes
+from issuer.authorize.consent import Consents
 from issuer.authorize.sessions import BrowserSessions
 from issuer.cache.limits import RateLimiter
 from issuer.models import Client, User
@@ -29,6 +30,7 @@ class GrantContext:
     id_tokens: IdTokens
     codes: AuthorizationCodes
     sessions: BrowserSessions
+    consents: Consents
     login_limit_per_user: int
     login_limit_per_ip: int
 

@@ -22,6 +22,8 @@ from issuer.oauth.uris import uri_problem
 from issuer.storage.base import ClientStore
 
 GRANT_TYPES = ("authorization_code", "client_credentials", "password", "refresh_token")
+MAX_CLIENT_ID = 256
+"""A request naming a longer client id is answered as for an unknown client, without a lookup."""
 MAX_REDIRECT_URIS = 20
 # Known clients and unknown ids are bounded apart, so a flood of made-up client_ids (which
 # anyone can send to the token endpoint) only ever evicts other made-up ids.
@@ -231,7 +233,7 @@ class ClientRegistry:
 
     async def authenticate(self, client_id: str, secret: str | None) -> Client:
         """The same error for an unknown or disabled client, a wrong secret, or a missing one."""
-        client = await self.get(client_id) if 0 < len(client_id) <= 256 else None
+        client = await self.get(client_id) if 0 < len(client_id) <= MAX_CLIENT_ID else None
         if client is not None and client.disabled:
             if secret is not None:
                 hmac.compare_digest(self.hash_secret(secret), self._dummy)

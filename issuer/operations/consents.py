@@ -7,13 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from issuer.models import ConsentGrant
+from issuer.oauth.clients import MAX_CLIENT_ID
 from issuer.operations.actor import Actor
 from issuer.operations.audit import record
 from issuer.storage import SqlStorage
 
 __all__ = ["ConsentOps", "NoSuchConsent"]
-
-_MAX_CLIENT_ID = 256
 
 
 class NoSuchConsent(LookupError):
@@ -41,7 +40,7 @@ class ConsentOps:
         """Forget what ``user_id`` allowed ``client_id`` and revoke the client's refresh-token
         families for her (its access tokens run out within their lifetime); the next sign-in
         asks again. Returns the families revoked. Raises NoSuchConsent."""
-        if len(client_id) > _MAX_CLIENT_ID:  # request input: no lookup for what no client can be
+        if len(client_id) > MAX_CLIENT_ID:  # request input: no lookup for what no client can be
             raise NoSuchConsent(client_id[:64])
         async with self.store.transaction() as tx:
             if not await tx.revoke_consent(user_id, client_id):
