@@ -70,6 +70,13 @@ async def test_ending_a_session_revokes_its_refresh_tokens(http: httpx.AsyncClie
     token = await account_token(http, "alice")
     assert (await http.delete(f"/account/sessions/{flow.session.session_id}", headers=bearer(token))).status_code == 204
     assert (await refresh(http, client, body["refresh_token"])).json()["error"] == "invalid_grant"
+    # Ending them all revokes theirs too; each audit entry counts the families it revoked.
+    again = await authorize(http, client[0])
+    second = (await exchange(http, client, again)).json()
+    assert await services_of(http).ops.sessions.end_all(OPERATOR, again.session.user_id) == [again.session.session_id]
+    assert (await refresh(http, client, second["refresh_token"])).json()["error"] == "invalid_grant"
+    actions = await audit_actions(http)
+    assert [(a[0], a[2]["families"]) for a in actions[:2]] == [("sessions.end_all", 1), ("sessions.end", 1)]
 
 
 async def test_an_admin_lists_and_ends_a_users_sessions(http: httpx.AsyncClient, clock: FakeClock) -> None:
@@ -94,7 +101,7 @@ async def test_an_admin_lists_and_ends_a_users_sessions(http: httpx.AsyncClient,
         assert_problem(await http.request(method, "/admin/users/no-such-user/sessions", headers=headers), 404)
     actions = await audit_actions(http)
     assert [a[0] for a in actions[:2]] == ["sessions.end_all", "sessions.end"]
-    assert actions[0][1].startswith("client:") and actions[0][2] == {"sessions": 1}
+    assert actions[0][1].startswith("client:") and actions[0][2] == {"sessions": 1, "families": 0}
 
 
 async def test_disabling_a_user_ends_her_sessions_for_good(http: httpx.AsyncClient) -> None:

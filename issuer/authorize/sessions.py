@@ -105,12 +105,15 @@ class BrowserSessions:
             return await tx.revoke_session_families(session_id, now, f"session ended: {reason}")
         return 0
 
-    async def end_all_in(self, tx: SqlStorage, user_id: str, reason: str) -> list[str]:
+    async def end_all_in(self, tx: SqlStorage, user_id: str, reason: str) -> tuple[list[str], int]:
+        """End every live session of the user within ``tx``; the ids ended and the number of
+        refresh-token families revoked with them (ISSUER_SESSION_LOGOUT_REVOKES_REFRESH)."""
         ended = await tx.end_user_sessions(user_id, self._clock(), reason)
+        families = 0
         for session_id in ended:
             if self.policy.logout_revokes_refresh:
-                await tx.revoke_session_families(session_id, self._clock(), f"session ended: {reason}")
-        return ended
+                families += await tx.revoke_session_families(session_id, self._clock(), f"session ended: {reason}")
+        return ended, families
 
     async def list_for_user(self, user_id: str) -> list[BrowserSession]:
         """The user's live sessions, newest first."""

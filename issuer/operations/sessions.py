@@ -57,6 +57,6 @@ class SessionOps:
     async def end_all(self, actor: Actor, user_id: str) -> list[str]:
         """End every session of the user; returns the ids ended."""
         async with self.store.transaction() as tx:
-            ended = await self.sessions.end_all_in(tx, user_id, "ended by an administrator")
-            await record(tx, self.clock, actor, "sessions.end_all", user_id, sessions=len(ended))
+            ended, families = await self.sessions.end_all_in(tx, user_id, "ended by an administrator")
+            await record(tx, self.clock, actor, "sessions.end_all", user_id, sessions=len(ended), families=families)
         return ended

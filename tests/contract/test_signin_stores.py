@@ -89,13 +89,15 @@ async def test_revoke_session_families_revokes_only_that_sessions_families(stora
     plain = new_family()
     for family in (mine, other, plain):
         await storage.start_family(family, new_token(family, 0))
+        assert await storage.consume(await _first_hash(storage, family.family_id), NOW, new_token(family, 1), b"sealed")
     assert await storage.revoke_session_families("session-1", NOW + 1, "session ended") == 1
     assert await storage.revoke_session_families("session-1", NOW + 2, "session ended") == 0
     found = await storage.find_token(await _first_hash(storage, mine.family_id))
     assert found is not None and found[1].revoked_at == NOW + 1
     assert found[1].session_id == "session-1" and found[1].auth_time == NOW - 5
+    assert found[0].successor_ciphertext is None  # the grace copy of its successor is gone too
     kept = await storage.find_token(await _first_hash(storage, other.family_id))
-    assert kept is not None and kept[1].revoked_at is None
+    assert kept is not None and kept[1].revoked_at is None and kept[0].successor_ciphertext == b"sealed"
 
 
 async def _first_hash(storage: SqlStorage, family_id: str) -> bytes:

@@ -96,13 +96,21 @@ class SessionSql(SqlStore):
         return [_session(r) for r in rows]
 
     async def revoke_session_families(self, session_id: str, now: float, reason: str) -> int:
-        return await self.db.execute(
-            "UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3 WHERE session_id = $1"
-            " AND revoked_at IS NULL",
-            session_id,
-            now,
-            reason,
-        )
+        # As every revocation: the families' rows first, then their tokens' sealed successors go.
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3 WHERE session_id = $1"
+                " AND revoked_at IS NULL",
+                session_id,
+                now,
+                reason,
+            )
+            await tx.execute(
+                "UPDATE refresh_tokens SET successor_ciphertext = NULL"
+                " WHERE family_id IN (SELECT family_id FROM refresh_families WHERE session_id = $1)",
+                session_id,
+            )
+        return changed
 
     async def purge_sessions(self, before: float, limit: int = 1000) -> int:
         return await self.db.execute(PURGE_SESSIONS[self.db.dialect], before, limit)
