@@ -18,6 +18,27 @@ class SqlStore:
     db: Database
 
 
+async def revoke_families(db: Database, which: str, args: tuple[object, ...], now: float, reason: str) -> int:
+    """Revoke the unrevoked refresh-token families ``which`` selects (a condition on
+    refresh_families over ``args`` as $1…), and drop their tokens' sealed successors; returns how
+    many were revoked. The families' rows are locked first, as the rotation statements expect."""
+    n = len(args)
+    async with db.transaction() as tx:
+        changed = await tx.execute(
+            f"UPDATE refresh_families SET revoked_at = ${n + 1}, revoked_reason = ${n + 2}"
+            f" WHERE revoked_at IS NULL AND {which}",
+            *args,
+            now,
+            reason,
+        )
+        await tx.execute(
+            "UPDATE refresh_tokens SET successor_ciphertext = NULL"
+            f" WHERE family_id IN (SELECT family_id FROM refresh_families WHERE {which})",
+            *args,
+        )
+    return changed
+
+
 class _Lost(Exception):
     """A compare-and-swap found the row changed; the transaction rolls back."""
 

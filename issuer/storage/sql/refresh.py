@@ -6,7 +6,7 @@ from typing import Any
 
 from issuer.models import RefreshFamily, RefreshToken, User
 from issuer.storage.database import unique_violations
-from issuer.storage.sql._rows import _USER_COLUMNS, SqlStore, _family, _Lost, _refresh, _user, batched
+from issuer.storage.sql._rows import _USER_COLUMNS, SqlStore, _family, _Lost, _refresh, _user, batched, revoke_families
 
 _INSERT_TOKEN = """
     INSERT INTO refresh_tokens (token_hash, family_id, generation, scope, audience, issued_at, expires_at)
@@ -219,36 +219,11 @@ class RefreshSql(SqlStore):
         )
 
     async def revoke_family(self, family_id: str, now: float, reason: str) -> bool:
-        async with self.db.transaction() as tx:
-            changed = await tx.execute(
-                "UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3"
-                " WHERE family_id = $1 AND revoked_at IS NULL",
-                family_id,
-                now,
-                reason,
-            )
-            await tx.execute("UPDATE refresh_tokens SET successor_ciphertext = NULL WHERE family_id = $1", family_id)
-        return changed == 1
+        return await revoke_families(self.db, "family_id = $1", (family_id,), now, reason) == 1
 
     async def revoke_user_families(self, user_id: str, now: float, reason: str, client_id: str | None = None) -> int:
-        # $4 NULL: every client's. The families' rows are locked first, as every revocation does.
-        async with self.db.transaction() as tx:
-            changed = await tx.execute(
-                "UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3"
-                " WHERE user_id = $1 AND revoked_at IS NULL AND (CAST($4 AS TEXT) IS NULL OR client_id = $4)",
-                user_id,
-                now,
-                reason,
-                client_id,
-            )
-            await tx.execute(
-                "UPDATE refresh_tokens SET successor_ciphertext = NULL WHERE family_id IN"
-                " (SELECT family_id FROM refresh_families"
-                " WHERE user_id = $1 AND (CAST($2 AS TEXT) IS NULL OR client_id = $2))",
-                user_id,
-                client_id,
-            )
-        return changed
+        which = "user_id = $1 AND (CAST($2 AS TEXT) IS NULL OR client_id = $2)"  # $2 NULL: every client's
+        return await revoke_families(self.db, which, (user_id, client_id), now, reason)
 
     async def forget_successors(self, consumed_before: float, limit: int = 1000) -> int:
         return await self.db.execute(FORGET_SUCCESSORS[self.db.dialect], consumed_before, limit)

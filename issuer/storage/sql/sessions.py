@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from issuer.models import BrowserSession
 from issuer.storage.database import Row
-from issuer.storage.sql._rows import SqlStore, batched
+from issuer.storage.sql._rows import SqlStore, batched, revoke_families
 
 # Retention (issuer.retention): one bounded batch, found through browser_sessions_expiry.
 PURGE_SESSIONS = batched("DELETE FROM browser_sessions", "browser_sessions", "session_id", "expires_at < $1")
@@ -96,21 +96,7 @@ class SessionSql(SqlStore):
         return [_session(r) for r in rows]
 
     async def revoke_session_families(self, session_id: str, now: float, reason: str) -> int:
-        # As every revocation: the families' rows first, then their tokens' sealed successors go.
-        async with self.db.transaction() as tx:
-            changed = await tx.execute(
-                "UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3 WHERE session_id = $1"
-                " AND revoked_at IS NULL",
-                session_id,
-                now,
-                reason,
-            )
-            await tx.execute(
-                "UPDATE refresh_tokens SET successor_ciphertext = NULL"
-                " WHERE family_id IN (SELECT family_id FROM refresh_families WHERE session_id = $1)",
-                session_id,
-            )
-        return changed
+        return await revoke_families(self.db, "session_id = $1", (session_id,), now, reason)
 
     async def purge_sessions(self, before: float, limit: int = 1000) -> int:
         return await self.db.execute(PURGE_SESSIONS[self.db.dialect], before, limit)
