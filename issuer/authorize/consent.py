@@ -20,6 +20,3 @@ class Consents:
 
     async def needs_consent(self, user_id: str, client: Client, scopes: tuple[str, ...]) -> bool:
         return not client.first_party and not await self.covers(user_id, client.client_id, scopes)
-
-    async def granted(self, user_id: str, client_id: str) -> list[str]:
-        return await self._store.consented_scopes(user_id, client_id)
