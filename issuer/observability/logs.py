@@ -94,8 +94,11 @@ class JsonLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The stream handler ``configure_logging`` installs for JSON lines: ``info_line`` hands it
     lines directly while it is the only place an INFO line would go.
 
-    Those lines are held until the end of the event loop's turn and written together, one write
-    for all the requests the turn answered (as their answers are: issuer.http.server). Anything
+    Those lines are held until the end of the event loop's turn, as their fields, and then encoded
+    and written together, one write for all the requests the turn answered (as their answers are:
+    issuer.http.server). Encoded there, in one loop, a line costs its request about 2 µs less
+    than encoded in the request (in-process A/B of the whole token endpoint, ES256: the access
+    line took 12–14 µs of a token's ~100 µs, now 10–12). Anything
     else it writes (a record of another kind, a flush, as at exit, a line from outside a running
     loop) first writes what is held, so lines keep their order; at most one turn's access lines
     are in memory."""
@@ -105,13 +108,16 @@ class JsonLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self.setFormatter(JsonFormatter())
-        self._held: list[str] = []
+        # (time, logger, message, fields) of each held line: the fields are encoded when written
+        self._held: list[tuple[float, str, str, dict[str, Any]]] = []
         self._due_on: asyncio.AbstractEventLoop | None = None  # the loop whose turn ends with a write
         self._due_thread = 0  # and its thread
 
-    def hold(self, line: str) -> None:
+    def hold(self, created: float, name: str, msg: str, fields: dict[str, Any]) -> None:
+        """An INFO line, written at the end of this turn. ``fields`` is held as it is: the caller
+        hands it over and no longer changes it."""
         with self.lock:  # type: ignore[union-attr]  # set by Handler.__init__
-            self._held.append(line)
+            self._held.append((created, name, msg, fields))
             due = self._due_on
             if due is not None and self._due_thread == threading.get_ident() and due.is_running():
                 return  # this turn's write is already due (and get_running_loop costs a getpid on 3.11)
@@ -131,14 +137,19 @@ class JsonLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def _write_held(self) -> None:
         if not self._held:
             return
-        text, count = "".join(self._held), len(self._held)
-        self._held.clear()
+        held, self._held = self._held, []
         try:
-            self.stream.write(text)
+            timestamp, lines = self.formatter.timestamp, []
+            for created, name, msg, fields in held:
+                entry = {"ts": timestamp(created), "level": "info", "logger": name, "msg": msg}
+                entry.update(fields)
+                lines.append(_encode(entry))
+            lines.append("")
+            self.stream.write("\n".join(lines))
             self.stream.flush()
         except Exception:  # noqa: BLE001 - what StreamHandler.emit does with a failed write
             self.handleError(logging.makeLogRecord({"name": "issuer.access", "levelno": logging.INFO,
-                                                    "levelname": "INFO", "msg": f"{count} line(s) not written"}))
+                                                    "levelname": "INFO", "msg": f"{len(held)} line(s) not written"}))
 
     def emit(self, record: logging.LogRecord) -> None:
         with self.lock:  # type: ignore[union-attr]
@@ -173,17 +184,15 @@ def _sole_json_handler(logger: logging.Logger) -> JsonLineHandler | None:
 def info_line(logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:
     """What ``logger.info(msg, extra=fields)`` writes, for a caller that has checked
     ``logger.isEnabledFor(logging.INFO)``. The access log writes one per request: when the line's
-    only destination is the JSON handler, it is encoded and handed to it without a LogRecord, its
-    handler chain or the caller lookup (about 2 µs a line against 12), and written at the end of
-    the loop's turn (JsonLineHandler). Other set-ups (the console format, added handlers or
-    filters) get an ordinary record."""
+    only destination is the JSON handler, its fields are handed to it without a LogRecord, its
+    handler chain or the caller lookup (about 2 µs a line against 12), then encoded and written
+    at the end of the loop's turn (JsonLineHandler); ``fields`` must not change after the call.
+    Other set-ups (the console format, added handlers or filters) get an ordinary record."""
     handler = _sole_json_handler(logger)
     if handler is None:
         logger.handle(logger.makeRecord(logger.name, logging.INFO, "", 0, msg, (), None, "info_line", fields))
         return
-    entry = {"ts": handler.formatter.timestamp(time.time()), "level": "info", "logger": logger.name, "msg": msg}
-    entry.update(fields)
-    handler.hold(_encode(entry) + "\n")
+    handler.hold(time.time(), logger.name, msg, fields)
 
 
 def choose_format(fmt: str | None, env: str, stream: TextIO) -> str:
