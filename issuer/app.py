@@ -19,7 +19,7 @@ from issuer.errors import OAuthError, ProblemError, ServiceUnavailable
 from issuer.http import admin, consents, discovery, oauth, openapi, sessions, swagger, token, users
 from issuer.http.forwarded import TrustedProxies
 from issuer.http.lean import LeanJSON
-from issuer.http.middleware import AllowedMethods, BrowserCORS, RequestMiddleware
+from issuer.http.middleware import AllowedMethods, BrowserCORS, Front, RequestMiddleware
 from issuer.http.responses import (
     handle_http_exception,
     handle_oauth_error,
@@ -180,15 +180,13 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             await services.close()
 
     route_list = routes()
-    middleware = [
-        Middleware(
-            RequestMiddleware,
-            metrics=lambda: holder["services"].metrics if "services" in holder else None,
-            max_body=settings.max_body_bytes,
-            https=settings.url.startswith("https://"),
-            proxies=TrustedProxies(settings.forwarded_allow_ips, trust_peer=settings.trust_forwarded_for),
-        ),
-    ]
+    front = Front(
+        metrics=lambda: holder["services"].metrics if "services" in holder else None,
+        max_body=settings.max_body_bytes,
+        https=settings.url.startswith("https://"),
+        proxies=TrustedProxies(settings.forwarded_allow_ips, trust_peer=settings.trust_forwarded_for),
+    )
+    middleware = [Middleware(RequestMiddleware, front=front)]
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -198,8 +196,6 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             )
         )
     middleware.append(Middleware(AllowedMethods, routes=route_list))
-    lean = {"/oauth2/token": token.LEAN, "/oauth2/introspect": oauth.LEAN}
-    middleware.append(Middleware(LeanJSON, endpoints=lean, gets=discovery.LEAN_GETS))
     app = Starlette(
         routes=route_list,
         middleware=middleware,
@@ -215,4 +211,12 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
     # The same routes, found without trying each in turn; and no redirect of /path/ to /path
     # (Starlette would build its Location from the Host header).
     app.router = IndexedRouter(route_list, lifespan=lifespan, redirect_slashes=False)
+    # The hot endpoints are answered outside the stack Starlette builds (issuer.http.lean).
+    app.middleware_stack = LeanJSON(
+        app.build_middleware_stack(),
+        front,
+        endpoints={"/oauth2/token": token.LEAN, "/oauth2/introspect": oauth.LEAN},
+        gets=discovery.LEAN_GETS,
+        cors_paths=BROWSER_PATHS if settings.cors_origins else frozenset(),
+    )
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -184,6 +185,44 @@ async def test_token_answers_carry_the_headers_of_routed_answers(
     assert issued.headers["content-type"] == "application/json"
     assert issued.headers["pragma"] == "no-cache"
     assert issued.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_a_lean_endpoints_unexpected_error_is_the_apps_500(
+    client: httpx.AsyncClient, creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The token endpoint is answered outside Starlette's layers (issuer.http.lean), so it does what
+    # Starlette's ServerErrorMiddleware does for routed requests: the app's 500 (problem details,
+    # no trace), the error logged, the exception passed on to the server; counted and logged as 500.
+    from issuer.grants import GRANTS
+    from tests.test_safe_defaults import assert_security_headers
+
+    async def broken(*args: Any) -> dict[str, Any]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(GRANTS, "client_credentials", broken)
+    caplog.set_level(logging.INFO, logger="issuer.access")
+    app = client._transport.app  # type: ignore[attr-defined]
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url=str(client.base_url)) as raw:
+        response = await raw.post(TOKEN, data={"grant_type": "client_credentials"}, auth=creds)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["title"] == "Internal Server Error" and "a bug" not in response.text
+    assert_security_headers(response, hsts=False)
+    assert any(r.getMessage() == "unhandled error on POST /oauth2/token" for r in caplog.records)
+    lines = [r.__dict__ for r in caplog.records if r.name == "issuer.access" and r.getMessage() == "request"]
+    assert [(line["route"], line["status"]) for line in lines] == [("token", 500)]
+    metrics = (await client.get("/metrics")).text
+    assert 'issuer_http_request_duration_seconds_count{method="POST",route="token",status="500"} 1.0' in metrics
+
+
+async def test_lean_endpoints_refuse_as_every_route_does(client: httpx.AsyncClient) -> None:
+    # The guards every request passes (issuer.http.middleware.Front) apply to the lean endpoints too.
+    from tests.test_safe_defaults import assert_security_headers
+
+    too_large = await client.post(TOKEN, content=b"x", headers={"Content-Type": FORM, "Content-Length": "999999999"})
+    assert too_large.status_code == 413 and too_large.json()["error"] == "invalid_request"
+    assert_security_headers(too_large, hsts=False)
 
 
 # -- client authentication -------------------------------------------------------------------

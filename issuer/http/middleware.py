@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.middleware.cors import CORSMiddleware
@@ -58,76 +58,106 @@ def _refuse_nul(scope: Scope) -> Response | None:
     return problem(404, "Not Found", message)
 
 
-class RequestMiddleware:
+class Front:
+    """What every request gets around the app, in one place: the transfer-coding, size and NUL
+    guards, the client address behind trusted proxies, the security headers, the latency histogram
+    and the access line. ``RequestMiddleware`` applies it to the routed app; ``issuer.http.lean``
+    to the hot endpoints it answers itself."""
+
     def __init__(
         self,
-        app: ASGIApp,
         metrics: Callable[[], Metrics | None],
         max_body: int,
         https: bool,
         proxies: TrustedProxies | None = None,
     ) -> None:
-        self.app = app
         self._metrics = metrics
         self._max_body = max_body
         self._proxies = proxies or TrustedProxies([])
-        self._headers = _SECURITY_HEADERS + (
+        self.headers = _SECURITY_HEADERS + (
             [(b"strict-transport-security", b"max-age=31536000; includeSubDomains")] if https else []
         )
-        self._names = frozenset(name for name, _ in self._headers)
+        self._names = frozenset(name for name, _ in self.headers)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-        outcome = ""
+    def admit(self, scope: Scope) -> Response | None:
+        """Apply the forwarded client address; the refusal of a request the app must not see (a
+        transfer coding other than chunked 501, a body declared too large 413, a NUL in the path
+        404), or None."""
         self._proxies.apply(scope)
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                sent = list(message.get("headers") or ())
-                names = self._names
-                if any(name.lower() in names for name, _ in sent):
-                    # A response that chose its own (the pages' CSP) keeps it: two policies would both apply.
-                    present = {name.lower() for name, _ in sent}
-                    message["headers"] = [*sent, *(h for h in self._headers if h[0] not in present)]
-                else:
-                    message["headers"] = [*sent, *self._headers]
-            await send(message)
-
         length = coding = None
         for name, value in scope["headers"]:
             if name == b"content-length":
                 length = value
             elif name == b"transfer-encoding":
                 coding = value
+        if coding is not None and coding.strip().lower() != b"chunked":
+            refused = UnsupportedTransferCoding("only the chunked transfer coding is supported")
+            return _refusal(scope, refused, "Not Implemented")
+        if length is not None and (not length.isdigit() or int(length) > self._max_body):
+            too_large = BodyTooLarge(f"the body exceeds {self._max_body} bytes")
+            return _refusal(scope, too_large, "Content Too Large")
+        return _refuse_nul(scope)
+
+    def secure(self, sent: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """An answer's headers with the security headers added."""
+        sent = list(sent)
+        names = self._names
+        if any(name.lower() in names for name, _ in sent):
+            # A response that chose its own (the pages' CSP) keeps it: two policies would both apply.
+            present = {name.lower() for name, _ in sent}
+            return [*sent, *(h for h in self.headers if h[0] not in present)]
+        return [*sent, *self.headers]
+
+    def secured(self, send: Send) -> Send:
+        """``send`` adding the security headers to the answer's start."""
+
+        async def secured_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = self.secure(message.get("headers") or ())
+            await send(message)
+
+        return secured_send
+
+    def finish(self, scope: Scope, status: int, started: float, outcome: str = "") -> None:
+        """The request's latency in the histogram, and its access line."""
+        elapsed = time.perf_counter() - started
+        route = getattr(scope.get("endpoint"), "__name__", "unmatched")
+        metrics = self._metrics()
+        if metrics is not None:
+            metrics.observe_request(scope["method"], route, status, elapsed)
+        if log.isEnabledFor(logging.INFO):
+            _access_log(scope, route, status, elapsed, outcome)
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, front: Front) -> None:
+        self.app = app
+        self.front = front
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        front = self.front
+        started = time.perf_counter()
+        status = 500
+        outcome = ""
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = front.secure(message.get("headers") or ())
+            await send(message)
+
         try:
-            if coding is not None and coding.strip().lower() != b"chunked":
-                refused = UnsupportedTransferCoding("only the chunked transfer coding is supported")
-                await _refusal(scope, refused, "Not Implemented")(scope, receive, send_wrapper)
-            elif length is not None and (not length.isdigit() or int(length) > self._max_body):
-                too_large = BodyTooLarge(f"the body exceeds {self._max_body} bytes")
-                await _refusal(scope, too_large, "Content Too Large")(scope, receive, send_wrapper)
-            elif (refusal := _refuse_nul(scope)) is not None:
-                await refusal(scope, receive, send_wrapper)
-            else:
-                await self.app(scope, receive, send_wrapper)
+            refusal = front.admit(scope)
+            await (refusal or self.app)(scope, receive, send_wrapper)
         except ClientDisconnect:
             # The client hung up before sending its whole request: nothing to answer, not our fault.
             status, outcome = CLIENT_CLOSED_REQUEST, "client disconnected"
         finally:
-            elapsed = time.perf_counter() - started
-            endpoint = scope.get("endpoint")
-            route = getattr(endpoint, "__name__", "unmatched")
-            metrics = self._metrics()
-            if metrics is not None:
-                metrics.observe_request(scope["method"], route, status, elapsed)
-            if log.isEnabledFor(logging.INFO):
-                _access_log(scope, route, status, elapsed, outcome)
+            front.finish(scope, status, started, outcome)
 
 
 def _access_log(scope: Scope, route: str, status: int, elapsed: float, outcome: str) -> None:
