@@ -500,7 +500,7 @@ def test_access_lines_written_directly_equal_formatted_records(
               "client": "127.0.0.1", "error": "invalid_client", "client_id": "c-1", "big": 2**70}
     with monkeypatch.context() as patch:
         patch.setattr(access, "makeRecord", lambda *a, **k: pytest.fail("the direct path made a LogRecord"))
-        info_line(access, "request", dict(fields))
+        info_line(access, "request", dict, fields)
     record = access.makeRecord(access.name, logging.INFO, "", 0, "request", (), None, extra=dict(fields))
     direct, formatted = json.loads(stream.getvalue()), json.loads(JsonFormatter().format(record))
     assert stream.getvalue().count("\n") == 1
@@ -515,7 +515,7 @@ def test_access_lines_written_directly_equal_formatted_records(
     extra.emit = seen.append  # type: ignore[method-assign,assignment]
     logging.getLogger("issuer").addHandler(extra)
     try:
-        info_line(access, "request", dict(fields))
+        info_line(access, "request", dict, fields)
     finally:
         logging.getLogger("issuer").removeHandler(extra)
     assert len(seen) == 1 and seen[0].__dict__["client_id"] == "c-1" and seen[0].getMessage() == "request"
@@ -524,7 +524,7 @@ def test_access_lines_written_directly_equal_formatted_records(
     dropped = logging.Filter("nothing-matches")
     access.addFilter(dropped)
     try:
-        info_line(access, "request", dict(fields))
+        info_line(access, "request", dict, fields)
     finally:
         access.removeFilter(dropped)
     assert stream.getvalue().count("\n") == 2
@@ -543,7 +543,8 @@ def test_a_failed_access_line_write_is_reported_not_raised(
             pass
 
     configure_logging("INFO", "json", stream=Closed())  # type: ignore[arg-type]
-    info_line(logging.getLogger("issuer.access"), "request", {"status": 200})  # no exception: as StreamHandler.emit
+    # no exception: as StreamHandler.emit
+    info_line(logging.getLogger("issuer.access"), "request", dict, {"status": 200})
     assert "stdout closed" in capsys.readouterr().err
 
 
@@ -565,15 +566,15 @@ async def test_access_lines_are_held_for_the_end_of_the_turn_in_order(own_loggin
     stream = io.StringIO()
     configure_logging("INFO", "json", stream=stream)
     access, other = logging.getLogger("issuer.access"), logging.getLogger("issuer.keys")
-    info_line(access, "request", {"n": 1})
-    info_line(access, "request", {"n": 2})
+    info_line(access, "request", dict, {"n": 1})
+    info_line(access, "request", dict, {"n": 2})
     assert stream.getvalue() == ""  # held
     await asyncio.sleep(0)
     assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == [1, 2]
 
-    info_line(access, "request", {"n": 3})
+    info_line(access, "request", dict, {"n": 3})
     other.warning("rotated")  # an ordinary record: the held line goes first
-    info_line(access, "request", {"n": 4})
+    info_line(access, "request", dict, {"n": 4})
     logging.getLogger().handlers[0].flush()  # what logging.shutdown does at exit
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [(e["msg"], e.get("n")) for e in lines[2:]] == [("request", 3), ("rotated", None), ("request", 4)]

@@ -161,20 +161,30 @@ class RequestMiddleware:
 
 
 def _access_log(scope: Scope, route: str, status: int, elapsed: float, outcome: str) -> None:
+    # The values only: the line is made at the end of the loop's turn (issuer.observability.logs).
+    info_line(log, "request", _access_fields, scope["method"], scope["path"], route, status, elapsed,
+              scope.get("client"), outcome, scope.get(LOG_FIELDS))
+
+
+def _access_fields(
+    method: str, path: str, route: str, status: int, elapsed: float, client: tuple[str, int] | None, outcome: str,
+    noted: dict[str, str] | None,
+) -> dict[str, Any]:
     fields: dict[str, Any] = {
-        "method": scope["method"],
-        "path": scope["path"][:200],
+        "method": method,
+        "path": path[:200],
         "route": route,
         "status": status,
         "duration_ms": round(elapsed * 1000, 2),
-        "client": (scope.get("client") or ("-",))[0],
+        "client": (client or ("-",))[0],
     }
     if outcome:
         fields["outcome"] = outcome
     # The OAuth error code and the client id, noted by the error handler and the token
     # endpoint (issuer.http.responses.note): identifiers only, never a credential.
-    fields.update(scope.get(LOG_FIELDS, ()))
-    info_line(log, "request", fields)
+    if noted:
+        fields.update(noted)
+    return fields
 
 
 class BrowserCORS:
