@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
@@ -125,3 +126,31 @@ async def test_nothing_is_written_to_a_lost_connection() -> None:
     protocol.connection_lost(None)
     await turns()
     assert transport.written == b""
+
+
+async def test_repeated_header_lists_are_rendered_once_and_framed_each_time() -> None:
+    # Header blocks are cached by their headers (issuer.http.server._header_block): the same list
+    # gives the same bytes, framing still follows each answer's own headers, a bad header is never
+    # cached, and the cache stays bounded.
+    from issuer.http import server
+
+    events: list[tuple[str, Any]] = []
+    protocol, transport = connection(answering(events), events, "r")
+    protocol.data_received(GET + GET)
+    await turns()
+    heads = [part for part in transport.written.split(b"xxxxx") if part]
+    assert len(heads) == 2 and heads[0] == heads[1] and b"content-length: 5\r\n" in heads[0]
+
+    block = server._header_block([(b"content-length", b"7"), (b"connection", b"keep-alive, close")])
+    assert block == (b"content-length: 7\r\nconnection: keep-alive, close\r\n", 7, False, True)
+    chunked = [(b"transfer-encoding", b"chunked"), (b"content-length", b"3")]
+    assert server._header_block(chunked)[1:] == (None, True, False)
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="header value"):
+            server._header_block([(b"x-ok", b"1"), (b"x-bad", b"a\r\nset-cookie: b")])
+        with pytest.raises(RuntimeError, match="header name"):
+            server._header_block([(b"x bad", b"1")])
+    assert server._header_block([[b"x-list", b"1"]]) == (b"x-list: 1\r\n", None, False, False)  # type: ignore[list-item]
+    for n in range(server._MAX_BLOCKS + 10):
+        server._header_block([(b"content-length", str(n).encode())])
+    assert len(server._BLOCKS) <= server._MAX_BLOCKS

@@ -14,8 +14,10 @@ its ``ServerState``), but each connection is served here, with httptools' parser
   one executes about 115,000 (uvicorn's own, without the limits: 122,000): a connection has one
   deadline, kept as a number, whose one timer fires at most once per timeout period
   (``_wait_for``); a response head is checked with one search over all names and one over all
-  values; and the head is held until the first body message, so a whole answer leaves in one
-  write (uvicorn writes them apart: two system calls and two TCP segments for a small JSON answer).
+  values, and the header lines of a list of headers seen recently are reused (``_header_block``:
+  about 3.5 µs of an ES256 token's 92 in-process); and the head is held until the first body
+  message, so a whole answer leaves in one write (uvicorn writes them apart: two system calls and
+  two TCP segments for a small JSON answer).
 - **Answers leave once per turn of the event loop.** What the app sends is held by its connection
   and written when the loop has run every request that was ready (one ``call_soon`` per
   connection and turn; at once when it reaches 64 KiB, or before anything else the connection
@@ -242,33 +244,64 @@ class _Exchange:
             raise RuntimeError(f"Unexpected ASGI message '{kind}' sent, after response already completed.")
 
     def _render_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
-        # One search over all the names, one over all the values: the patterns match a single
-        # character, so the joined bytes hold a bad one exactly when some header does.
-        if HEADER_RE.search(b"".join([name for name, _ in headers])):
-            raise RuntimeError("Invalid HTTP header name.")
-        if HEADER_VALUE_RE.search(b"".join([value for _, value in headers])):
-            raise RuntimeError("Invalid HTTP header value.")
-        content = [STATUS_LINE[status]]
-        connection_close = False
-        for name, value in headers:
-            name = name.lower()
-            if name == b"content-length" and self._chunked is None:
-                self._remaining = int(value.decode())
-                self._chunked = False
-            elif name == b"transfer-encoding" and value.lower() == b"chunked":
-                self._remaining = 0
-                self._chunked = True
-            elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
-                self.keep_alive = False
-                connection_close = True
-            content += (name, b": ", value, b"\r\n")
-        if not self.keep_alive and not connection_close:
+        block, length, chunked, close = _header_block(headers)
+        if length is not None:
+            self._remaining, self._chunked = length, False
+        if chunked:
+            self._remaining, self._chunked = 0, True
+        if close:
+            self.keep_alive = False
+        content = [STATUS_LINE[status], block]
+        if not self.keep_alive and not close:
             content.append(b"connection: close\r\n")
         if self._chunked is None and self.scope["method"] != "HEAD" and status not in (204, 304):
             self._chunked = True  # neither a length nor a transfer coding: chunked
             content.append(b"transfer-encoding: chunked\r\n")
         content.append(b"\r\n")
         return b"".join(content)
+
+
+# The header blocks of recent answers, by their headers: most answers repeat one of a few lists
+# (the same JSON, security and date headers; a length that varies little), and checking and
+# rendering one costs a token about 3 µs. Emptied when full (the date header changes every second).
+_BLOCKS: dict[tuple[tuple[bytes, bytes], ...], tuple[bytes, int | None, bool, bool]] = {}
+_MAX_BLOCKS = 256
+
+
+def _header_block(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int | None, bool, bool]:
+    """The rendered header lines and what they say about framing: the first content-length, a
+    chunked transfer coding, a ``connection: close``. RuntimeError for a bad name or value."""
+    try:
+        key = tuple(headers)
+        found = _BLOCKS.get(key)
+    except TypeError:  # headers given as lists (ASGI allows any iterable pair): not cached
+        key, found = None, None
+    if found is not None:
+        return found
+    # One search over all the names, one over all the values: the patterns match a single
+    # character, so the joined bytes hold a bad one exactly when some header does.
+    if HEADER_RE.search(b"".join([name for name, _ in headers])):
+        raise RuntimeError("Invalid HTTP header name.")
+    if HEADER_VALUE_RE.search(b"".join([value for _, value in headers])):
+        raise RuntimeError("Invalid HTTP header value.")
+    lines: list[bytes] = []
+    length: int | None = None
+    chunked = close = False
+    for name, value in headers:
+        name = name.lower()
+        if name == b"content-length" and length is None and not chunked:
+            length = int(value.decode())
+        elif name == b"transfer-encoding" and value.lower() == b"chunked":
+            chunked = True
+        elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
+            close = True
+        lines += (name, b": ", value, b"\r\n")
+    found = (b"".join(lines), length, chunked, close)
+    if key is not None:
+        if len(_BLOCKS) >= _MAX_BLOCKS:
+            _BLOCKS.clear()
+        _BLOCKS[key] = found
+    return found
 
 
 class HttpProtocol(asyncio.Protocol):
