@@ -83,3 +83,76 @@ async def test_the_running_app_sizes_its_pools_from_the_quota(
         assert services.signing_pool is None
         assert services.store.db._pool.get_max_size() == 4
         assert (await http.get("/readyz")).status_code == 200
+
+
+# -- workers kept to CPUs of their own --------------------------------------------------------
+
+
+def test_workers_are_kept_to_cpus_only_when_each_has_one_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 5})
+    fake_cgroup(tmp_path, monkeypatch, "max 100000")
+    assert resources.worker_cpus(2) == [3, 5]
+    assert resources.worker_cpus(1) == []  # one worker: left to the scheduler (or to taskset)
+    assert resources.worker_cpus(3) == []  # more workers than CPUs
+    fake_cgroup(tmp_path, monkeypatch, "100000 100000")
+    assert resources.worker_cpus(2) == []  # a quota of one CPU over two: not dedicated cores
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    fake_cgroup(tmp_path, monkeypatch, "200000 100000")
+    assert resources.worker_cpus(2) == []  # a quota on a big host: every core is listed
+
+
+def test_each_cpu_is_claimed_by_one_process_until_it_lets_go(tmp_path: Path) -> None:
+    first = resources.claim_cpu([0, 1], "g", tmp_path)
+    second = resources.claim_cpu([0, 1], "g", tmp_path)
+    assert first is not None and second is not None
+    assert (first[0], second[0]) == (0, 1)
+    assert resources.claim_cpu([0, 1], "g", tmp_path) is None  # both held
+    assert resources.claim_cpu([0, 1], "other", tmp_path) is not None  # another server's workers
+    os.close(first[1])  # as when the worker holding cpu 0 exits
+    again = resources.claim_cpu([0, 1], "g", tmp_path)
+    assert again is not None and again[0] == 0
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    assert resources.claim_cpu([0, 1], "g", not_a_folder) is None  # nowhere to keep a lock: not pinned
+
+
+@pytest.mark.slow
+def test_serve_keeps_each_of_its_workers_to_a_cpu_of_its_own(tmp_path: Path) -> None:
+    import json
+    import shutil
+    import subprocess
+    import time
+
+    import httpx
+
+    from tests.servers import IssuerServer
+
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    if len(cpus) < 2 or shutil.which("taskset") is None:
+        pytest.skip("needs two CPUs and taskset")
+
+    class OnTwoCpus(IssuerServer):
+        def command(self, port: int) -> list[str]:
+            return ["taskset", "-c", f"{cpus[0]},{cpus[1]}", *super().command(port)]
+
+    env = {"ISSUER_DATA_DIR": str(tmp_path / "data"), "ISSUER_LOG_LEVEL": "INFO"}
+    server = OnTwoCpus(env, extra_args=["--workers", "2"], startup_timeout=60).start()
+    try:
+        deadline = time.monotonic() + 60
+        while server.log_tail(10**7).count("Application startup complete") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert httpx.get(server.url + "/readyz", timeout=5).status_code == 200
+        assert server.process is not None
+        children = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True).stdout
+        allowed = set()  # what each child process (the workers, a resource tracker) may run on
+        for pid in children.split():
+            status = Path(f"/proc/{pid}/status").read_text().splitlines()
+            allowed.add(next(line.split()[1] for line in status if line.startswith("Cpus_allowed_list")))
+        log = server.log_tail(10**7)
+    finally:
+        server.stop()
+    kept = [json.loads(line)["cpu"] for line in log.splitlines() if '"worker kept to a CPU"' in line]
+    assert sorted(kept) == cpus
+    assert {str(cpu) for cpu in cpus} <= allowed
