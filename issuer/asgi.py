@@ -9,7 +9,6 @@ from starlette.applications import Starlette
 from issuer.app import create_app
 from issuer.malloc import fix_mmap_threshold
 from issuer.observability.logs import configure_logging
-from issuer.resources import keep_worker_to_a_cpu
 from issuer.startup import load_settings, unknown_variables
 
 
@@ -19,6 +18,4 @@ def build() -> Starlette:
     configure_logging(settings.log_level, settings.log_format, env=settings.env)
     for warning in unknown_variables():
         logging.getLogger("issuer").warning(warning.removeprefix("warning: "))
-    if settings.worker_cpu_affinity and (cpu := keep_worker_to_a_cpu()) is not None:
-        logging.getLogger("issuer").info("worker kept to a CPU", extra={"cpu": cpu})
     return create_app(settings)

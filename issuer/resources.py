@@ -7,10 +7,8 @@ affinity mask, never from the host's core count (a 512 MiB pod on a 32-core node
 
 from __future__ import annotations
 
-import fcntl
 import math
 import os
-import tempfile
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -51,55 +49,6 @@ def signing_threads(workers: int = 1, root: Path | None = None) -> int:
     event loops a second CPU to sign on, else 0 (sign inline: handing a signature to a thread
     costs CPU that only pays off when another CPU is idle)."""
     return 1 if cpu_quota(root) >= 2 * max(1, workers) else 0
-
-
-def worker_cpus(workers: int, root: Path | None = None) -> list[int]:
-    """The CPUs the workers may each keep to themselves: the affinity mask, when it holds exactly
-    one CPU per worker and the cgroup's quota takes none of them away (dedicated cores: a cpuset
-    container, a machine of its own); else none (with a quota alone, the mask lists every core of
-    the host, and the workers are better left to the scheduler)."""
-    if workers < 2 or not hasattr(os, "sched_getaffinity"):
-        return []
-    cpus = sorted(os.sched_getaffinity(0))
-    return cpus if len(cpus) == workers and cpu_quota(root) == workers else []
-
-
-def claim_cpu(cpus: list[int], group: str, directory: Path | None = None) -> tuple[int, int] | None:
-    """The first of ``cpus`` no other process of ``group`` holds, and the open lock file that holds
-    it for this process (``flock``: released when the process ends, so a worker that replaces a
-    dead one takes its CPU); None when all are held."""
-    try:
-        folder = (directory or Path(tempfile.gettempdir())) / f"issuer-cpus-{group}"
-        folder.mkdir(mode=0o700, exist_ok=True)
-        for cpu in cpus:
-            fd = os.open(folder / f"cpu{cpu}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                continue
-            return cpu, fd
-    except OSError:  # no writable temporary directory (a read-only root file system): not pinned
-        return None
-    return None
-
-
-_held: list[int] = []  # the lock file of the CPU this worker keeps, open until the process ends
-
-
-def keep_worker_to_a_cpu() -> int | None:
-    """In a worker of ``issuer serve --workers N`` on N dedicated CPUs (``worker_cpus``), pin this
-    process to a CPU no other worker of the same server holds, and return it; else None. A worker
-    kept to its CPU keeps its caches warm and never queues behind the other worker: two workers on
-    this 2-core machine served 1.83–1.85× one pinned worker, against 1.73–1.80× unpinned."""
-    cpus = worker_cpus(workers())
-    claimed = claim_cpu(cpus, group=str(os.getppid())) if cpus else None
-    if claimed is None:
-        return None
-    cpu, fd = claimed
-    os.sched_setaffinity(0, {cpu})
-    _held.append(fd)
-    return cpu
 
 
 def memory_limit(root: Path | None = None) -> int | None:

@@ -72,12 +72,6 @@ class Settings(BaseSettings):
         "Empty: one when the CPU quota (cgroup `cpu.max` and affinity) is two or more CPUs per worker "
         "(`WEB_CONCURRENCY`, set by `serve --workers`), else 0 (sign inline).",
     )
-    worker_cpu_affinity: bool = Field(
-        True,
-        description="With `serve --workers N` on exactly N CPUs of its own (the affinity mask, no smaller "
-        "`cpu.max` quota), keep each worker to a CPU of its own. Off, or on other machines, the scheduler "
-        "places them.",
-    )
     database_pool_size: int = Field(
         0,
         ge=0,
