@@ -99,7 +99,7 @@ class JsonLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     and then made, encoded and written together, one write for all the requests the turn answered
     (as their answers are: issuer.http.server). Made there, in one loop, the access line costs its
     request about half of what it cost made in the request (in-process A/B of the whole token
-    endpoint, ES256: 12–14 µs of a token's ~100 µs, now about 6). Anything
+    endpoint, ES256: 12–14 µs of a token's ~100 µs, now about 7). Anything
     else it writes (a record of another kind, a flush, as at exit, a line from outside a running
     loop) first writes what is held, so lines keep their order; at most one turn's access lines
     are in memory."""
