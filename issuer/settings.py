@@ -187,6 +187,11 @@ class Settings(BaseSettings):
         1000, ge=1, le=100000, description="Open connections per worker process; beyond, new ones get 503 at once."
     )
     keep_alive_timeout: int = Field(5, ge=1, le=300, description="Seconds an idle kept-alive connection stays open.")
+    reuse_port: bool = Field(
+        True,
+        description="With `serve --workers N` (N > 1), a listening socket per worker (`SO_REUSEPORT`), so new "
+        "connections spread over the workers; false: one shared socket, as uvicorn does.",
+    )
     cors_origins: CommaList = Field([], description="Origins allowed to call the token endpoints from a browser.")
     product_name: str = Field(
         "Issuer", min_length=1, max_length=64, description="Product name shown on the sign-in, consent and other pages."

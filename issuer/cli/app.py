@@ -7,8 +7,10 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from issuer.check import run_check
 from issuer.cli import audit, clients, keys, users
@@ -83,8 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
     from issuer.http.server import HttpProtocol, Limits
 
     HttpProtocol.limits = Limits.from_settings(settings)  # spawned workers read the environment
-    uvicorn.run(
-        "issuer.asgi:build",
+    options: dict[str, Any] = dict(
         factory=True,
         host=args.host,
         port=args.port,
@@ -99,6 +100,17 @@ def _serve(args: argparse.Namespace) -> int:
         server_header=False,
         timeout_graceful_shutdown=20,
     )
+    if args.workers > 1 and settings.reuse_port and hasattr(socket, "SO_REUSEPORT"):
+        # A listening socket per worker, so a burst of connections spreads over the workers
+        # (issuer.http.sockets); otherwise uvicorn.run, which shares one socket.
+        from uvicorn.supervisors import Multiprocess
+
+        from issuer.http.sockets import WorkerSockets
+
+        Multiprocess(uvicorn.Config("issuer.asgi:build", **options),
+                     sockets=WorkerSockets(args.host, args.port)).run()
+    else:
+        uvicorn.run("issuer.asgi:build", **options)
     return 0
 
 
