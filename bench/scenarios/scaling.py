@@ -28,9 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _children(pid: int) -> list[int]:
+    """The supervisor's workers (not multiprocessing's resource tracker, also its child)."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
+            children = [int(x) for x in f.read().split()]
+        return [c for c in children if b"resource_tracker" not in open(f"/proc/{c}/cmdline", "rb").read()]
     except OSError:
         return []
 
